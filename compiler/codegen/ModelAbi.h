@@ -1,0 +1,67 @@
+//===- ModelAbi.h - What the generated library exposes ----------*- C++ -*-===//
+//
+// The model's interface as the runtime and the C header see it: inputs,
+// parameters, gradients, output and optimizer, collected from the sdl-train
+// module, and the emitters of the C glue (runtime descriptor + kernel
+// trampolines + public entry points) and of the public C99 header.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SPARSEC_CODEGEN_MODELABI_H
+#define SPARSEC_CODEGEN_MODELABI_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace sparsec {
+
+/// A dimension equal to the run-time batch size.
+constexpr int64_t kAbiBatch = -1;
+
+struct AbiInput {
+  std::string name;
+  bool isTarget = false;
+  std::string dtype; // "f32", "f64", "i32", "i64"
+  std::vector<int64_t> shape;
+  int64_t idBound = 0;
+};
+
+struct AbiParam {
+  std::string name;
+  std::string kind; // "dense", "csr", "embedding"
+  std::vector<int64_t> shape;
+  int64_t nnz = 0;
+  std::string init;
+  double initA = 0;
+  int idsInput = -1;              // embedding: index into inputs
+  std::vector<int64_t> gradShape; // embedding: rows [batch.., dim]
+};
+
+struct ModelAbi {
+  std::string name;
+  std::vector<AbiInput> inputs;
+  std::vector<AbiParam> params;
+  std::vector<int64_t> outputShape;
+  std::string outputName;
+  std::string optimizer;
+  double lr = 0, momentum = 0, dampening = 0, weightDecay = 0;
+  bool nesterov = false;
+};
+
+/// Reads the ABI from a module after sdl-expand-training. Emits an error
+/// and fails if something cannot be expressed in the C ABI.
+mlir::FailureOr<ModelAbi> collectModelAbi(mlir::ModuleOp module);
+
+/// The C source linked into model.so next to the generated object.
+void emitGlue(const ModelAbi &abi, llvm::raw_ostream &os);
+/// The public C99 header `model.h`.
+void emitHeader(const ModelAbi &abi, llvm::raw_ostream &os);
+/// The linker version script exporting only `<Model>_*`.
+void emitVersionScript(const ModelAbi &abi, llvm::raw_ostream &os);
+
+} // namespace sparsec
+
+#endif // SPARSEC_CODEGEN_MODELABI_H

@@ -1,0 +1,95 @@
+//===- Pipeline.cpp - The sparsec pass pipelines --------------------------===//
+//
+// A copy of MLIR's `sparsifier` pipeline in codegen mode
+// (enable-runtime-library=false) with two changes recorded in
+// docs/pipeline.md: eliminate-empty-tensors before sparsification (results
+// are computed in the caller's buffer) and the buffer-deallocation pipeline
+// after bufferization (temporaries are freed). Elementwise fusion is not run:
+// fusing a producer into a generic with a sparse output makes the
+// sparsifier reject the sampled (SDDMM) kernel.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Pipeline.h"
+
+#include "transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SparseTensor/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void ::sparsec::buildTrainingPipeline(OpPassManager &pm) {
+  pm.addPass(mlir::sdl::createSdlExpandTraining());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void ::sparsec::buildLinalgPipeline(OpPassManager &pm) {
+  pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+  pm.addPass(mlir::sdl::createConvertSdlToLinalg());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
+  pm.addNestedPass<func::FuncOp>(createLinalgGeneralizeNamedOpsPass());
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
+  SparsificationOptions sparseOpts(SparseParallelizationStrategy::kNone,
+                                   SparseEmitStrategy::kFunctional,
+                                   /*enableRuntimeLibrary=*/false);
+  pm.addPass(createSparsificationAndBufferizationPass(
+      getBufferizationOptionsForSparsification(/*analysisOnly=*/false),
+      sparseOpts, /*createSparseDeallocs=*/true,
+      /*enableRuntimeLibrary=*/false, /*enableBufferInitialization=*/false,
+      o.vectorLength, /*enableVLAVectorization=*/false,
+      /*enableSIMDIndex32=*/true, /*enableGPULibgen=*/false,
+      SparseEmitStrategy::kFunctional, SparseParallelizationStrategy::kNone));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createStorageSpecifierToLLVMPass());
+  pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass());
+  pm.addNestedPass<func::FuncOp>(memref::createExpandReallocPass());
+  pm.addNestedPass<func::FuncOp>(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  ConvertVectorToLLVMPassOptions v2l;
+  v2l.force32BitVectorIndices = true;
+  pm.addPass(createConvertVectorToLLVMPass(v2l));
+  pm.addNestedPass<func::FuncOp>(createConvertComplexToStandardPass());
+  pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createConvertComplexToLibm());
+  pm.addPass(createConvertVectorToLLVMPass(v2l));
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void ::sparsec::registerSparsecPasses() {
+  mlir::sdl::registerSparsecPasses();
+  PassPipelineRegistration<>("sparsec-train",
+                             "sdl -> sdl-train (training expansion)",
+                             buildTrainingPipeline);
+  PassPipelineRegistration<>("sparsec-linalg",
+                             "sdl-train -> linalg on sparse tensors",
+                             buildLinalgPipeline);
+  PassPipelineRegistration<>(
+      "sparsec-llvm", "linalg -> LLVM dialect (sparsifier, codegen mode)",
+      [](OpPassManager &pm) { buildLLVMPipeline(pm, CodegenOptions()); });
+  PassPipelineRegistration<>(
+      "sparsec-all", "sdl -> LLVM dialect (every stage)",
+      [](OpPassManager &pm) {
+        buildTrainingPipeline(pm);
+        buildLinalgPipeline(pm);
+        buildLLVMPipeline(pm, CodegenOptions());
+      });
+}

@@ -1,0 +1,343 @@
+//===- MLIRGen.cpp - AST to the sdl dialect -------------------------------===//
+//
+// Walks a checked ast::Model and emits the sdl module. Layer parameters are
+// split into PyTorch-named tensors ("fc1.weight", "fc1.bias"); sparse_linear
+// weights get a CSR encoding with 32-bit positions and coordinates.
+//
+//===----------------------------------------------------------------------===//
+
+#include "mlirgen/MLIRGen.h"
+
+#include "sdl/SdlDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/SourceMgr.h"
+
+using namespace mlir;
+using namespace sparsec;
+
+namespace {
+
+class MLIRGenImpl {
+public:
+  MLIRGenImpl(MLIRContext &ctx, const llvm::SourceMgr &sm)
+      : ctx(ctx), sm(sm), b(&ctx) {}
+
+  OwningOpRef<ModuleOp> gen(const ast::Model &model);
+
+private:
+  MLIRContext &ctx;
+  const llvm::SourceMgr &sm;
+  OpBuilder b;
+  llvm::DenseMap<const ast::InputDecl *, Value> inputs;
+  llvm::DenseMap<const ast::AssignStmt *, Value> values;
+  llvm::DenseMap<const ast::InputDecl *, int64_t> idBounds;
+  bool failed = false;
+
+  Location loc(llvm::SMLoc l) {
+    if (!l.isValid())
+      return UnknownLoc::get(&ctx);
+    unsigned buf = sm.FindBufferContainingLoc(l);
+    if (!buf)
+      return UnknownLoc::get(&ctx);
+    auto [line, col] = sm.getLineAndColumn(l, buf);
+    return FileLineColLoc::get(
+        &ctx, sm.getMemoryBuffer(buf)->getBufferIdentifier(), line, col);
+  }
+
+  Value fail(llvm::SMLoc l, const llvm::Twine &msg) {
+    emitError(loc(l)) << msg;
+    failed = true;
+    return {};
+  }
+
+  Type elemType(ast::ElemType t) {
+    switch (t) {
+    case ast::ElemType::F32:
+      return b.getF32Type();
+    case ast::ElemType::F64:
+      return b.getF64Type();
+    case ast::ElemType::F16:
+      return b.getF16Type();
+    case ast::ElemType::BF16:
+      return b.getBF16Type();
+    case ast::ElemType::I8:
+      return b.getI8Type();
+    case ast::ElemType::I32:
+      return b.getI32Type();
+    case ast::ElemType::I64:
+      return b.getI64Type();
+    case ast::ElemType::Invalid:
+      break;
+    }
+    return {};
+  }
+
+  RankedTensorType tensorType(const ast::Type &t) {
+    SmallVector<int64_t> shape;
+    for (int64_t d : t.shape)
+      shape.push_back(d == ast::kBatch ? ShapedType::kDynamic : d);
+    return RankedTensorType::get(shape, elemType(t.elem));
+  }
+
+  RankedTensorType csrType(int64_t rows, int64_t cols) {
+    auto lt = [](sparse_tensor::LevelFormat f) {
+      return sparse_tensor::buildLevelType(f, {}).value();
+    };
+    SmallVector<sparse_tensor::LevelType> lvls = {
+        lt(sparse_tensor::LevelFormat::Dense),
+        lt(sparse_tensor::LevelFormat::Compressed)};
+    auto enc = sparse_tensor::SparseTensorEncodingAttr::get(
+        &ctx, lvls, AffineMap::getMultiDimIdentityMap(2, &ctx), AffineMap(),
+        /*posWidth=*/32, /*crdWidth=*/32);
+    return RankedTensorType::get({rows, cols}, b.getF32Type(), enc);
+  }
+
+  void declareParam(Location l, StringRef name, RankedTensorType t,
+                    StringRef kind, StringRef init, double initA,
+                    std::optional<int64_t> nnz = std::nullopt) {
+    auto p = sdl::ParamOp::create(b, l, b.getStringAttr(name), TypeAttr::get(t),
+                                  b.getStringAttr(kind),
+                                  b.getStringAttr(init),
+                                  b.getF64FloatAttr(initA), IntegerAttr());
+    if (nnz)
+      p.setNnzAttr(b.getI64IntegerAttr(*nnz));
+  }
+
+  void genParams(const ast::Model &model);
+  void genOptimizer(const ast::OptimizerDecl &opt);
+  Value getParam(Location l, StringRef name, Type t) {
+    return sdl::GetParamOp::create(b, l, t, name);
+  }
+  Value genExpr(const ast::Expr &e);
+  Value genRef(const ast::ValueRef &ref, llvm::SMLoc l);
+  Value genCall(const ast::CallExpr &call);
+  Value genApply(const ast::CallExpr &call, Value x);
+  Value genLoss(const ast::LossDecl &loss);
+};
+
+/// Fan-in used to initialise a layer: the number of stored inputs per
+/// output (the sparse fan-in for sparse_linear).
+double fanIn(const ast::Layer &l) {
+  if (l.kind == ast::LayerKind::SparseLinear)
+    return std::max(1.0, double(l.nnz) / double(l.out));
+  return double(l.in);
+}
+
+void MLIRGenImpl::genParams(const ast::Model &model) {
+  for (const auto &p : model.params) {
+    const ast::Layer &l = p->layer;
+    Location pl = loc(p->loc);
+    std::string w = p->name + ".weight", bias = p->name + ".bias";
+    switch (l.kind) {
+    case ast::LayerKind::Linear:
+      declareParam(pl, w,
+                   RankedTensorType::get({l.out, l.in}, b.getF32Type()),
+                   "dense", "fan_in_uniform", fanIn(l));
+      break;
+    case ast::LayerKind::SparseLinear:
+      declareParam(pl, w, csrType(l.out, l.in), "csr", "fan_in_uniform",
+                   fanIn(l), l.nnz);
+      break;
+    case ast::LayerKind::Embedding:
+      declareParam(pl, w,
+                   RankedTensorType::get({l.num, l.dim}, b.getF32Type()),
+                   "embedding", "normal", 1.0);
+      break;
+    case ast::LayerKind::Tensor: {
+      StringRef init = l.init == ast::InitKind::Zeros    ? "zeros"
+                       : l.init == ast::InitKind::Normal ? "normal"
+                                                         : "uniform";
+      declareParam(pl, p->name, tensorType(p->getTensorType()), "dense", init,
+                   l.scale);
+      break;
+    }
+    }
+    if ((l.kind == ast::LayerKind::Linear ||
+         l.kind == ast::LayerKind::SparseLinear) &&
+        l.bias)
+      declareParam(pl, bias, RankedTensorType::get({l.out}, b.getF32Type()),
+                   "dense", "fan_in_uniform", fanIn(l));
+  }
+}
+
+void MLIRGenImpl::genOptimizer(const ast::OptimizerDecl &decl) {
+  const ast::Optimizer &o = decl.optimizer;
+  sdl::OptimizerOp::create(
+      b, loc(decl.loc), b.getStringAttr(ast::optimizerKindName(o.kind)),
+      b.getF64FloatAttr(o.lr), b.getF64FloatAttr(o.momentum),
+      b.getF64FloatAttr(o.dampening), b.getF64FloatAttr(o.weightDecay),
+      b.getBoolAttr(o.nesterov));
+}
+
+Value MLIRGenImpl::genRef(const ast::ValueRef &ref, llvm::SMLoc l) {
+  switch (ref.kind) {
+  case ast::ValueRef::Kind::Input:
+    return inputs.lookup(ref.input);
+  case ast::ValueRef::Kind::Value:
+    return values.lookup(ref.value);
+  case ast::ValueRef::Kind::Param:
+    return getParam(loc(l), ref.param->name,
+                    tensorType(ref.param->getTensorType()));
+  case ast::ValueRef::Kind::None:
+    break;
+  }
+  return fail(l, "internal error: unresolved name");
+}
+
+Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x) {
+  const ast::ParamDecl &p = *call.param;
+  const ast::Layer &l = p.layer;
+  Location cl = loc(call.getLoc());
+  Type resultType = tensorType(call.type);
+  if (l.kind == ast::LayerKind::Embedding) {
+    // Ids index the table: the runtime checks them against its size.
+    if (const auto *id = dyn_cast<ast::IdentExpr>(call.args[0].get()))
+      if (id->ref.kind == ast::ValueRef::Kind::Input)
+      {
+        int64_t &bound = idBounds[id->ref.input];
+        bound = bound ? std::min(bound, l.num) : l.num;
+      }
+    Value table = getParam(cl, p.name + ".weight",
+                           RankedTensorType::get({l.num, l.dim},
+                                                 b.getF32Type()));
+    return sdl::EmbeddingOp::create(b, cl, resultType, x, table);
+  }
+  RankedTensorType wt =
+      l.kind == ast::LayerKind::SparseLinear
+          ? csrType(l.out, l.in)
+          : RankedTensorType::get({l.out, l.in}, b.getF32Type());
+  Value w = getParam(cl, p.name + ".weight", wt);
+  Value bias;
+  if (l.bias)
+    bias = getParam(cl, p.name + ".bias",
+                    RankedTensorType::get({l.out}, b.getF32Type()));
+  return sdl::LinearOp::create(b, cl, resultType, x, w, bias);
+}
+
+Value MLIRGenImpl::genCall(const ast::CallExpr &call) {
+  SmallVector<Value> args;
+  for (const auto &a : call.args) {
+    Value v = genExpr(*a);
+    if (!v)
+      return {};
+    args.push_back(v);
+  }
+  Location cl = loc(call.getLoc());
+  Type t = tensorType(call.type);
+  switch (call.callKind) {
+  case ast::CallKind::Relu:
+    return sdl::ReluOp::create(b, cl, t, args[0]);
+  case ast::CallKind::Add:
+    return sdl::AddOp::create(b, cl, t, args[0], args[1]);
+  case ast::CallKind::MatMul:
+    return sdl::MatmulOp::create(b, cl, t, args[0], args[1]);
+  case ast::CallKind::Concat:
+    return sdl::ConcatOp::create(b, cl, t, args);
+  case ast::CallKind::ApplyLayer:
+    return genApply(call, args[0]);
+  case ast::CallKind::Unresolved:
+    break;
+  }
+  return fail(call.getLoc(), "internal error: unresolved call");
+}
+
+Value MLIRGenImpl::genExpr(const ast::Expr &e) {
+  if (!e.type.isValid())
+    return fail(e.getLoc(), "internal error: unchecked expression");
+  if (e.type.elem != ast::ElemType::F32 &&
+      !ast::isIntegerElemType(e.type.elem))
+    return fail(e.getLoc(), "only f32 values are supported by code "
+                            "generation so far, got " +
+                                ast::typeToString(e.type));
+  if (const auto *id = dyn_cast<ast::IdentExpr>(&e))
+    return genRef(id->ref, id->getLoc());
+  if (const auto *call = dyn_cast<ast::CallExpr>(&e))
+    return genCall(*call);
+  if (const auto *bin = dyn_cast<ast::BinaryExpr>(&e)) {
+    Value l = genExpr(*bin->lhs), r = genExpr(*bin->rhs);
+    if (!l || !r)
+      return {};
+    Location bl = loc(bin->getLoc());
+    Type t = tensorType(bin->type);
+    if (bin->op == ast::BinaryOp::Add)
+      return sdl::AddOp::create(b, bl, t, l, r);
+    return sdl::MatmulOp::create(b, bl, t, l, r);
+  }
+  return fail(e.getLoc(), "a number is not a value");
+}
+
+Value MLIRGenImpl::genLoss(const ast::LossDecl &loss) {
+  Value pred = genRef(loss.pred, loss.loc);
+  Value target = genRef(loss.target, loss.loc);
+  if (!pred || !target)
+    return {};
+  Location ll = loc(loss.loc);
+  auto scalar = RankedTensorType::get({}, b.getF32Type());
+  switch (loss.kind) {
+  case ast::LossKind::MSE:
+    return sdl::MseLossOp::create(b, ll, scalar, pred, target);
+  case ast::LossKind::CrossEntropy:
+    return sdl::CrossEntropyLossOp::create(b, ll, scalar, pred, target);
+  case ast::LossKind::BCEWithLogits:
+    return sdl::BceWithLogitsLossOp::create(b, ll, scalar, pred, target);
+  }
+  return {};
+}
+
+OwningOpRef<ModuleOp> MLIRGenImpl::gen(const ast::Model &model) {
+  OwningOpRef<ModuleOp> module =
+      ModuleOp::create(loc(model.loc), StringRef(model.name));
+  b.setInsertionPointToEnd(module->getBody());
+  genParams(model);
+  genOptimizer(*model.optimizer);
+
+  SmallVector<Type> argTypes;
+  for (const auto &in : model.inputs)
+    argTypes.push_back(tensorType(in->type));
+  Type outType = tensorType(model.outputType);
+  Type lossType = RankedTensorType::get({}, b.getF32Type());
+  auto fn = func::FuncOp::create(
+      b, loc(model.loc), model.name,
+      b.getFunctionType(argTypes, {outType, lossType}));
+  fn->setAttr(sdl::kModelAttr, b.getUnitAttr());
+  fn->setAttr(sdl::kOutputAttr, b.getStringAttr(model.outputName));
+  Block *entry = fn.addEntryBlock();
+  for (auto [i, in] : llvm::enumerate(model.inputs))
+    inputs[in.get()] = entry->getArgument(i);
+
+  b.setInsertionPointToStart(entry);
+  for (const auto &stmt : model.forward->stmts) {
+    Value v = genExpr(*stmt->value);
+    if (!v)
+      return nullptr;
+    values[stmt.get()] = v;
+  }
+  Value out = genRef(model.output, model.forward->loc);
+  Value loss = genLoss(*model.loss);
+  if (!out || !loss || failed)
+    return nullptr;
+  func::ReturnOp::create(b, loc(model.loss->loc), ValueRange{out, loss});
+
+  for (auto [i, in] : llvm::enumerate(model.inputs)) {
+    fn.setArgAttr(i, in->isTarget ? sdl::kTargetAttr : sdl::kInputAttr,
+                  b.getStringAttr(in->name));
+    if (int64_t bound = idBounds.lookup(in.get()))
+      fn.setArgAttr(i, sdl::kIdBoundAttr, b.getI64IntegerAttr(bound));
+  }
+  if (mlir::failed(verify(*module)))
+    return nullptr;
+  return module;
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> sparsec::mlirGen(MLIRContext &ctx,
+                                       const ast::Model &model,
+                                       const llvm::SourceMgr &sm) {
+  ctx.loadDialect<sdl::SdlDialect, func::FuncDialect,
+                  sparse_tensor::SparseTensorDialect>();
+  return MLIRGenImpl(ctx, sm).gen(model);
+}

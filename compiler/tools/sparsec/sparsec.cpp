@@ -1,0 +1,369 @@
+//===- sparsec.cpp - The sparsec compiler driver --------------------------===//
+//
+// Part of sparsec, a compiler for sparse neural-network models.
+//
+//===----------------------------------------------------------------------===//
+//
+// Compiles a model written in the sparsec DSL (.sdl) down the pipeline
+//
+//   ast -> sdl -> sdl-train -> linalg -> llvm-dialect -> llvm/asm/obj
+//       -> so + header
+//
+// and stops after the stage selected with --emit (default: the shared
+// library and its header).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/ModelAbi.h"
+#include "codegen/ObjectEmitter.h"
+#include "codegen/Pipeline.h"
+#include "frontend/Frontend.h"
+#include "mlirgen/MLIRGen.h"
+#include "sdl/SdlDialect.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <memory>
+
+namespace cl = llvm::cl;
+
+namespace {
+/// The stages of the pipeline, in order. --emit=X stops after stage X.
+enum class Stage {
+  AST,         // checked AST of the DSL (text)
+  SDL,         // MLIR, sdl dialect: the model's forward computation
+  SDLTrain,    // MLIR, sdl dialect with loss, backward pass and optimizer
+  Linalg,      // MLIR lowered to linalg/tensor/sparse_tensor
+  LLVMDialect, // MLIR lowered to the LLVM dialect
+  LLVM,        // LLVM IR (text)
+  Asm,         // native assembly
+  Obj,         // native object file
+  Header,      // C header declaring the generated model API
+  SO,          // shared library (model + runtime)
+};
+} // namespace
+
+static cl::OptionCategory sparsecCategory("sparsec options");
+
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<input .sdl file>"),
+                                          cl::init("-"),
+                                          cl::cat(sparsecCategory));
+
+static cl::opt<std::string> outputFilename("o", cl::desc("Output filename"),
+                                           cl::value_desc("filename"),
+                                           cl::init("-"),
+                                           cl::cat(sparsecCategory));
+
+static cl::opt<Stage> emitStage(
+    "emit", cl::desc("Stop after this pipeline stage and write its output:"),
+    cl::init(Stage::SO), cl::cat(sparsecCategory),
+    cl::values(
+        clEnumValN(Stage::AST, "ast", "checked AST with types and shapes"),
+        clEnumValN(Stage::SDL, "sdl", "MLIR in the sdl dialect (forward)"),
+        clEnumValN(Stage::SDLTrain, "sdl-train",
+                   "MLIR in the sdl dialect with loss, backward and "
+                   "optimizer step"),
+        clEnumValN(Stage::Linalg, "linalg",
+                   "MLIR lowered to linalg, tensor and sparse_tensor"),
+        clEnumValN(Stage::LLVMDialect, "llvm-dialect",
+                   "MLIR lowered to the LLVM dialect"),
+        clEnumValN(Stage::LLVM, "llvm", "LLVM IR"),
+        clEnumValN(Stage::Asm, "asm", "native assembly"),
+        clEnumValN(Stage::Obj, "obj", "native object file"),
+        clEnumValN(Stage::Header, "header", "C header of the model API"),
+        clEnumValN(Stage::SO, "so", "shared library of the model")));
+
+static cl::opt<std::string>
+    modelName("model", cl::desc("Model to compile when the file has several"),
+              cl::value_desc("name"), cl::cat(sparsecCategory));
+
+static cl::opt<std::string> headerFilename(
+    "header", cl::desc("With --emit=so: where to write the C header "
+                       "(default: the output path with .h)"),
+    cl::value_desc("filename"), cl::cat(sparsecCategory));
+
+static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+                                  cl::Prefix, cl::init(3),
+                                  cl::cat(sparsecCategory));
+
+static cl::opt<unsigned> vectorLength(
+    "vl", cl::desc("Sparsifier vector length (0 = scalar loops)"),
+    cl::init(0), cl::cat(sparsecCategory));
+
+static cl::opt<bool> genericCPU(
+    "generic-cpu", cl::desc("Generate code for generic x86-64 instead of "
+                            "the host CPU"),
+    cl::init(false), cl::cat(sparsecCategory));
+
+static cl::opt<std::string> linkerDriver(
+    "cc", cl::desc("C compiler used to link the model library"),
+    cl::init("cc"), cl::cat(sparsecCategory));
+
+static cl::opt<bool> verboseLink("v", cl::desc("Print the link command"),
+                                 cl::init(false), cl::cat(sparsecCategory));
+
+static cl::opt<unsigned>
+    errorLimit("error-limit",
+               cl::desc("Stop printing errors after this many (0 = no limit)"),
+               cl::init(20), cl::cat(sparsecCategory));
+
+static const char *const overview =
+    "sparsec: compiler for sparse neural-network models\n\n"
+    "  Compiles a model written in the sparsec DSL (.sdl) through the\n"
+    "  pipeline\n\n"
+    "    ast -> sdl -> sdl-train -> linalg -> llvm-dialect\n"
+    "        -> llvm / asm / obj -> so + header\n\n"
+    "  ast          parse and check the DSL; print the typed AST\n"
+    "  sdl          MLIR in the sdl dialect: the forward computation\n"
+    "  sdl-train    sdl plus loss, backward pass and optimizer step\n"
+    "  linalg       lowered to linalg/tensor/sparse_tensor\n"
+    "  llvm-dialect lowered to the LLVM dialect\n"
+    "  llvm/asm/obj LLVM IR, native assembly or an object file\n"
+    "  so + header  a shared library and the C header of its API\n\n"
+    "  --emit=STAGE stops after STAGE and writes its output to -o\n"
+    "  (default: stdout; for so: <input>.so and <input>.h).\n"
+    "  Input '-' reads standard input. The MLIR pass-manager flags\n"
+    "  (--mlir-print-ir-after-all, --mlir-timing, ...) apply to every\n"
+    "  MLIR stage.\n";
+
+/// Loads the input file (or stdin) into `sm`. Returns false on failure.
+static bool loadInput(llvm::SourceMgr &sm, unsigned &bufferId) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFileOrSTDIN(inputFilename, /*IsText=*/true,
+                                         /*RequiresNullTerminator=*/false);
+  if (std::error_code ec = buffer.getError()) {
+    llvm::WithColor::error() << "cannot open input file '" << inputFilename
+                             << "': " << ec.message() << '\n';
+    return false;
+  }
+  bufferId = sm.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+  return true;
+}
+
+/// Writes `text` to the -o file (stdout for "-").
+static bool writeOutput(llvm::StringRef text) {
+  std::error_code ec;
+  llvm::ToolOutputFile out(outputFilename, ec, llvm::sys::fs::OF_Text);
+  if (ec) {
+    llvm::WithColor::error() << "cannot open output file '" << outputFilename
+                             << "': " << ec.message() << '\n';
+    return false;
+  }
+  out.os() << text;
+  out.keep();
+  return true;
+}
+
+/// Prints `op` (an MLIR module) to the -o file.
+static int printModule(mlir::ModuleOp module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  os << "\n";
+  return writeOutput(text) ? 0 : 1;
+}
+
+/// Runs `build`'s passes on `module` with the command line's pass-manager
+/// options. Returns false after diagnostics on failure.
+static bool runPasses(mlir::ModuleOp module,
+                      llvm::function_ref<void(mlir::OpPassManager &)> build,
+                      mlir::TimingScope &timing) {
+  mlir::PassManager pm(module.getContext());
+  if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+    return false;
+  pm.enableTiming(timing);
+  build(pm);
+  return mlir::succeeded(pm.run(module));
+}
+
+/// Picks the model to compile (--model or the only one).
+static const sparsec::ast::Model *pickModel(const sparsec::ast::Module &m) {
+  if (!modelName.empty()) {
+    for (const auto &model : m.models)
+      if (model->name == modelName)
+        return model.get();
+    llvm::WithColor::error() << "no model named '" << modelName << "'\n";
+    return nullptr;
+  }
+  if (m.models.size() != 1) {
+    llvm::WithColor::error() << "the file defines " << m.models.size()
+                             << " models; choose one with --model=NAME\n";
+    return nullptr;
+  }
+  return m.models.front().get();
+}
+
+/// Default output of --emit=so: the input's name with `ext`.
+static std::string defaultOutput(llvm::StringRef ext) {
+  llvm::SmallString<128> p(inputFilename == "-" ? std::string("model")
+                                                : std::string(inputFilename));
+  llvm::sys::path::replace_extension(p, ext);
+  return std::string(p);
+}
+
+/// Writes the C header of `abi` to `path`.
+static bool writeHeader(const sparsec::ModelAbi &abi, llvm::StringRef path) {
+  std::error_code ec;
+  llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_Text);
+  if (ec) {
+    llvm::WithColor::error() << "cannot write '" << path
+                             << "': " << ec.message() << '\n';
+    return false;
+  }
+  sparsec::emitHeader(abi, out.os());
+  out.keep();
+  return true;
+}
+
+/// The back end: LLVM IR, assembly, object or the linked library.
+static int runBackend(mlir::ModuleOp module, const sparsec::ModelAbi &abi,
+                      const char *argv0) {
+  sparsec::BackendOptions bopts;
+  bopts.optLevel = optLevel;
+  bopts.hostCPU = !genericCPU;
+  llvm::LLVMContext llvmCtx;
+  std::unique_ptr<llvm::Module> ir =
+      sparsec::translateAndOptimize(module, llvmCtx, bopts);
+  if (!ir)
+    return 1;
+  if (emitStage == Stage::LLVM) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    ir->print(os, nullptr);
+    return writeOutput(text) ? 0 : 1;
+  }
+  std::string error;
+  if (emitStage == Stage::Asm || emitStage == Stage::Obj) {
+    if (outputFilename == "-" && emitStage == Stage::Obj) {
+      llvm::WithColor::error() << "--emit=obj needs -o <file>\n";
+      return 1;
+    }
+    if (!sparsec::emitMachineCode(*ir, outputFilename,
+                                  emitStage == Stage::Asm, bopts, error)) {
+      llvm::WithColor::error() << error << '\n';
+      return 1;
+    }
+    return 0;
+  }
+  std::string output =
+      outputFilename == "-" ? defaultOutput(".so") : std::string(outputFilename);
+  sparsec::RuntimeLocation rt;
+  if (!sparsec::findRuntime(argv0, rt, error)) {
+    llvm::WithColor::error() << error << '\n';
+    return 1;
+  }
+  llvm::SmallString<128> obj;
+  if (llvm::sys::fs::createTemporaryFile("sparsec-model", "o", obj)) {
+    llvm::WithColor::error() << "cannot create a temporary object file\n";
+    return 1;
+  }
+  bool ok = sparsec::emitMachineCode(*ir, std::string(obj), false, bopts,
+                                     error) &&
+            sparsec::linkModelLibrary(abi, std::string(obj), rt, output,
+                                      linkerDriver, verboseLink, error);
+  llvm::sys::fs::remove(obj);
+  if (!ok) {
+    llvm::WithColor::error() << error << '\n';
+    return 1;
+  }
+  llvm::SmallString<128> header(headerFilename.empty() ? output
+                                                       : headerFilename);
+  if (headerFilename.empty())
+    llvm::sys::path::replace_extension(header, ".h");
+  return writeHeader(abi, header) ? 0 : 1;
+}
+
+/// Runs the pipeline up to the --emit stage. Returns the exit code.
+static int runPipeline(const char *argv0) {
+  llvm::SourceMgr sm;
+  unsigned bufferId = 0;
+  if (!loadInput(sm, bufferId))
+    return 1;
+  sparsec::DiagEngine diags(sm, llvm::errs());
+  diags.setErrorLimit(errorLimit);
+  std::unique_ptr<sparsec::ast::Module> module =
+      sparsec::parseAndCheck(sm, bufferId, diags);
+  if (!module)
+    return 1;
+  if (emitStage == Stage::AST) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    sparsec::dumpAST(*module, os);
+    return writeOutput(text) ? 0 : 1;
+  }
+  const sparsec::ast::Model *model = pickModel(*module);
+  if (!model)
+    return 1;
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::sdl::SdlDialect>();
+  mlir::MLIRContext ctx(registry);
+  mlir::SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
+  mlir::DefaultTimingManager tm;
+  mlir::applyDefaultTimingManagerCLOptions(tm);
+  mlir::TimingScope timing = tm.getRootScope();
+
+  mlir::OwningOpRef<mlir::ModuleOp> ir = sparsec::mlirGen(ctx, *model, sm);
+  if (!ir)
+    return 1;
+  if (emitStage == Stage::SDL)
+    return printModule(*ir);
+  if (!runPasses(*ir, sparsec::buildTrainingPipeline, timing))
+    return 1;
+  if (emitStage == Stage::SDLTrain)
+    return printModule(*ir);
+  mlir::FailureOr<sparsec::ModelAbi> abi = sparsec::collectModelAbi(*ir);
+  if (mlir::failed(abi))
+    return 1;
+  if (emitStage == Stage::Header) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    sparsec::emitHeader(*abi, os);
+    return writeOutput(text) ? 0 : 1;
+  }
+  if (!runPasses(*ir, sparsec::buildLinalgPipeline, timing))
+    return 1;
+  if (emitStage == Stage::Linalg)
+    return printModule(*ir);
+  sparsec::CodegenOptions copts;
+  copts.vectorLength = vectorLength;
+  if (!runPasses(
+          *ir,
+          [&](mlir::OpPassManager &pm) {
+            sparsec::buildLLVMPipeline(pm, copts);
+          },
+          timing))
+    return 1;
+  if (emitStage == Stage::LLVMDialect)
+    return printModule(*ir);
+  return runBackend(*ir, *abi, argv0);
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  mlir::registerPassManagerCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerAsmPrinterCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(argc, argv, overview);
+  return runPipeline(argv[0]);
+}

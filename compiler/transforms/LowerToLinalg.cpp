@@ -1,0 +1,571 @@
+//===- LowerToLinalg.cpp - sdl ops to linalg.generic ----------------------===//
+//
+// Implements `convert-sdl-to-linalg`. Each op becomes one or a few
+// `linalg.generic` ops in destination-passing style; dimension 0..L-1 of an
+// activation are "leading" (batch) dims, the last one holds the features.
+// A CSR weight operand turns the generic into a sparse kernel for the
+// sparsifier: SpMM forward, transposed SpMM for the input gradient, and an
+// SDDMM on the weight's own pattern for the weight gradient.
+//
+//===----------------------------------------------------------------------===//
+
+#include "transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <limits>
+
+namespace mlir::sdl {
+#define GEN_PASS_DEF_CONVERTSDLTOLINALG
+#include "transforms/Passes.h.inc"
+} // namespace mlir::sdl
+
+using namespace mlir;
+using namespace mlir::sdl;
+using utils::IteratorType;
+
+namespace {
+
+using BodyFn = llvm::function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+RankedTensorType tensorOf(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+/// tensor.empty of type `t`; dynamic dim i is taken from dim i of `like`.
+Value emptyLike(OpBuilder &b, Location loc, RankedTensorType t, Value like) {
+  SmallVector<Value> dyn;
+  for (int64_t i = 0, e = t.getRank(); i < e; ++i)
+    if (t.isDynamicDim(i))
+      dyn.push_back(tensor::DimOp::create(b, loc, like, i));
+  return tensor::EmptyOp::create(b, loc, t, dyn);
+}
+
+Value constF(OpBuilder &b, Location loc, Type t, double v) {
+  return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
+}
+
+/// A tensor of type `t` filled with `value`.
+Value filled(OpBuilder &b, Location loc, RankedTensorType t, Value like,
+             double value) {
+  Value c = constF(b, loc, t.getElementType(), value);
+  return linalg::FillOp::create(b, loc, c, emptyLike(b, loc, t, like))
+      .getResult(0);
+}
+
+/// Builds `linalg.generic` over `numDims` loops; the last map is `init`'s.
+Value generic(OpBuilder &b, Location loc, ValueRange ins, Value init,
+              ArrayRef<AffineMap> maps, ArrayRef<IteratorType> iters,
+              BodyFn body) {
+  auto g = linalg::GenericOp::create(
+      b, loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        linalg::YieldOp::create(nb, nl, body(nb, nl, args));
+      });
+  return g.getResult(0);
+}
+
+/// Affine map of `numDims` dims selecting `dims`.
+AffineMap pick(MLIRContext *ctx, unsigned numDims, ArrayRef<unsigned> dims) {
+  SmallVector<AffineExpr> exprs;
+  for (unsigned d : dims)
+    exprs.push_back(getAffineDimExpr(d, ctx));
+  return AffineMap::get(numDims, 0, exprs, ctx);
+}
+
+SmallVector<unsigned> range(unsigned begin, unsigned end) {
+  SmallVector<unsigned> r;
+  for (unsigned i = begin; i < end; ++i)
+    r.push_back(i);
+  return r;
+}
+
+SmallVector<unsigned> cat(ArrayRef<unsigned> a, ArrayRef<unsigned> c) {
+  SmallVector<unsigned> r(a);
+  r.append(c.begin(), c.end());
+  return r;
+}
+
+/// Elementwise generic with identity maps; `ins` all have `t`'s shape.
+Value elementwise(OpBuilder &b, Location loc, RankedTensorType t,
+                  ValueRange ins, BodyFn body) {
+  unsigned n = t.getRank();
+  AffineMap id = AffineMap::getMultiDimIdentityMap(n, b.getContext());
+  SmallVector<AffineMap> maps(ins.size() + 1, id);
+  SmallVector<IteratorType> iters(n, IteratorType::parallel);
+  return generic(b, loc, ins, emptyLike(b, loc, t, ins.front()), maps, iters,
+                 body);
+}
+
+/// Sum of `f(args)` over every element of the `ins` (all of one shape),
+/// returned as an f32 scalar.
+Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
+  RankedTensorType t = tensorOf(ins.front());
+  unsigned n = t.getRank();
+  MLIRContext *ctx = b.getContext();
+  Type elt = t.getElementType();
+  auto scalarT = RankedTensorType::get({}, elt);
+  Value empty = tensor::EmptyOp::create(b, loc, scalarT, ValueRange{});
+  Value acc =
+      linalg::FillOp::create(b, loc, constF(b, loc, elt, 0.0), empty)
+          .getResult(0);
+  SmallVector<AffineMap> maps(ins.size(),
+                              AffineMap::getMultiDimIdentityMap(n, ctx));
+  maps.push_back(AffineMap::get(n, 0, {}, ctx));
+  SmallVector<IteratorType> iters(n, IteratorType::reduction);
+  Value r = generic(b, loc, ins, acc, maps, iters,
+                    [&](OpBuilder &nb, Location nl, ValueRange args) {
+                      Value v = f(nb, nl, args.drop_back());
+                      return arith::AddFOp::create(nb, nl, args.back(), v);
+                    });
+  return tensor::ExtractOp::create(b, loc, r, ValueRange{});
+}
+
+/// Number of elements of `v` (dynamic dims included) as a float of type `t`.
+Value numelF(OpBuilder &b, Location loc, Value v, Type t) {
+  RankedTensorType tt = tensorOf(v);
+  Value n = arith::ConstantIndexOp::create(b, loc, 1);
+  for (int64_t i = 0, e = tt.getRank(); i < e; ++i)
+    n = arith::MulIOp::create(b, loc, n, tensor::DimOp::create(b, loc, v, i));
+  Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), n);
+  return arith::UIToFPOp::create(b, loc, t, i64);
+}
+
+Value scalarTensor(OpBuilder &b, Location loc, Type resultType, Value s) {
+  return tensor::FromElementsOp::create(b, loc, resultType, ValueRange{s});
+}
+
+Value toIndex(OpBuilder &b, Location loc, Value v) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+//===----------------------------------------------------------------------===//
+// Layers
+//===----------------------------------------------------------------------===//
+
+/// out(lead, o) = init + sum_i x(lead, i) * w(o, i)   [w dense or CSR]
+/// For matmul, `rhsTransposed` = false reads w as (i, o).
+Value contractFeatures(OpBuilder &b, Location loc, Value x, Value w,
+                       Value init, bool weightIsOI) {
+  unsigned lead = tensorOf(x).getRank() - 1;
+  unsigned o = lead, i = lead + 1, n = lead + 2;
+  MLIRContext *ctx = b.getContext();
+  SmallVector<unsigned> leads = range(0, lead);
+  SmallVector<AffineMap> maps = {
+      pick(ctx, n, cat(leads, {i})),
+      weightIsOI ? pick(ctx, n, {o, i}) : pick(ctx, n, {i, o}),
+      pick(ctx, n, cat(leads, {o}))};
+  SmallVector<IteratorType> iters(lead, IteratorType::parallel);
+  iters.push_back(IteratorType::parallel);
+  iters.push_back(IteratorType::reduction);
+  return generic(b, loc, {x, w}, init, maps, iters,
+                 [](OpBuilder &nb, Location nl, ValueRange a) {
+                   Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+                   return arith::AddFOp::create(nb, nl, a[2], m);
+                 });
+}
+
+Value lowerLinear(OpBuilder &b, LinearOp op) {
+  Location loc = op.getLoc();
+  RankedTensorType yt = op.getType();
+  Value init;
+  if (Value bias = op.getBias()) {
+    unsigned n = yt.getRank();
+    MLIRContext *ctx = b.getContext();
+    init = generic(b, loc, {bias}, emptyLike(b, loc, yt, op.getInput()),
+                   {pick(ctx, n, {n - 1}),
+                    AffineMap::getMultiDimIdentityMap(n, ctx)},
+                   SmallVector<IteratorType>(n, IteratorType::parallel),
+                   [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  } else {
+    init = filled(b, loc, yt, op.getInput(), 0.0);
+  }
+  return contractFeatures(b, loc, op.getInput(), op.getWeight(), init,
+                          /*weightIsOI=*/true);
+}
+
+Value lowerMatmul(OpBuilder &b, MatmulOp op) {
+  Location loc = op.getLoc();
+  Value init = filled(b, loc, op.getType(), op.getLhs(), 0.0);
+  return contractFeatures(b, loc, op.getLhs(), op.getRhs(), init,
+                          /*weightIsOI=*/false);
+}
+
+Value lowerEmbedding(OpBuilder &b, EmbeddingOp op) {
+  Location loc = op.getLoc();
+  RankedTensorType yt = op.getType();
+  unsigned n = yt.getRank();
+  MLIRContext *ctx = b.getContext();
+  Value table = op.getTable();
+  return generic(b, loc, {op.getIds()}, emptyLike(b, loc, yt, op.getIds()),
+                 {pick(ctx, n, range(0, n - 1)),
+                  AffineMap::getMultiDimIdentityMap(n, ctx)},
+                 SmallVector<IteratorType>(n, IteratorType::parallel),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                   Value row = toIndex(nb, nl, a[0]);
+                   Value col = linalg::IndexOp::create(nb, nl, n - 1);
+                   return tensor::ExtractOp::create(nb, nl, table,
+                                                    ValueRange{row, col});
+                 });
+}
+
+Value lowerConcat(OpBuilder &b, ConcatOp op) {
+  Location loc = op.getLoc();
+  RankedTensorType yt = op.getType();
+  unsigned n = yt.getRank();
+  Value acc = emptyLike(b, loc, yt, op.getInputs().front());
+  int64_t offset = 0;
+  for (Value in : op.getInputs()) {
+    SmallVector<OpFoldResult> offs(n, b.getIndexAttr(0)), sizes,
+        strides(n, b.getIndexAttr(1));
+    offs[n - 1] = b.getIndexAttr(offset);
+    for (unsigned i = 0; i < n; ++i)
+      sizes.push_back(tensor::getMixedSize(b, loc, in, i));
+    acc = tensor::InsertSliceOp::create(b, loc, in, acc, offs, sizes, strides);
+    offset += tensorOf(in).getDimSize(n - 1);
+  }
+  return acc;
+}
+
+Value lowerSlice(OpBuilder &b, SliceOp op) {
+  Location loc = op.getLoc();
+  RankedTensorType yt = op.getType();
+  unsigned n = yt.getRank();
+  SmallVector<OpFoldResult> offs(n, b.getIndexAttr(0)), sizes,
+      strides(n, b.getIndexAttr(1));
+  offs[n - 1] = b.getIndexAttr(op.getOffset());
+  for (unsigned i = 0; i + 1 < n; ++i)
+    sizes.push_back(tensor::getMixedSize(b, loc, op.getInput(), i));
+  sizes.push_back(b.getIndexAttr(yt.getDimSize(n - 1)));
+  return tensor::ExtractSliceOp::create(b, loc, yt, op.getInput(), offs, sizes,
+                                        strides);
+}
+
+//===----------------------------------------------------------------------===//
+// Backward of layers
+//===----------------------------------------------------------------------===//
+
+/// dx(lead, i) = sum_o dy(lead, o) * w(o, i)  (transposed SpMM for CSR w).
+/// With `weightIsOI` = false, w is read as (i, o) (matmul's rhs).
+Value gradInput(OpBuilder &b, Location loc, RankedTensorType dxt, Value dy,
+                Value w, bool weightIsOI) {
+  unsigned lead = dxt.getRank() - 1;
+  unsigned o = lead, i = lead + 1, n = lead + 2;
+  MLIRContext *ctx = b.getContext();
+  SmallVector<unsigned> leads = range(0, lead);
+  SmallVector<AffineMap> maps = {
+      pick(ctx, n, cat(leads, {o})),
+      weightIsOI ? pick(ctx, n, {o, i}) : pick(ctx, n, {i, o}),
+      pick(ctx, n, cat(leads, {i}))};
+  SmallVector<IteratorType> iters(lead, IteratorType::parallel);
+  iters.push_back(IteratorType::reduction);
+  iters.push_back(IteratorType::parallel);
+  return generic(b, loc, {dy, w}, filled(b, loc, dxt, dy, 0.0), maps, iters,
+                 [](OpBuilder &nb, Location nl, ValueRange a) {
+                   Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+                   return arith::AddFOp::create(nb, nl, a[2], m);
+                 });
+}
+
+/// out(o, i) = sum_lead dy(lead, o) * x(lead, i) over a dense or sampled
+/// (CSR, in place on a zeroed copy of the pattern) output.
+Value outerProduct(OpBuilder &b, Location loc, Value dy, Value x, Value init,
+                   bool sampled) {
+  unsigned lead = tensorOf(x).getRank() - 1;
+  unsigned o = 0, i = 1, n = lead + 2;
+  MLIRContext *ctx = b.getContext();
+  SmallVector<unsigned> leads = range(2, n);
+  SmallVector<AffineMap> maps = {pick(ctx, n, cat(leads, {o})),
+                                 pick(ctx, n, cat(leads, {i})),
+                                 pick(ctx, n, {o, i})};
+  SmallVector<IteratorType> iters = {IteratorType::parallel,
+                                     IteratorType::parallel};
+  iters.append(lead, IteratorType::reduction);
+  Type elt = tensorOf(init).getElementType();
+  return generic(
+      b, loc, {dy, x}, init, maps, iters,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        if (!sampled) {
+          Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+          return arith::AddFOp::create(nb, nl, a[2], m);
+        }
+        // Only where the output (the weight's pattern) has entries.
+        auto un = sparse_tensor::UnaryOp::create(nb, nl, elt, a[2]);
+        {
+          OpBuilder::InsertionGuard g(nb);
+          Block *present =
+              nb.createBlock(&un.getPresentRegion(), {}, {elt}, {nl});
+          nb.setInsertionPointToStart(present);
+          Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+          sparse_tensor::YieldOp::create(nb, nl, m);
+        }
+        Value zero = constF(nb, nl, elt, 0.0);
+        auto red = sparse_tensor::ReduceOp::create(nb, nl, elt, a[2],
+                                                   un.getResult(), zero);
+        {
+          OpBuilder::InsertionGuard g(nb);
+          Block *blk =
+              nb.createBlock(&red.getRegion(), {}, {elt, elt}, {nl, nl});
+          nb.setInsertionPointToStart(blk);
+          Value s = arith::AddFOp::create(nb, nl, blk->getArgument(0),
+                                          blk->getArgument(1));
+          sparse_tensor::YieldOp::create(nb, nl, s);
+        }
+        return red.getResult();
+      });
+}
+
+FailureOr<Value> lowerLinearGradWeight(OpBuilder &b, LinearGradWeightOp op) {
+  Location loc = op.getLoc();
+  RankedTensorType wt = op.getType();
+  if (!isSparse(wt))
+    return outerProduct(b, loc, op.getGrad(), op.getInput(),
+                        filled(b, loc, wt, Value(), 0.0), false);
+  // SDDMM into a zeroed tensor with the weight's own pattern.
+  auto asmOp = op.getWeight().getDefiningOp<sparse_tensor::AssembleOp>();
+  if (!asmOp)
+    return op.emitOpError("needs the CSR weight's pattern from "
+                          "sparse_tensor.assemble (run sdl-finalize-abi first)");
+  RankedTensorType vt = asmOp.getValues().getType();
+  Value zeros = filled(b, loc, vt, asmOp.getValues(), 0.0);
+  Value pattern = sparse_tensor::AssembleOp::create(b, loc, wt,
+                                                    asmOp.getLevels(), zeros);
+  return outerProduct(b, loc, op.getGrad(), op.getInput(), pattern, true);
+}
+
+Value lowerMatmulGradRhs(OpBuilder &b, MatmulGradRhsOp op) {
+  // dB(i, o) = sum_lead a(lead, i) dy(lead, o)
+  Location loc = op.getLoc();
+  return outerProduct(b, loc, op.getLhs(), op.getGrad(),
+                      filled(b, loc, op.getType(), Value(), 0.0), false);
+}
+
+Value lowerReduceBatch(OpBuilder &b, ReduceBatchOp op) {
+  Location loc = op.getLoc();
+  unsigned lead = tensorOf(op.getInput()).getRank() - 1, n = lead + 1;
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps = {pick(ctx, n, cat(range(1, n), {0})),
+                                 pick(ctx, n, {0})};
+  SmallVector<IteratorType> iters = {IteratorType::parallel};
+  iters.append(lead, IteratorType::reduction);
+  return generic(b, loc, {op.getInput()},
+                 filled(b, loc, op.getType(), Value(), 0.0), maps, iters,
+                 [](OpBuilder &nb, Location nl, ValueRange a) {
+                   return arith::AddFOp::create(nb, nl, a[1], a[0]);
+                 });
+}
+
+//===----------------------------------------------------------------------===//
+// Losses
+//===----------------------------------------------------------------------===//
+
+/// Row-wise max and sum of exp(x - max) of logits x [B, C].
+std::pair<Value, Value> softmaxStats(OpBuilder &b, Location loc, Value x) {
+  RankedTensorType xt = tensorOf(x);
+  Type elt = xt.getElementType();
+  MLIRContext *ctx = b.getContext();
+  auto rowT = RankedTensorType::get({xt.getDimSize(0)}, elt);
+  SmallVector<AffineMap> maps = {pick(ctx, 2, {0, 1}), pick(ctx, 2, {0})};
+  SmallVector<IteratorType> iters = {IteratorType::parallel,
+                                     IteratorType::reduction};
+  Value m = generic(b, loc, {x},
+                    filled(b, loc, rowT, x,
+                           -std::numeric_limits<double>::infinity()),
+                    maps, iters, [](OpBuilder &nb, Location nl, ValueRange a) {
+                      return arith::MaximumFOp::create(nb, nl, a[0], a[1]);
+                    });
+  SmallVector<AffineMap> maps2 = {pick(ctx, 2, {0, 1}), pick(ctx, 2, {0}),
+                                  pick(ctx, 2, {0})};
+  Value s = generic(b, loc, {x, m}, filled(b, loc, rowT, x, 0.0), maps2, iters,
+                    [](OpBuilder &nb, Location nl, ValueRange a) {
+                      Value d = arith::SubFOp::create(nb, nl, a[0], a[1]);
+                      Value e = math::ExpOp::create(nb, nl, d);
+                      return arith::AddFOp::create(nb, nl, a[2], e);
+                    });
+  return {m, s};
+}
+
+Value lowerCrossEntropy(OpBuilder &b, CrossEntropyLossOp op) {
+  Location loc = op.getLoc();
+  Value x = op.getInput();
+  Type elt = tensorOf(x).getElementType();
+  auto [m, s] = softmaxStats(b, loc, x);
+  Value total = sumAll(b, loc, {m, s, op.getTarget()},
+                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value row = linalg::IndexOp::create(nb, nl, 0);
+                         Value col = toIndex(nb, nl, a[2]);
+                         Value picked = tensor::ExtractOp::create(
+                             nb, nl, x, ValueRange{row, col});
+                         Value lse = arith::AddFOp::create(
+                             nb, nl, a[0], math::LogOp::create(nb, nl, a[1]));
+                         return arith::SubFOp::create(nb, nl, lse, picked);
+                       });
+  Value batch = numelF(b, loc, op.getTarget(), elt);
+  return scalarTensor(b, loc, op.getType(),
+                      arith::DivFOp::create(b, loc, total, batch));
+}
+
+Value lowerCrossEntropyGrad(OpBuilder &b, CrossEntropyLossGradOp op) {
+  Location loc = op.getLoc();
+  Value x = op.getInput();
+  RankedTensorType xt = tensorOf(x);
+  Type elt = xt.getElementType();
+  MLIRContext *ctx = b.getContext();
+  auto [m, s] = softmaxStats(b, loc, x);
+  Value invB = arith::DivFOp::create(b, loc, constF(b, loc, elt, 1.0),
+                                     numelF(b, loc, op.getTarget(), elt));
+  SmallVector<AffineMap> maps = {pick(ctx, 2, {0, 1}), pick(ctx, 2, {0}),
+                                 pick(ctx, 2, {0}), pick(ctx, 2, {0}),
+                                 pick(ctx, 2, {0, 1})};
+  return generic(
+      b, loc, {x, m, s, op.getTarget()}, emptyLike(b, loc, xt, x), maps,
+      {IteratorType::parallel, IteratorType::parallel},
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value d = arith::SubFOp::create(nb, nl, a[0], a[1]);
+        Value p = arith::DivFOp::create(nb, nl, math::ExpOp::create(nb, nl, d),
+                                        a[2]);
+        Value col = linalg::IndexOp::create(nb, nl, 1);
+        Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
+                                          col, toIndex(nb, nl, a[3]));
+        Value one = arith::SelectOp::create(nb, nl, hit, constF(nb, nl, elt, 1),
+                                            constF(nb, nl, elt, 0));
+        return arith::MulFOp::create(
+            nb, nl, arith::SubFOp::create(nb, nl, p, one), invB);
+      });
+}
+
+/// Numerically stable max(x,0) - x*t + log1p(exp(-|x|)).
+Value bceTerm(OpBuilder &b, Location loc, Value x, Value t) {
+  Type elt = x.getType();
+  Value zero = constF(b, loc, elt, 0.0);
+  Value relu = arith::MaximumFOp::create(b, loc, x, zero);
+  Value xt = arith::MulFOp::create(b, loc, x, t);
+  Value negAbs = arith::NegFOp::create(b, loc, math::AbsFOp::create(b, loc, x));
+  Value sp = math::Log1pOp::create(b, loc, math::ExpOp::create(b, loc, negAbs));
+  return arith::AddFOp::create(b, loc, arith::SubFOp::create(b, loc, relu, xt),
+                               sp);
+}
+
+template <typename LossOp>
+Value lowerPointwiseLoss(OpBuilder &b, LossOp op, bool bce) {
+  Location loc = op.getLoc();
+  Value x = op.getInput();
+  Type elt = tensorOf(x).getElementType();
+  Value total = sumAll(b, loc, {x, op.getTarget()},
+                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         if (bce)
+                           return bceTerm(nb, nl, a[0], a[1]);
+                         Value d = arith::SubFOp::create(nb, nl, a[0], a[1]);
+                         return arith::MulFOp::create(nb, nl, d, d);
+                       });
+  return scalarTensor(
+      b, loc, op.getType(),
+      arith::DivFOp::create(b, loc, total, numelF(b, loc, x, elt)));
+}
+
+template <typename GradOp>
+Value lowerPointwiseLossGrad(OpBuilder &b, GradOp op, bool bce) {
+  Location loc = op.getLoc();
+  Value x = op.getInput();
+  Type elt = tensorOf(x).getElementType();
+  Value scale = arith::DivFOp::create(b, loc, constF(b, loc, elt, bce ? 1 : 2),
+                                      numelF(b, loc, x, elt));
+  return elementwise(
+      b, loc, op.getType(), {x, op.getTarget()},
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value p = a[0];
+        if (bce) {
+          Value one = constF(nb, nl, elt, 1.0);
+          Value e = math::ExpOp::create(nb, nl, arith::NegFOp::create(nb, nl, p));
+          p = arith::DivFOp::create(nb, nl, one,
+                                    arith::AddFOp::create(nb, nl, one, e));
+        }
+        return arith::MulFOp::create(
+            nb, nl, arith::SubFOp::create(nb, nl, p, a[1]), scale);
+      });
+}
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+FailureOr<Value> lowerOp(OpBuilder &b, Operation *op) {
+  Location loc = op->getLoc();
+  if (auto o = dyn_cast<LinearOp>(op))
+    return lowerLinear(b, o);
+  if (auto o = dyn_cast<MatmulOp>(op))
+    return lowerMatmul(b, o);
+  if (auto o = dyn_cast<EmbeddingOp>(op))
+    return lowerEmbedding(b, o);
+  if (auto o = dyn_cast<ConcatOp>(op))
+    return lowerConcat(b, o);
+  if (auto o = dyn_cast<SliceOp>(op))
+    return lowerSlice(b, o);
+  if (auto o = dyn_cast<ReluOp>(op))
+    return elementwise(b, loc, o.getType(), {o.getInput()},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value z = constF(nb, nl, a[0].getType(), 0.0);
+                         return arith::MaximumFOp::create(nb, nl, a[0], z);
+                       });
+  if (auto o = dyn_cast<AddOp>(op))
+    return elementwise(b, loc, o.getType(), {o.getLhs(), o.getRhs()},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::AddFOp::create(nb, nl, a[0], a[1]);
+                       });
+  if (auto o = dyn_cast<ReluGradOp>(op))
+    return elementwise(
+        b, loc, o.getType(), {o.getInput(), o.getGrad()},
+        [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+          Value z = constF(nb, nl, a[0].getType(), 0.0);
+          Value pos = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
+                                            a[0], z);
+          return arith::SelectOp::create(nb, nl, pos, a[1], z);
+        });
+  if (auto o = dyn_cast<LinearGradInputOp>(op))
+    return gradInput(b, loc, o.getType(), o.getGrad(), o.getWeight(), true);
+  if (auto o = dyn_cast<MatmulGradLhsOp>(op))
+    return gradInput(b, loc, o.getType(), o.getGrad(), o.getRhs(), false);
+  if (auto o = dyn_cast<LinearGradWeightOp>(op))
+    return lowerLinearGradWeight(b, o);
+  if (auto o = dyn_cast<MatmulGradRhsOp>(op))
+    return lowerMatmulGradRhs(b, o);
+  if (auto o = dyn_cast<ReduceBatchOp>(op))
+    return lowerReduceBatch(b, o);
+  if (auto o = dyn_cast<EmbeddingGradOp>(op))
+    return o.getGrad();
+  if (auto o = dyn_cast<CrossEntropyLossOp>(op))
+    return lowerCrossEntropy(b, o);
+  if (auto o = dyn_cast<CrossEntropyLossGradOp>(op))
+    return lowerCrossEntropyGrad(b, o);
+  if (auto o = dyn_cast<MseLossOp>(op))
+    return lowerPointwiseLoss(b, o, false);
+  if (auto o = dyn_cast<BceWithLogitsLossOp>(op))
+    return lowerPointwiseLoss(b, o, true);
+  if (auto o = dyn_cast<MseLossGradOp>(op))
+    return lowerPointwiseLossGrad(b, o, false);
+  if (auto o = dyn_cast<BceWithLogitsLossGradOp>(op))
+    return lowerPointwiseLossGrad(b, o, true);
+  return op->emitOpError("cannot be lowered to linalg here");
+}
+
+struct ConvertSdlToLinalg
+    : mlir::sdl::impl::ConvertSdlToLinalgBase<ConvertSdlToLinalg> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (isa<SdlDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      FailureOr<Value> v = lowerOp(rewriter, op);
+      if (failed(v))
+        return signalPassFailure();
+      rewriter.replaceOp(op, *v);
+    }
+  }
+};
+
+} // namespace

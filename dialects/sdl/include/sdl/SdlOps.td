@@ -1,0 +1,205 @@
+//===- SdlOps.td - Operations of the sdl dialect ----------*- tablegen -*-===//
+//
+// Model-level declarations (sdl.param, sdl.optimizer), forward ops (layers,
+// activations, tensor plumbing, losses) and the backward ops created by
+// `sdl-expand-training`. Every op but the declarations is Pure and works on
+// ranked tensors whose leading dimension is the (dynamic) batch.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SDL_OPS_TD
+#define SDL_OPS_TD
+
+include "sdl/SdlDialect.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// Ops whose textual form is `sdl.op %a, %b {attrs} : (T0, T1) -> R`.
+class Sdl_ValueOp<string mnemonic, list<Trait> traits = []>
+    : Sdl_Op<mnemonic, !listconcat([Pure], traits)> {
+  let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Declarations
+//===----------------------------------------------------------------------===//
+
+def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
+  let summary = "a trainable tensor of the model";
+  let description = [{
+    Declares a trainable tensor. `kind` is `dense`, `csr` (the type carries a
+    `#sparse_tensor.encoding` with dense/compressed levels and a fixed number
+    `nnz` of stored entries) or `embedding` (a dense table whose gradient is
+    row-sparse). `init` names the initialiser (`zeros`, `uniform`, `normal`,
+    `fan_in_uniform`) and `init_a` its parameter (bound, std or fan-in).
+
+    ```mlir
+    sdl.param @"fc1.weight" : tensor<2000x784xf32, #CSR>
+        {kind = "csr", init = "fan_in_uniform", init_a = 78.4 : f64, nnz = 156800 : i64}
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$type, StrAttr:$kind,
+                       StrAttr:$init, F64Attr:$init_a,
+                       OptionalAttr<I64Attr>:$nnz);
+  let assemblyFormat = "$sym_name `:` $type attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+    bool isCSR() { return getKind() == "csr"; }
+    bool isEmbedding() { return getKind() == "embedding"; }
+  }];
+}
+
+def Sdl_OptimizerOp : Sdl_Op<"optimizer"> {
+  let summary = "the optimizer applied after each training step";
+  let arguments = (ins StrAttr:$kind, F64Attr:$lr, F64Attr:$momentum,
+                       F64Attr:$dampening, F64Attr:$weight_decay,
+                       BoolAttr:$nesterov);
+  let assemblyFormat = "$kind attr-dict";
+  let hasVerifier = 1;
+}
+
+def Sdl_GetParamOp : Sdl_Op<"get_param",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "the current value of a parameter";
+  let arguments = (ins FlatSymbolRefAttr:$param);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$param attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Forward ops
+//===----------------------------------------------------------------------===//
+
+def Sdl_LinearOp : Sdl_ValueOp<"linear"> {
+  let summary = "y = x · Wᵀ + b with a dense or CSR weight";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight,
+                       Optional<AnyRankedTensor>:$bias);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_EmbeddingOp : Sdl_ValueOp<"embedding"> {
+  let summary = "row gather: out[..., :] = table[ids[...], :]";
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$table);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_ReluOp : Sdl_ValueOp<"relu", [SameOperandsAndResultType]> {
+  let summary = "max(x, 0)";
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_AddOp : Sdl_ValueOp<"add", [SameOperandsAndResultType]> {
+  let summary = "elementwise sum";
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MatmulOp : Sdl_ValueOp<"matmul"> {
+  let summary = "[B, I] · [I, O] -> [B, O]";
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_ConcatOp : Sdl_ValueOp<"concat"> {
+  let summary = "concatenation along the last dimension";
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+class Sdl_LossOp<string mnemonic, string sum> : Sdl_ValueOp<mnemonic> {
+  let summary = sum;
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$target);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+}
+
+def Sdl_MseLossOp : Sdl_LossOp<"mse_loss",
+    "mean over all elements of (input - target)^2">;
+def Sdl_CrossEntropyLossOp : Sdl_LossOp<"cross_entropy_loss",
+    "mean over the batch of logsumexp(logits) - logits[label]">;
+def Sdl_BceWithLogitsLossOp : Sdl_LossOp<"bce_with_logits_loss",
+    "mean over all elements of max(x,0) - x·t + log(1 + exp(-|x|))">;
+
+//===----------------------------------------------------------------------===//
+// Backward ops (created by sdl-expand-training)
+//===----------------------------------------------------------------------===//
+
+def Sdl_ReluGradOp : Sdl_ValueOp<"relu_grad", [SameOperandsAndResultType]> {
+  let summary = "dx = dy where x > 0, else 0";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$grad);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_LinearGradInputOp : Sdl_ValueOp<"linear_grad_input"> {
+  let summary = "dx = dy · W (SpMM for a CSR weight)";
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$weight);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_LinearGradWeightOp : Sdl_ValueOp<"linear_grad_weight"> {
+  let summary = "dW = dyᵀ · x, sampled at W's pattern for a CSR weight (SDDMM)";
+  let description = [{
+    The result has W's type. For a CSR weight it is computed only at W's
+    stored entries; no dense out×in matrix is formed.
+  }];
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_ReduceBatchOp : Sdl_ValueOp<"reduce_batch"> {
+  let summary = "sum over every dimension but the last (bias gradient)";
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MatmulGradLhsOp : Sdl_ValueOp<"matmul_grad_lhs"> {
+  let summary = "dA = dy · Bᵀ";
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MatmulGradRhsOp : Sdl_ValueOp<"matmul_grad_rhs"> {
+  let summary = "dB = Aᵀ · dy";
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$grad);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_SliceOp : Sdl_ValueOp<"slice"> {
+  let summary = "x[..., offset : offset + size] (gradient of concat)";
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$offset);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_EmbeddingGradOp : Sdl_ValueOp<"embedding_grad"> {
+  let summary = "row-sparse COO gradient of an embedding table";
+  let description = [{
+    The gradient of `table` is the COO tensor whose indices are `ids` and
+    whose rows are `grad` (one row per id, duplicates not coalesced). The
+    result holds the rows; the indices are the `ids` operand, which is always
+    a model input, so they are not copied.
+  }];
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad,
+                       AnyRankedTensor:$table);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+class Sdl_LossGradOp<string mnemonic, string sum> : Sdl_ValueOp<mnemonic> {
+  let summary = sum;
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$target);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MseLossGradOp : Sdl_LossGradOp<"mse_loss_grad",
+    "d loss / d input = 2 (input - target) / numel">;
+def Sdl_CrossEntropyLossGradOp : Sdl_LossGradOp<"cross_entropy_loss_grad",
+    "d loss / d logits = (softmax(logits) - onehot(label)) / batch">;
+def Sdl_BceWithLogitsLossGradOp : Sdl_LossGradOp<"bce_with_logits_loss_grad",
+    "d loss / d input = (sigmoid(input) - target) / numel">;
+
+#endif // SDL_OPS_TD

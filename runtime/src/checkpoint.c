@@ -1,0 +1,379 @@
+/*===- checkpoint.c - safetensors checkpoints: tensor list and save -*- C -*-===*
+ *
+ * File layout (https://github.com/huggingface/safetensors): an 8-byte
+ * little-endian header length, a JSON header padded with spaces so the data
+ * section starts 8-byte aligned, then the tensors' raw little-endian bytes,
+ * contiguous in header order. Tensor names:
+ *
+ *   NAME                                 F32 dims      DENSE / EMBEDDING values
+ *   NAME.crow_indices                    I32 [rows+1]  CSR positions
+ *   NAME.col_indices                     I32 [nnz]     CSR coordinates
+ *   NAME.values                          F32 [nnz]     CSR values
+ *   optimizer.NAME.momentum_buffer       F32           as the values (when set)
+ *   optimizer.NAME.momentum_rows         U8  [rows]    EMBEDDING: rows whose
+ *                                                      buffer is set (lazy SGD)
+ *
+ * and `__metadata__` = {format: "sparsec", model, abi, step, lr, crc32, and
+ * "NAME.size": "[rows,cols]" per CSR parameter}, the CRC32 (8 lower-case hex
+ * digits) covering the whole data section. Saving writes PATH.tmp.XXXXXX in
+ * the same directory, fsyncs it, renames it over PATH and fsyncs the
+ * directory; any failure removes the temporary and leaves PATH untouched.
+ * Loading (checkpoint_load.c) reads the whole file and validates every
+ * byte that matters (sizes, JSON, names, dtypes, shapes, offsets, checksum,
+ * CSR structure) before copying anything into the model.
+ *===----------------------------------------------------------------------===*/
+#define _POSIX_C_SOURCE 200809L
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "sparsec checkpoints are written in host byte order: little-endian hosts only"
+#endif
+
+void sparsec__ck_free(sparsec__ck_list *l) {
+  for (int32_t i = 0; i < l->n; ++i)
+    free(l->e[i].name);
+  free(l->e);
+  l->e = NULL;
+  l->n = 0;
+}
+
+char *sparsec__concat(const char *a, const char *b, const char *c) {
+  size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+  char *s = (char *)malloc(la + lb + lc + 1);
+  if (s) {
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+  }
+  return s;
+}
+
+static int sparsec__ck_add(sparsec__ck_list *l, int32_t param, int kind, char *name,
+                           const char *dtype, int32_t rank, const int64_t *shape, int optional) {
+  if (!name)
+    return -1;
+  sparsec__ck_entry *e = &l->e[l->n++];
+  memset(e, 0, sizeof(*e));
+  e->name = name;
+  e->dtype = dtype;
+  e->elem_size = dtype[0] == 'U' ? 1 : 4;
+  e->rank = rank;
+  e->elems = 1;
+  for (int32_t k = 0; k < rank; ++k) {
+    e->shape[k] = shape[k];
+    e->elems *= shape[k];
+  }
+  e->param = param;
+  e->kind = kind;
+  e->optional = optional;
+  return 0;
+}
+
+/* Every tensor a checkpoint of `m` may hold, U8 tensors last. */
+int sparsec__ck_build(const sparsec_model *m, sparsec__ck_list *l) {
+  l->n = 0;
+  l->e = (sparsec__ck_entry *)sparsec__calloc((size_t)m->num_params * 5, sizeof(*l->e));
+  if (!l->e)
+    return -1;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int32_t i = 0; i < m->num_params; ++i) {
+      const sparsec__param *p = &m->params[i];
+      const char *name = p->desc.name;
+      int64_t nnz[1] = {p->nnz}, crow[1] = {p->desc.dims[0] + 1}, rows[1] = {p->desc.dims[0]};
+      int rc = 0;
+      if (pass == 1) {
+        if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING)
+          rc = sparsec__ck_add(l, i, SPARSEC_CK_MOMROWS,
+                               sparsec__concat("optimizer.", name, ".momentum_rows"), "U8", 1, rows,
+                               1);
+      } else if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
+        rc = sparsec__ck_add(l, i, SPARSEC_CK_CROW, sparsec__concat(name, ".crow_indices", ""),
+                             "I32", 1, crow, 0) |
+             sparsec__ck_add(l, i, SPARSEC_CK_COL, sparsec__concat(name, ".col_indices", ""), "I32",
+                             1, nnz, 0) |
+             sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, ".values", ""), "F32",
+                             1, nnz, 0) |
+             sparsec__ck_add(l, i, SPARSEC_CK_MOM,
+                             sparsec__concat("optimizer.", name, ".momentum_buffer"), "F32", 1, nnz,
+                             1);
+      } else {
+        rc = sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, "", ""), "F32",
+                             p->desc.rank, p->desc.dims, 0) |
+             sparsec__ck_add(l, i, SPARSEC_CK_MOM,
+                             sparsec__concat("optimizer.", name, ".momentum_buffer"), "F32",
+                             p->desc.rank, p->desc.dims, 1);
+      }
+      if (rc != 0) {
+        sparsec__ck_free(l);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* The model storage an entry reads from / writes to (NULL: none). */
+void *sparsec__ck_data(const sparsec_model *m, const sparsec__ck_entry *e) {
+  const sparsec__param *p = &m->params[e->param];
+  switch (e->kind) {
+  case SPARSEC_CK_VALUES:
+    return p->values;
+  case SPARSEC_CK_CROW:
+    return p->positions;
+  case SPARSEC_CK_COL:
+    return p->coordinates;
+  case SPARSEC_CK_MOM:
+    return p->momentum;
+  default:
+    return p->mom_row_init;
+  }
+}
+
+/* Whether a save writes the entry (optimizer state only once it exists). */
+static int sparsec__ck_saved(const sparsec_model *m, const sparsec__ck_entry *e) {
+  const sparsec__param *p = &m->params[e->param];
+  if (!e->optional)
+    return 1;
+  if (!p->momentum)
+    return 0;
+  if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+    return p->mom_init;
+  for (int64_t r = 0; r < p->desc.dims[0]; ++r)
+    if (p->mom_row_init[r])
+      return 1;
+  return 0;
+}
+
+/*===-- Header text -----------------------------------------------------------===*/
+
+typedef struct sparsec__sbuf {
+  char *data;
+  size_t len, cap;
+  int failed;
+} sparsec__sbuf;
+
+static void sparsec__sb_putn(sparsec__sbuf *b, const char *s, size_t n) {
+  if (b->failed)
+    return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    char *d = (char *)realloc(b->data, cap);
+    if (!d) {
+      b->failed = 1;
+      return;
+    }
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+static void sparsec__sb_printf(sparsec__sbuf *b, const char *fmt, ...) SPARSEC_PRINTF(2, 3);
+static void sparsec__sb_printf(sparsec__sbuf *b, const char *fmt, ...) {
+  char tmp[128];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof(tmp)) {
+    b->failed = 1;
+    return;
+  }
+  sparsec__sb_putn(b, tmp, (size_t)n);
+}
+
+static void sparsec__sb_json_string(sparsec__sbuf *b, const char *s) {
+  sparsec__sb_putn(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; ++p) {
+    if (*p == '"' || *p == '\\') {
+      char esc[2] = {'\\', (char)*p};
+      sparsec__sb_putn(b, esc, 2);
+    } else if (*p < 0x20) {
+      sparsec__sb_printf(b, "\\u%04x", *p);
+    } else {
+      sparsec__sb_putn(b, (const char *)p, 1);
+    }
+  }
+  sparsec__sb_putn(b, "\"", 1);
+}
+
+/*===-- Save ------------------------------------------------------------------===*/
+
+static int sparsec__write_all(int fd, const void *data, size_t len) {
+  const char *p = (const char *)data;
+  while (len > 0) {
+    size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+    ssize_t w = write(fd, p, chunk);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+const char *sparsec__errstr(int err, char *buf, size_t n) {
+  if (strerror_r(err, buf, n) != 0)
+    snprintf(buf, n, "errno %d", err);
+  return buf;
+}
+
+/* Fsyncs the directory holding `path` (best effort: some file systems
+ * refuse; the rename has happened by then). */
+static void sparsec__sync_dir(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir;
+  if (!slash)
+    dir = sparsec__concat(".", "", "");
+  else if (slash == path)
+    dir = sparsec__concat("/", "", "");
+  else {
+    dir = (char *)malloc((size_t)(slash - path) + 1);
+    if (dir) {
+      memcpy(dir, path, (size_t)(slash - path));
+      dir[slash - path] = '\0';
+    }
+  }
+  if (!dir)
+    return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  free(dir);
+}
+
+static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sparsec__sbuf *h,
+                                 uint64_t *data_len) {
+  uint32_t crc = 0;
+  uint64_t off = 0;
+  for (int32_t i = 0; i < l->n; ++i) {
+    sparsec__ck_entry *e = &l->e[i];
+    if (!sparsec__ck_saved(m, e))
+      continue;
+    size_t bytes = (size_t)e->elems * e->elem_size;
+    crc = sparsec__crc32(crc, sparsec__ck_data(m, e), bytes);
+    e->begin = (int64_t)off;
+    off += bytes;
+    e->end = (int64_t)off;
+  }
+  *data_len = off;
+  static const char prefix[] = "{\"__metadata__\":{\"format\":\"sparsec\",\"model\":";
+  sparsec__sb_putn(h, prefix, sizeof(prefix) - 1);
+  sparsec__sb_json_string(h, m->name);
+  sparsec__sb_printf(h, ",\"abi\":\"%d\",\"step\":\"%lld\",\"lr\":\"%.17g\",\"crc32\":\"%08x\"",
+                     SPARSEC_ABI_VERSION, (long long)m->step, m->lr, crc);
+  /* The dense size of each CSR parameter, for torch.sparse_csr_tensor. */
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    const sparsec__param *p = &m->params[i];
+    if (p->desc.layout != SPARSEC_LAYOUT_CSR)
+      continue;
+    sparsec__sb_putn(h, ",", 1);
+    char *key = sparsec__concat(p->desc.name, ".size", "");
+    if (!key)
+      return -1;
+    sparsec__sb_json_string(h, key);
+    free(key);
+    sparsec__sb_printf(h, ":\"[%lld,%lld]\"", (long long)p->desc.dims[0],
+                       (long long)p->desc.dims[1]);
+  }
+  sparsec__sb_putn(h, "}", 1);
+  for (int32_t i = 0; i < l->n; ++i) {
+    const sparsec__ck_entry *e = &l->e[i];
+    if (!sparsec__ck_saved(m, e))
+      continue;
+    sparsec__sb_putn(h, ",", 1);
+    sparsec__sb_json_string(h, e->name);
+    sparsec__sb_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", e->dtype);
+    for (int32_t k = 0; k < e->rank; ++k)
+      sparsec__sb_printf(h, k ? ",%lld" : "%lld", (long long)e->shape[k]);
+    sparsec__sb_printf(h, "],\"data_offsets\":[%lld,%lld]}", (long long)e->begin,
+                       (long long)e->end);
+  }
+  sparsec__sb_putn(h, "}", 1);
+  /* Pad with spaces so the data section starts 8-byte aligned. */
+  while (!h->failed && (8 + h->len) % 8 != 0)
+    sparsec__sb_putn(h, " ", 1);
+  return h->failed ? -1 : 0;
+}
+
+SPARSEC_API int sparsec_save(const sparsec_model *m, const char *path) {
+  sparsec__clear_error();
+  if (!m || !path)
+    return sparsec__fail(SPARSEC_ERR_NULL, "save: %s is NULL", m ? "path" : "model");
+  sparsec__ck_list l;
+  sparsec__sbuf h = {NULL, 0, 0, 0};
+  uint64_t data_len = 0;
+  if (sparsec__ck_build(m, &l) != 0)
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "save: out of memory");
+  if (sparsec__build_header(m, &l, &h, &data_len) != 0) {
+    sparsec__ck_free(&l);
+    free(h.data);
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "save: out of memory");
+  }
+  char *tmp = sparsec__concat(path, ".tmp.XXXXXX", "");
+  if (!tmp) {
+    sparsec__ck_free(&l);
+    free(h.data);
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "save: out of memory");
+  }
+  char ebuf[128];
+  int rc = SPARSEC_OK;
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    rc = sparsec__fail(SPARSEC_ERR_IO, "save: cannot create temporary file '%s': %s", tmp,
+                       sparsec__errstr(errno, ebuf, sizeof(ebuf)));
+    goto done;
+  }
+  unsigned char len_le[8];
+  for (int i = 0; i < 8; ++i)
+    len_le[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
+  int ok = fchmod(fd, 0644) == 0 && sparsec__write_all(fd, len_le, 8) == 0 &&
+           sparsec__write_all(fd, h.data, h.len) == 0;
+  for (int32_t i = 0; ok && i < l.n; ++i)
+    if (sparsec__ck_saved(m, &l.e[i]))
+      ok = sparsec__write_all(fd, sparsec__ck_data(m, &l.e[i]),
+                              (size_t)l.e[i].elems * l.e[i].elem_size) == 0;
+  ok = ok && fsync(fd) == 0;
+  int err = errno;
+  if (close(fd) != 0 && ok) {
+    ok = 0;
+    err = errno;
+  }
+  if (!ok) {
+    rc = sparsec__fail(SPARSEC_ERR_IO, "save: cannot write '%s': %s", tmp,
+                       sparsec__errstr(err, ebuf, sizeof(ebuf)));
+    unlink(tmp);
+    goto done;
+  }
+  if (rename(tmp, path) != 0) {
+    rc = sparsec__fail(SPARSEC_ERR_IO, "save: cannot rename '%s' to '%s': %s", tmp, path,
+                       sparsec__errstr(errno, ebuf, sizeof(ebuf)));
+    unlink(tmp);
+    goto done;
+  }
+  sparsec__sync_dir(path);
+done:
+  free(tmp);
+  free(h.data);
+  sparsec__ck_free(&l);
+  return rc;
+}

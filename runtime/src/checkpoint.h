@@ -1,0 +1,56 @@
+/*===- checkpoint.h - Tensor list shared by checkpoint save/load -*- C -*-===*
+ *
+ * Internal to checkpoint.c and checkpoint_load.c: the list of tensors a
+ * checkpoint of a model may hold (name, dtype, shape, where in the model
+ * the bytes live), built identically for saving and loading.
+ *===----------------------------------------------------------------------===*/
+#ifndef SPARSEC_RUNTIME_CHECKPOINT_H
+#define SPARSEC_RUNTIME_CHECKPOINT_H
+
+#include "internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest JSON header accepted (the safetensors library's own limit). */
+#define SPARSEC_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
+
+enum { SPARSEC_CK_VALUES, SPARSEC_CK_CROW, SPARSEC_CK_COL, SPARSEC_CK_MOM, SPARSEC_CK_MOMROWS };
+
+typedef struct sparsec__ck_entry {
+  char *name;
+  const char *dtype; /* "F32", "I32", "U8" */
+  size_t elem_size;
+  int32_t rank;
+  int64_t shape[SPARSEC_MAX_RANK];
+  int64_t elems;
+  int32_t param;
+  int kind;
+  int optional;
+  /* Load: what the file says. */
+  int found;
+  int64_t begin, end;
+} sparsec__ck_entry;
+
+typedef struct sparsec__ck_list {
+  sparsec__ck_entry *e;
+  int32_t n;
+} sparsec__ck_list;
+
+/* Fills `l` with every tensor a checkpoint of `m` may hold (U8 last);
+ * returns 0 or -1 (out of memory). */
+int sparsec__ck_build(const sparsec_model *m, sparsec__ck_list *l);
+void sparsec__ck_free(sparsec__ck_list *l);
+/* The model storage an entry reads from / writes to (NULL: none). */
+void *sparsec__ck_data(const sparsec_model *m, const sparsec__ck_entry *e);
+/* malloc'd a + b + c, or NULL. */
+char *sparsec__concat(const char *a, const char *b, const char *c);
+/* Thread-safe strerror into `buf`. */
+const char *sparsec__errstr(int err, char *buf, size_t n);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SPARSEC_RUNTIME_CHECKPOINT_H */

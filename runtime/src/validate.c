@@ -1,0 +1,249 @@
+/*===- validate.c - Descriptor and input validation ----------------*- C -*-===*
+ *
+ * Everything the runtime checks before it touches a model: the descriptor
+ * the compiler emitted (at create) and the buffers a caller passes to
+ * forward/train_step (batch size, NULL pointers, sizes that would overflow,
+ * ids outside their table, NaN/Inf in floating-point inputs). Failures set
+ * the thread's message, naming the input, the sample and the value, and
+ * return a status; nothing here modifies the model.
+ *===----------------------------------------------------------------------===*/
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int sparsec__dtype_ok(sparsec_dtype t) { return t >= SPARSEC_F32 && t <= SPARSEC_I64; }
+static int sparsec__dtype_is_int(sparsec_dtype t) { return t == SPARSEC_I32 || t == SPARSEC_I64; }
+
+static size_t sparsec__dtype_size(sparsec_dtype t) {
+  return (t == SPARSEC_F64 || t == SPARSEC_I64) ? 8 : 4;
+}
+
+static int sparsec__validate_input_desc(const sparsec_model_desc *d, int32_t i) {
+  const sparsec_input_desc *in = &d->inputs[i];
+  if (!in->name)
+    return sparsec__fail(SPARSEC_ERR_NULL, "create: input %d has a NULL name", i);
+  for (int32_t j = 0; j < i; ++j)
+    if (strcmp(d->inputs[j].name, in->name) == 0)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: duplicate input name '%s'", in->name);
+  if (!sparsec__dtype_ok(in->dtype))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: input '%s' has unknown dtype %d",
+                         in->name, (int)in->dtype);
+  if (in->rank < 0 || in->rank > SPARSEC_MAX_RANK)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: input '%s' has rank %d (max %d)",
+                         in->name, in->rank, SPARSEC_MAX_RANK);
+  if (in->id_bound < 0 || (in->id_bound > 0 && !sparsec__dtype_is_int(in->dtype)))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: input '%s' has id_bound %lld but is not a non-negative bound "
+                         "on an integer input",
+                         in->name, (long long)in->id_bound);
+  if (in->is_target != 0 && in->is_target != 1)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: input '%s' has is_target %d", in->name,
+                         in->is_target);
+  return SPARSEC_OK;
+}
+
+static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) {
+  const sparsec_param_desc *p = &d->params[i];
+  if (!p->name)
+    return sparsec__fail(SPARSEC_ERR_NULL, "create: parameter %d has a NULL name", i);
+  if (p->name[0] == '\0')
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter %d has an empty name", i);
+  for (int32_t j = 0; j < i; ++j)
+    if (strcmp(d->params[j].name, p->name) == 0)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: duplicate parameter name '%s'",
+                           p->name);
+  if (p->layout < SPARSEC_LAYOUT_DENSE || p->layout > SPARSEC_LAYOUT_EMBEDDING)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has unknown layout %d",
+                         p->name, (int)p->layout);
+  if (p->rank < 0 || p->rank > SPARSEC_MAX_RANK ||
+      (p->layout != SPARSEC_LAYOUT_DENSE && p->rank != 2))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has invalid rank %d",
+                         p->name, p->rank);
+  int64_t numel = 1;
+  for (int32_t k = 0; k < p->rank; ++k) {
+    if (p->dims[k] < 0)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: parameter '%s' has negative dimension %lld", p->name,
+                           (long long)p->dims[k]);
+    if (sparsec__mul_i64(numel, p->dims[k], &numel) != 0 || numel > SPARSEC_MAX_PARAM_ELEMS)
+      return sparsec__fail(SPARSEC_ERR_NOMEM,
+                           "create: parameter '%s' is too large: the runtime supports at most "
+                           "2^31 elements per parameter",
+                           p->name);
+  }
+  if (p->layout == SPARSEC_LAYOUT_CSR) {
+    if (p->nnz < 0 || p->nnz > numel || p->nnz > INT32_MAX || p->dims[0] >= INT32_MAX ||
+        p->dims[1] > INT32_MAX)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: CSR parameter '%s' has nnz %lld, expected 0..%lld", p->name,
+                           (long long)p->nnz, (long long)(numel < INT32_MAX ? numel : INT32_MAX));
+  } else if (p->nnz != numel) {
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has nnz %lld, expected its numel %lld", p->name,
+                         (long long)p->nnz, (long long)numel);
+  }
+  if (p->init < SPARSEC_INIT_ZEROS || p->init > SPARSEC_INIT_FAN_IN_UNIFORM)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has unknown initialiser %d", p->name,
+                         (int)p->init);
+  if (!isfinite(p->init_a) || p->init_a < 0 ||
+      (p->init == SPARSEC_INIT_FAN_IN_UNIFORM && !(p->init_a > 0)))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has invalid initialiser argument %g", p->name,
+                         p->init_a);
+  if (p->layout == SPARSEC_LAYOUT_EMBEDDING) {
+    if (p->ids_input < 0 || p->ids_input >= d->num_inputs)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: embedding '%s' has ids_input %d outside [0, %d)", p->name,
+                           p->ids_input, d->num_inputs);
+    const sparsec_input_desc *in = &d->inputs[p->ids_input];
+    if (!sparsec__dtype_is_int(in->dtype) || in->is_target)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: embedding '%s' reads ids from '%s', which is not an integer "
+                           "non-target input",
+                           p->name, in->name);
+  }
+  return SPARSEC_OK;
+}
+
+int sparsec__validate_desc(const sparsec_model_desc *d) {
+  if (d->abi_version != SPARSEC_ABI_VERSION)
+    return sparsec__fail(SPARSEC_ERR_ABI,
+                         "create: descriptor has ABI version %d, this runtime implements %d",
+                         d->abi_version, SPARSEC_ABI_VERSION);
+  if (!d->name)
+    return sparsec__fail(SPARSEC_ERR_NULL, "create: descriptor has a NULL model name");
+  if (d->num_inputs < 0 || d->num_params < 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: negative input or parameter count");
+  if ((d->num_inputs > 0 && !d->inputs) || (d->num_params > 0 && !d->params))
+    return sparsec__fail(SPARSEC_ERR_NULL, "create: descriptor has a NULL inputs/params array");
+  for (int32_t i = 0; i < d->num_inputs; ++i) {
+    int rc = sparsec__validate_input_desc(d, i);
+    if (rc != SPARSEC_OK)
+      return rc;
+  }
+  for (int32_t i = 0; i < d->num_params; ++i) {
+    int rc = sparsec__validate_param_desc(d, i);
+    if (rc != SPARSEC_OK)
+      return rc;
+  }
+  if (d->output_rank < 0 || d->output_rank > SPARSEC_MAX_RANK)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: output rank %d (max %d)", d->output_rank,
+                         SPARSEC_MAX_RANK);
+  const sparsec_optimizer_desc *o = &d->optimizer;
+  if (o->kind != SPARSEC_OPT_SGD)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown optimizer kind %d",
+                         (int)o->kind);
+  if (!isfinite(o->lr) || o->lr < 0 || !isfinite(o->momentum) || o->momentum < 0 ||
+      !isfinite(o->dampening) || !isfinite(o->weight_decay) || o->weight_decay < 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: invalid SGD settings (lr %g, momentum %g, dampening %g, "
+                         "weight_decay %g)",
+                         o->lr, o->momentum, o->dampening, o->weight_decay);
+  if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: Nesterov momentum requires a momentum and zero dampening");
+  return SPARSEC_OK;
+}
+
+int64_t sparsec__input_numel(const sparsec_input_desc *in, int64_t batch) {
+  int64_t n = 1;
+  for (int32_t k = 0; k < in->rank; ++k) {
+    int64_t dim = in->dims[k] < 0 ? batch : in->dims[k];
+    if (sparsec__mul_i64(n, dim, &n) != 0)
+      return -1;
+  }
+  if ((uint64_t)n > (uint64_t)PTRDIFF_MAX / sparsec__dtype_size(in->dtype))
+    return -1;
+  return n;
+}
+
+/* Sample (batch coordinate) of flat element `e`, or -1 without batch dim. */
+static int64_t sparsec__sample_of(const sparsec_input_desc *in, int64_t batch, int64_t e) {
+  int64_t stride = 1;
+  int64_t sample = -1;
+  for (int32_t k = in->rank - 1; k >= 0; --k) {
+    int64_t dim = in->dims[k] < 0 ? batch : in->dims[k];
+    if (in->dims[k] < 0)
+      sample = (e / stride) % batch; /* the outermost batch dim wins */
+    stride *= dim;
+  }
+  return sample;
+}
+
+static int sparsec__where(char *buf, size_t n, const sparsec_input_desc *in, int64_t batch,
+                          int64_t e) {
+  int64_t s = sparsec__sample_of(in, batch, e);
+  if (s >= 0)
+    return snprintf(buf, n, "sample %lld", (long long)s);
+  return snprintf(buf, n, "element %lld", (long long)e);
+}
+
+static int sparsec__check_ids(const char *what, const sparsec_input_desc *in, int64_t bound,
+                              int64_t batch, const void *data, int64_t n) {
+  char where[64];
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t v =
+        in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)data)[e] : ((const int64_t *)data)[e];
+    if (v < 0 || v >= bound) {
+      sparsec__where(where, sizeof(where), in, batch, e);
+      return sparsec__fail(SPARSEC_ERR_OUT_OF_RANGE,
+                           "%s: input '%s' %s has id %lld outside [0, %lld)", what, in->name, where,
+                           (long long)v, (long long)bound);
+    }
+  }
+  return SPARSEC_OK;
+}
+
+static int sparsec__check_finite(const char *what, const sparsec_input_desc *in, int64_t batch,
+                                 const void *data, int64_t n) {
+  char where[64];
+  for (int64_t e = 0; e < n; ++e) {
+    double v =
+        in->dtype == SPARSEC_F32 ? (double)((const float *)data)[e] : ((const double *)data)[e];
+    if (!isfinite(v)) {
+      sparsec__where(where, sizeof(where), in, batch, e);
+      return sparsec__fail(SPARSEC_ERR_NONFINITE, "%s: input '%s' %s has a non-finite value (%g)",
+                           what, in->name, where, v);
+    }
+  }
+  return SPARSEC_OK;
+}
+
+int sparsec__validate_inputs(const sparsec_model *m, const char *what, int64_t batch,
+                             const void *const *inputs, int with_targets) {
+  if (batch <= 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "%s: batch must be positive, got %lld", what,
+                         (long long)batch);
+  int32_t expected = 0;
+  for (int32_t i = 0; i < m->num_inputs; ++i)
+    expected += with_targets || !m->inputs[i].is_target;
+  if (expected > 0 && !inputs)
+    return sparsec__fail(SPARSEC_ERR_NULL, "%s: inputs is NULL", what);
+  int32_t k = 0;
+  for (int32_t i = 0; i < m->num_inputs; ++i) {
+    const sparsec_input_desc *in = &m->inputs[i];
+    if (in->is_target && !with_targets)
+      continue;
+    const void *data = inputs[k++];
+    int64_t n = sparsec__input_numel(in, batch);
+    if (n < 0)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "%s: batch %lld is too large: input '%s' would not fit in memory", what,
+                           (long long)batch, in->name);
+    if (n == 0)
+      continue;
+    if (!data)
+      return sparsec__fail(SPARSEC_ERR_NULL, "%s: input '%s' is NULL", what, in->name);
+    int rc = SPARSEC_OK;
+    if (m->id_bounds[i] > 0)
+      rc = sparsec__check_ids(what, in, m->id_bounds[i], batch, data, n);
+    else if (in->dtype == SPARSEC_F32 || in->dtype == SPARSEC_F64)
+      rc = sparsec__check_finite(what, in, batch, data, n);
+    if (rc != SPARSEC_OK)
+      return rc;
+  }
+  return SPARSEC_OK;
+}
