@@ -732,7 +732,9 @@ std::unique_ptr<Expr> Parser::parsePrimary() {
     // `h =` followed by a line `g = ...`: the expression is missing.
     if (tok.atStartOfLine && peek().is(TokenKind::Equal))
       break;
-    if (peek().is(TokenKind::LParen))
+    // A call's '(' must be on the callee's line: `h = a` followed by a line
+    // `(b)` is not the call `a(b)`.
+    if (peek().is(TokenKind::LParen) && !peek().atStartOfLine)
       return parseCall();
     {
       auto e = std::make_unique<IdentExpr>(tok.loc, tok.spelling.str());

@@ -30,7 +30,7 @@ private:
   std::string ty(const Type &t) const { return typeToString(t, batch); }
 
   // Declarations.
-  void declareNames();
+  void declareName(StringRef name, SMLoc loc, ValueRef ref);
   void checkInput(InputDecl &in);
   void checkParam(ParamDecl &p);
 
@@ -70,13 +70,35 @@ static llvm::APInt toAPInt(int64_t v) { return llvm::APInt(128, v); }
 //===----------------------------------------------------------------------===//
 
 void ModelChecker::check() {
-  declareNames();
+  // Declarations in source order, so errors come out in source order.
+  struct Decl {
+    const char *pos;
+    InputDecl *input;
+    ParamDecl *param;
+  };
+  std::vector<Decl> decls;
   for (auto &in : m.inputs)
-    checkInput(*in);
-  if (!m.batchSymbol.empty())
-    batch = m.batchSymbol;
+    decls.push_back({in->loc.getPointer(), in.get(), nullptr});
   for (auto &p : m.params)
-    checkParam(*p);
+    decls.push_back({p->loc.getPointer(), nullptr, p.get()});
+  std::sort(decls.begin(), decls.end(),
+                   [](const Decl &a, const Decl &b) { return a.pos < b.pos; });
+  for (const Decl &d : decls) {
+    ValueRef ref;
+    if (d.input) {
+      ref.kind = ValueRef::Kind::Input;
+      ref.input = d.input;
+      declareName(d.input->name, d.input->loc, ref);
+      checkInput(*d.input);
+      if (!m.batchSymbol.empty())
+        batch = m.batchSymbol;
+    } else {
+      ref.kind = ValueRef::Kind::Param;
+      ref.param = d.param;
+      declareName(d.param->name, d.param->loc, ref);
+      checkParam(*d.param);
+    }
+  }
 
   if (m.forward)
     checkForward(*m.forward);
@@ -93,29 +115,15 @@ void ModelChecker::check() {
   checkOutput();
 }
 
-void ModelChecker::declareNames() {
-  auto declare = [&](StringRef name, SMLoc loc, ValueRef ref) {
-    auto [it, inserted] = names.try_emplace(name, ref);
-    if (inserted)
-      return;
-    diags.error(loc, "redefinition of '" + name + "'");
-    const ValueRef &prev = it->second;
-    diags.note(prev.kind == ValueRef::Kind::Input ? prev.input->loc
-                                                  : prev.param->loc,
-               "previous definition of '" + name + "' is here");
-  };
-  for (auto &in : m.inputs) {
-    ValueRef ref;
-    ref.kind = ValueRef::Kind::Input;
-    ref.input = in.get();
-    declare(in->name, in->loc, ref);
-  }
-  for (auto &p : m.params) {
-    ValueRef ref;
-    ref.kind = ValueRef::Kind::Param;
-    ref.param = p.get();
-    declare(p->name, p->loc, ref);
-  }
+void ModelChecker::declareName(StringRef name, SMLoc loc, ValueRef ref) {
+  auto [it, inserted] = names.try_emplace(name, ref);
+  if (inserted)
+    return;
+  diags.error(loc, "redefinition of '" + name + "'");
+  const ValueRef &prev = it->second;
+  diags.note(prev.kind == ValueRef::Kind::Input ? prev.input->loc
+                                                : prev.param->loc,
+             "previous definition of '" + name + "' is here");
 }
 
 //===----------------------------------------------------------------------===//
@@ -637,17 +645,16 @@ bool Sema::check(Module &module) {
   unsigned errorsBefore = diags.getNumErrors();
   llvm::StringMap<const Model *> models;
   for (auto &m : module.models) {
-    if (m->name.empty())
-      continue;
-    auto [it, inserted] = models.try_emplace(m->name, m.get());
-    if (!inserted) {
-      diags.error(m->loc, "redefinition of model '" + m->name + "'");
-      diags.note(it->second->loc,
-                 "previous definition of '" + m->name + "' is here");
+    if (!m->name.empty()) {
+      auto [it, inserted] = models.try_emplace(m->name, m.get());
+      if (!inserted) {
+        diags.error(m->loc, "redefinition of model '" + m->name + "'");
+        diags.note(it->second->loc,
+                   "previous definition of '" + m->name + "' is here");
+      }
     }
-  }
-  for (auto &m : module.models)
     if (!m->hasSyntaxErrors)
       ModelChecker(diags, *m).check();
+  }
   return diags.getNumErrors() == errorsBefore;
 }

@@ -94,6 +94,8 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
                          "create: parameter '%s' has invalid initialiser argument %g", p->name,
                          p->init_a);
   if (p->layout == SPARSEC_LAYOUT_EMBEDDING) {
+    if (p->dims[0] < 1) /* ids are checked against the row count */
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: embedding '%s' has no rows", p->name);
     if (p->ids_input < 0 || p->ids_input >= d->num_inputs)
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                            "create: embedding '%s' has ids_input %d outside [0, %d)", p->name,

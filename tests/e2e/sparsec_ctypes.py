@@ -95,26 +95,45 @@ class Model:
         return dense
 
     # Steps ----------------------------------------------------------------
+    # `inputs` lists arrays in the C API's order; None passes a NULL pointer.
+    # `batch` defaults to the first array's leading dimension.
     @staticmethod
     def _ptrs(arrays):
-        return [a.ctypes.data_as(C.c_void_p) for a in arrays]
+        return [None if a is None else a.ctypes.data_as(C.c_void_p)
+                for a in arrays]
 
-    def forward(self, inputs, out_shape):
-        inputs = [np.ascontiguousarray(a) for a in inputs]
+    @staticmethod
+    def _prepare(inputs, batch):
+        inputs = [None if a is None else np.ascontiguousarray(a)
+                  for a in inputs]
+        if batch is None:
+            batch = next(a for a in inputs if a is not None).shape[0]
+        return inputs, batch
+
+    def forward(self, inputs, out_shape, batch=None):
+        inputs, batch = self._prepare(inputs, batch)
         out = np.zeros(out_shape, np.float32)
-        batch = inputs[0].shape[0]
         self._check(self._fn("forward")(self.handle, C.c_int64(batch),
                                         *self._ptrs(inputs),
                                         out.ctypes.data_as(C.c_void_p)))
         return out
 
-    def train_step(self, inputs):
-        inputs = [np.ascontiguousarray(a) for a in inputs]
+    def train_step(self, inputs, batch=None):
+        inputs, batch = self._prepare(inputs, batch)
         loss = C.c_float()
-        batch = inputs[0].shape[0]
         self._check(self._fn("train_step")(self.handle, C.c_int64(batch),
                                            *self._ptrs(inputs), C.byref(loss)))
         return loss.value
+
+    def step_count(self):
+        steps = C.c_int64()
+        self._check(self._fn("step_count")(self.handle, C.byref(steps)))
+        return steps.value
+
+    def get_lr(self):
+        lr = C.c_double()
+        self._check(self._fn("get_lr")(self.handle, C.byref(lr)))
+        return lr.value
 
     def set_lr(self, lr):
         self._check(self._fn("set_lr")(self.handle, C.c_double(lr)))

@@ -29,6 +29,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
 
+#include "llvm/Config/llvm-config.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -60,6 +61,26 @@ enum class Stage {
 } // namespace
 
 static cl::OptionCategory sparsecCategory("sparsec options");
+static cl::OptionCategory mlirCategory(
+    "MLIR options (apply to the MLIR stages sdl ... llvm-dialect)");
+
+/// Keeps --help about sparsec: its own options and the MLIR pass-manager,
+/// context and printing options; hides the hundreds of LLVM backend flags
+/// that libLLVM registers (they still work).
+static void groupOptions() {
+  for (auto &entry : cl::getRegisteredOptions()) {
+    llvm::StringRef name = entry.first;
+    cl::Option *opt = entry.second;
+    if (llvm::is_contained(opt->Categories, &sparsecCategory) ||
+        name == "help" || name == "version" || name == "help-list")
+      continue;
+    if (name.starts_with("mlir-") || name == "pass-pipeline-crash-reproducer") {
+      opt->Categories.assign(1, &mlirCategory);
+      continue;
+    }
+    opt->setHiddenFlag(cl::ReallyHidden);
+  }
+}
 
 static cl::opt<std::string> inputFilename(cl::Positional,
                                           cl::desc("<input .sdl file>"),
@@ -364,6 +385,10 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerAsmPrinterCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
+  groupOptions();
+  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
+    os << "sparsec " SPARSEC_VERSION " (LLVM/MLIR " LLVM_VERSION_STRING ")\n";
+  });
   cl::ParseCommandLineOptions(argc, argv, overview);
   return runPipeline(argv[0]);
 }

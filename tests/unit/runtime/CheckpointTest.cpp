@@ -363,6 +363,8 @@ TEST(Checkpoint, ReadableByIndependentReaders) {
 #ifndef SPARSEC_TEST_PYTHON
   GTEST_SKIP() << "no Python interpreter configured";
 #else
+  if (access(SPARSEC_TEST_PYTHON, X_OK) != 0)
+    GTEST_SKIP() << SPARSEC_TEST_PYTHON << " is not available";
   TempDir dir;
   Trained a(1, 2);
   std::string path = dir.file("m.safetensors");

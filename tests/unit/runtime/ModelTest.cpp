@@ -158,6 +158,14 @@ TEST(Create, RejectsBadDescriptors) {
   }
   {
     Desc x = embedDesc(SPARSEC_I64);
+    x.params[0].dims[0] = 0;
+    x.params[0].nnz = 0;
+    EXPECT_EQ(createStatus(x), SPARSEC_ERR_INVALID_ARG);
+    EXPECT_NE(lastError().find("embedding 'emb.weight' has no rows"),
+              std::string::npos);
+  }
+  {
+    Desc x = embedDesc(SPARSEC_I64);
     x.params[0].ids_input = 5;
     EXPECT_EQ(createStatus(x), SPARSEC_ERR_INVALID_ARG);
   }
