@@ -282,9 +282,11 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
      << abi.params.size() << ", " << M << "_params,\n"
      << "  " << abi.outputShape.size() << ", " << dims(abi.outputShape)
      << ",\n"
-     << "  {SPARSEC_OPT_SGD, " << exact(abi.lr) << ", " << exact(abi.momentum)
-     << ", " << exact(abi.dampening) << ", " << exact(abi.weightDecay) << ", "
-     << (abi.nesterov ? 1 : 0) << "},\n"
+     << "  {.kind = SPARSEC_OPT_SGD, .lr = " << exact(abi.lr)
+     << ", .momentum = " << exact(abi.momentum)
+     << ", .dampening = " << exact(abi.dampening)
+     << ", .weight_decay = " << exact(abi.weightDecay)
+     << ", .nesterov = " << (abi.nesterov ? 1 : 0) << "},\n"
      << "  sparsec_kernel_" << M << "_forward_kernel, sparsec_kernel_" << M
      << "_train_kernel};\n\n";
   emitEntryPoints(abi, /*define=*/true, os);

@@ -245,9 +245,7 @@ public:
   }
 
 private:
-  llvm::raw_ostream &indent(unsigned level) {
-    return os.indent(2 * level);
-  }
+  llvm::raw_ostream &indent(unsigned level) { return os.indent(2 * level); }
 
   void printLoc(llvm::SMLoc loc) {
     if (!m.sourceMgr || !loc.isValid()) {

@@ -33,9 +33,8 @@ namespace sparsec {
 
 // Parse and check the buffer `bufferId` of `sm`; diagnostics go to `diags`.
 // Returns nullptr if any error was reported.
-std::unique_ptr<ast::Module> parseAndCheck(llvm::SourceMgr &sm,
-                                           unsigned bufferId,
-                                           DiagEngine &diags);
+std::unique_ptr<ast::Module>
+parseAndCheck(llvm::SourceMgr &sm, unsigned bufferId, DiagEngine &diags);
 
 // Readable indented tree with line:col and resolved types/shapes (the output
 // of `sparsec --emit=ast`).

@@ -223,8 +223,8 @@ void Lexer::skipInvalidCharacters(const char *start) {
   ++cur;
   while (cur != bufEnd) {
     char d = *cur;
-    if (isWhitespace(d) || d == '#' || d == '"' || d == '.' ||
-        isIdentChar(d) || isPunctuation(d))
+    if (isWhitespace(d) || d == '#' || d == '"' || d == '.' || isIdentChar(d) ||
+        isPunctuation(d))
       break;
     ++cur;
   }
@@ -284,8 +284,8 @@ Token Lexer::lexNumber(const char *start, bool atStartOfLine) {
     while (cur != bufEnd && (isIdentChar(*cur) || *cur == '.'))
       ++cur;
   }
-  Token tok = makeToken(isFloat ? TokenKind::Float : TokenKind::Integer,
-                        start, atStartOfLine);
+  Token tok = makeToken(isFloat ? TokenKind::Float : TokenKind::Integer, start,
+                        atStartOfLine);
   if (!valid) {
     diags.error(tok.loc, "invalid number literal");
     tok.invalid = true;

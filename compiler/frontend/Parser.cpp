@@ -368,8 +368,8 @@ bool Parser::parseEncoding(Encoding &enc) {
   switch (enc.kind) {
   case EncodingKind::COO:
     if (n > 1) {
-      error(nameLoc, "encoding 'coo' takes at most 1 parameter, got " +
-                         Twine(n));
+      error(nameLoc,
+            "encoding 'coo' takes at most 1 parameter, got " + Twine(n));
       return false;
     }
     break;
@@ -684,8 +684,8 @@ std::unique_ptr<Expr> Parser::makeBinary(SMLoc opLoc, BinaryOp op,
                      Twine(kMaxExprDepth) + ")");
     return nullptr;
   }
-  auto e = std::make_unique<BinaryExpr>(opLoc, op, std::move(lhs),
-                                        std::move(rhs));
+  auto e =
+      std::make_unique<BinaryExpr>(opLoc, op, std::move(lhs), std::move(rhs));
   e->depth = depth;
   return e;
 }
@@ -723,8 +723,7 @@ std::unique_ptr<Expr> Parser::parsePrimary() {
     double value = 0;
     if (!tok.invalid && tok.spelling.size() <= kMaxNumberLength)
       (void)tok.spelling.getAsDouble(value, /*AllowInexact=*/true);
-    auto e =
-        std::make_unique<NumberExpr>(tok.loc, tok.spelling.str(), value);
+    auto e = std::make_unique<NumberExpr>(tok.loc, tok.spelling.str(), value);
     consume();
     return e;
   }

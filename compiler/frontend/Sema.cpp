@@ -40,8 +40,7 @@ private:
   void checkIdent(IdentExpr &e);
   void checkCall(CallExpr &c);
   Type checkAdd(SMLoc loc, StringRef op, const Expr &lhs, const Expr &rhs);
-  Type checkMatMul(SMLoc loc, StringRef op, const Expr &lhs,
-                   const Expr &rhs);
+  Type checkMatMul(SMLoc loc, StringRef op, const Expr &lhs, const Expr &rhs);
   Type checkConcat(CallExpr &c);
   Type applyLayer(CallExpr &c, const ParamDecl &p, const Expr &arg);
   Type checkValueSize(SMLoc loc, Type t);
@@ -82,7 +81,7 @@ void ModelChecker::check() {
   for (auto &p : m.params)
     decls.push_back({p->loc.getPointer(), nullptr, p.get()});
   std::sort(decls.begin(), decls.end(),
-                   [](const Decl &a, const Decl &b) { return a.pos < b.pos; });
+            [](const Decl &a, const Decl &b) { return a.pos < b.pos; });
   for (const Decl &d : decls) {
     ValueRef ref;
     if (d.input) {
@@ -141,11 +140,12 @@ void ModelChecker::checkInput(InputDecl &in) {
   } else if (m.batchSymbol.empty()) {
     m.batchSymbol = spec.dims[0].symbol;
   } else if (spec.dims[0].symbol != m.batchSymbol) {
-    diags.error(spec.dims[0].loc,
-                "'" + in.name + "' uses batch dimension '" +
-                    spec.dims[0].symbol + "' but earlier inputs use '" +
-                    m.batchSymbol + "'; all inputs must use the same batch "
-                                    "symbol");
+    diags.error(spec.dims[0].loc, "'" + in.name + "' uses batch dimension '" +
+                                      spec.dims[0].symbol +
+                                      "' but earlier inputs use '" +
+                                      m.batchSymbol +
+                                      "'; all inputs must use the same batch "
+                                      "symbol");
     ok = false;
   }
   llvm::APInt perExample = toAPInt(1);
@@ -205,14 +205,13 @@ void ModelChecker::checkForward(ForwardBlock &f) {
     bool bind = true;
     auto it = names.find(stmt->name);
     if (it != names.end() && it->second.kind == ValueRef::Kind::Input) {
-      diags.error(stmt->loc, Twine("cannot assign to ") +
-                                 (it->second.input->isTarget ? "target '"
-                                                             : "input '") +
-                                 stmt->name + "'");
+      diags.error(stmt->loc,
+                  Twine("cannot assign to ") +
+                      (it->second.input->isTarget ? "target '" : "input '") +
+                      stmt->name + "'");
       bind = false;
     } else if (it != names.end() && it->second.kind == ValueRef::Kind::Param) {
-      diags.error(stmt->loc,
-                  "cannot assign to parameter '" + stmt->name + "'");
+      diags.error(stmt->loc, "cannot assign to parameter '" + stmt->name + "'");
       bind = false;
     }
     checkExpr(*stmt->value);
@@ -318,8 +317,8 @@ void ModelChecker::checkCall(CallExpr &c) {
   size_t n = c.args.size();
   if (kind == CallKind::Concat) {
     if (n < 2) {
-      diags.error(c.getLoc(), "'concat' takes at least 2 arguments, got " +
-                                  Twine(n));
+      diags.error(c.getLoc(),
+                  "'concat' takes at least 2 arguments, got " + Twine(n));
       return;
     }
     if (argsValid)
@@ -369,8 +368,8 @@ Type ModelChecker::checkAdd(SMLoc loc, StringRef op, const Expr &lhs,
     return Type();
   if (a.elem != ElemType::F32 || a != b) {
     diags.error(loc, "operands of " + op +
-                         " must be f32 values of the same shape, got " +
-                         ty(a) + " and " + ty(b));
+                         " must be f32 values of the same shape, got " + ty(a) +
+                         " and " + ty(b));
     return Type();
   }
   return a;
@@ -411,8 +410,8 @@ Type ModelChecker::checkConcat(CallExpr &c) {
   const Type &first = c.args[0]->type;
   for (auto &arg : c.args) {
     if (arg->type.elem != ElemType::F32) {
-      diags.error(arg->getLoc(), "operands of 'concat' must be f32, got " +
-                                     ty(arg->type));
+      diags.error(arg->getLoc(),
+                  "operands of 'concat' must be f32, got " + ty(arg->type));
       return Type();
     }
   }
@@ -519,8 +518,8 @@ void ModelChecker::checkLoss(LossDecl &l) {
       diags.error(a.loc, "'" + l.kindName + "' takes no keyword arguments");
       ok = false;
     } else if (a.value.kind != ArgValue::Kind::Ident) {
-      diags.error(a.value.loc, "arguments of '" + l.kindName +
-                                   "' must be names of values");
+      diags.error(a.value.loc,
+                  "arguments of '" + l.kindName + "' must be names of values");
       ok = false;
     }
   }
@@ -543,15 +542,16 @@ void ModelChecker::checkLoss(LossDecl &l) {
     return nullptr;
   };
   const ValueRef *pred = lookup(predArg);
-  if (pred && (pred->kind == ValueRef::Kind::Param ||
-               (pred->kind == ValueRef::Kind::Input && pred->input->isTarget))) {
+  if (pred &&
+      (pred->kind == ValueRef::Kind::Param ||
+       (pred->kind == ValueRef::Kind::Input && pred->input->isTarget))) {
     diags.error(predArg.loc, "loss prediction '" + predArg.text +
                                  "' must be a forward value or an input");
     pred = nullptr;
   }
   const ValueRef *target = lookup(targetArg);
-  if (target && (target->kind != ValueRef::Kind::Input ||
-                 !target->input->isTarget)) {
+  if (target &&
+      (target->kind != ValueRef::Kind::Input || !target->input->isTarget)) {
     diags.error(targetArg.loc,
                 "loss target '" + targetArg.text +
                     (target->kind == ValueRef::Kind::Input
@@ -613,8 +613,7 @@ void ModelChecker::checkOutput() {
   }
   const ValueRef &ref = it->second;
   if (ref.kind == ValueRef::Kind::Param) {
-    diags.error(ret->nameLoc,
-                "'return' must name a forward value or an input");
+    diags.error(ret->nameLoc, "'return' must name a forward value or an input");
     return;
   }
   if (ref.kind == ValueRef::Kind::Input && ref.input->isTarget) {

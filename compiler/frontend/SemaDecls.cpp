@@ -82,8 +82,8 @@ using BoundArgs = llvm::SmallVector<const Argument *, 8>;
 
 /// Binds `args` to the rows of `specs` and checks their types.
 static bool bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
-                     ArrayRef<ArgSpec> specs,
-                     const std::vector<Argument> &args, BoundArgs &bound) {
+                     ArrayRef<ArgSpec> specs, const std::vector<Argument> &args,
+                     BoundArgs &bound) {
   bound.assign(specs.size(), nullptr);
   bool ok = true;
   size_t position = 0;
@@ -338,4 +338,3 @@ bool sparsec::resolveOptimizer(OptimizerDecl &o, DiagEngine &diags) {
   o.isResolved = true;
   return true;
 }
-

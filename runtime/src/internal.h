@@ -2,8 +2,8 @@
  *
  * Declarations shared by the runtime's translation units: the model
  * instance layout, the error helpers, the seeded RNG and initialisers, COO
- * row-gradient coalescing, the SGD kernels, CRC32 and the strict JSON parser
- * used by the checkpoint loader.
+ * row-gradient coalescing, the optimizer kernels, CRC32 and the strict JSON
+ * parser used by the checkpoint loader.
  *
  * Nothing declared here is exported from a shared build: every function is
  * prefixed `sparsec__` and compiled with hidden visibility. The unit tests
@@ -126,36 +126,6 @@ void sparsec__coo_free(sparsec__coo_workspace *ws);
  * reserved for g->n entries of g->dim floats. */
 void sparsec__coo_coalesce(sparsec__coo_grad *g, int64_t bound, sparsec__coo_workspace *ws);
 
-/*===-- SGD (optim.c) -------------------------------------------------------===*/
-
-typedef struct sparsec__sgd {
-  float lr;
-  float momentum;
-  float one_minus_dampening; /* (float)(1 - dampening) */
-  float weight_decay;
-  int nesterov;
-} sparsec__sgd;
-
-/* Hyper-parameters as PyTorch casts them to the parameter dtype. */
-sparsec__sgd sparsec__sgd_make(const sparsec_optimizer_desc *opt, double lr);
-/* Whether the update is non-linear in the gradient (momentum or decay). */
-int sparsec__sgd_needs_coalesce(const sparsec__sgd *o);
-
-/* One torch.optim.SGD step on `n` values (a dense parameter or the values
- * of a CSR parameter) with gradient `grad`. `buf` is the momentum buffer
- * (may be NULL when momentum == 0) and `*buf_init` says whether it holds
- * state yet (PyTorch's `momentum_buffer is None`); it is set by the step. */
-void sparsec__sgd_dense(const sparsec__sgd *o, float *param, const float *grad, float *buf,
-                        uint8_t *buf_init, int64_t n);
-
-/* Lazy SGD on the rows of an embedding table [rows, g->dim]: only rows
- * present in `g` change; each row keeps its own momentum-initialised flag
- * (`row_init`, one byte per table row). When the update is non-linear the
- * gradient is coalesced first (workspace `ws`, reserved for g->n rows);
- * plain SGD scatter-adds in id order. */
-void sparsec__sgd_rows(const sparsec__sgd *o, float *table, int64_t rows, sparsec__coo_grad *g,
-                       float *buf, uint8_t *row_init, sparsec__coo_workspace *ws);
-
 /*===-- CRC32 (crc32.c) -----------------------------------------------------===*/
 
 /* IEEE 802.3 CRC32 (zlib's crc32): pass 0 first, then the previous value. */
@@ -205,10 +175,39 @@ const sparsec__json_node *sparsec__json_get(const sparsec__json_doc *doc,
 
 /*===-- Model (model.c, validate.c, train.c) ------------------------------===*/
 
+/*===-- Optimizer state -------------------------------------------------===*/
+
+/* Optimizer state tensors, named as in PyTorch's optimizer state; a
+ * checkpoint stores kind K of parameter NAME as "optimizer.NAME.<name>". */
+typedef enum sparsec__state_kind {
+  SPARSEC_ST_MOMENTUM = 0,   /* momentum_buffer: SGD / RMSprop with momentum */
+  SPARSEC_ST_SUM,            /* sum: Adagrad (per value), row-wise Adagrad (per row) */
+  SPARSEC_ST_SQUARE_AVG,     /* square_avg: RMSprop */
+  SPARSEC_ST_GRAD_AVG,       /* grad_avg: centered RMSprop */
+  SPARSEC_ST_EXP_AVG,        /* exp_avg: Adam, AdamW */
+  SPARSEC_ST_EXP_AVG_SQ,     /* exp_avg_sq: Adam, AdamW */
+  SPARSEC_ST_MAX_EXP_AVG_SQ, /* max_exp_avg_sq: Adam, AdamW with amsgrad */
+  SPARSEC_NSTATE
+} sparsec__state_kind;
+
+/* Undo log of the rows train_step caught up before its kernel (CATCHUP):
+ * restored when the step then fails, so a failed call changes nothing. */
+typedef struct sparsec__undo {
+  int64_t cap;    /* rows the log holds */
+  int64_t n;      /* rows logged */
+  int64_t width;  /* floats per row: values + every kept state */
+  int32_t *ids;
+  int64_t *last;  /* last_step before */
+  uint8_t *init;  /* momentum row flag before */
+  float *data;    /* n * width */
+} sparsec__undo;
+
 typedef struct sparsec__param {
   sparsec_param_desc desc; /* owned copy; desc.name points into the model */
   int64_t numel;           /* product of dims */
   int64_t nnz;             /* stored values: CSR nnz, else numel */
+  int64_t rows;            /* rows for row-wise state: CSR/EMBEDDING dims[0];
+                              DENSE dims[0] when rank >= 2, else 1 */
   float *values;           /* nnz */
   int32_t *positions;      /* CSR: rows + 1 */
   int32_t *coordinates;    /* CSR: nnz */
@@ -218,10 +217,14 @@ typedef struct sparsec__param {
   int64_t grad_rows; /* rows of the last train_step */
   int32_t *grad_ids; /* ids of the last train_step */
   sparsec__coo_workspace coo;
-  /* Momentum (allocated at create when momentum != 0). */
-  float *momentum;       /* nnz */
-  uint8_t mom_init;      /* DENSE/CSR: buffer holds state */
-  uint8_t *mom_row_init; /* EMBEDDING: per table row */
+  sparsec__coo_grad cur; /* the gradient the optimizer step uses */
+  float *dense_grad;     /* EMBEDDING, SPARSE_DENSE: the densified gradient */
+  /* Optimizer state, allocated at create (NULL where not kept). */
+  float *state[SPARSEC_NSTATE]; /* nnz floats; row-wise sum: `rows` floats */
+  uint8_t mom_init;             /* SGD momentum buffer set (one flag) */
+  uint8_t *mom_row_init;        /* SGD momentum, EMBEDDING lazy/catchup: per row */
+  int64_t *last_step;           /* EMBEDDING catchup: step each row is up to date with */
+  sparsec__undo undo;
 } sparsec__param;
 
 struct sparsec_model {
@@ -234,7 +237,7 @@ struct sparsec_model {
   int32_t output_rank;
   int64_t output_dims[SPARSEC_MAX_RANK];
   sparsec_optimizer_desc opt;
-  double lr;
+  double lr; /* base learning rate */
   int64_t step;
   sparsec_kernel_fn forward;
   sparsec_kernel_fn train;
@@ -251,6 +254,95 @@ int sparsec__validate_inputs(const sparsec_model *m, const char *what, int64_t b
                              const void *const *inputs, int with_targets);
 /* Index of parameter `name` or -1. */
 int32_t sparsec__find_param(const sparsec_model *m, const char *name);
+
+/*===-- Optimizers (optim*.c) ---------------------------------------------===*/
+
+/* Hyper-parameters of one step, cast to float as ATen casts scalars for f32
+ * parameters (derived quantities are computed in double first, as Python
+ * computes them in torch.optim). */
+typedef struct sparsec__opt {
+  const sparsec_optimizer_desc *d;
+  sparsec_optimizer_kind kind;
+  int64_t step; /* 1-based index of the step being taken */
+  double lr;    /* scheduled learning rate of this step */
+  float neg_lr; /* -lr */
+  float momentum, one_minus_dampening, weight_decay;
+  int nesterov, maximize, centered, amsgrad;
+  float eps, alpha, one_minus_alpha;
+  float beta1, one_minus_beta1, beta2, one_minus_beta2;
+  float neg_clr;         /* Adagrad: -lr / (1 + (step - 1) lr_decay) */
+  float bias2_sqrt;      /* Adam: sqrt(1 - beta2^step) */
+  float neg_step_size;   /* Adam: -lr / (1 - beta1^step) */
+  float sparse_neg_step; /* SparseAdam: -lr sqrt(1 - beta2^step) / (1 - beta1^step) */
+  float decay;           /* AdamW: 1 - lr weight_decay */
+} sparsec__opt;
+
+sparsec__opt sparsec__opt_make(const sparsec_optimizer_desc *d, double lr, int64_t step);
+/* State kind `k` is kept by optimizer `d` (for a parameter of any layout). */
+int sparsec__opt_keeps(const sparsec_optimizer_desc *d, int k);
+const char *sparsec__state_name(int k);
+/* The value a fresh state starts from. */
+float sparsec__state_init(const sparsec_optimizer_desc *d, int k);
+/* Whether EMBEDDING gradients must be coalesced before the step. */
+int sparsec__opt_coalesces(const sparsec_optimizer_desc *d);
+/* Learning rate of step e + 1 (after e steps) for base lr `base`. */
+double sparsec__scheduled_lr(const sparsec_optimizer_desc *d, double base, int64_t e);
+
+/* `n` contiguous values and the state at the same offset. */
+typedef struct sparsec__span {
+  float *p;
+  const float *g;             /* gradient (NULL for catch-up) */
+  float *s[SPARSEC_NSTATE];   /* per-value state at the same offset, or NULL */
+  float *row_sum;             /* row-wise Adagrad: this row's accumulator */
+  int64_t n;
+} sparsec__span;
+
+/* One step on a span. `init`: SGD's momentum buffer holds state;
+ * `sparse_form`: PyTorch's sparse-gradient arithmetic (sparse Adagrad,
+ * SparseAdam) rather than the dense one. */
+void sparsec__opt_span(const sparsec__opt *o, const sparsec__span *s, int init, int sparse_form);
+void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init);
+void sparsec__adagrad_span(const sparsec__opt *o, const sparsec__span *s, int sparse_form);
+void sparsec__rmsprop_span(const sparsec__opt *o, const sparsec__span *s);
+void sparsec__adam_span(const sparsec__opt *o, const sparsec__span *s, int sparse_form);
+
+/* Applies `k` >= 1 skipped zero-gradient steps to a span in closed form
+ * (see docs/optimizers.md). `init`: SGD's momentum buffer holds state. */
+void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init);
+void sparsec__sgd_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init);
+void sparsec__rmsprop_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k);
+void sparsec__adam_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k);
+/* out = a^k for the row-major 2x2 matrix a (k >= 0). */
+void sparsec__mat2_pow(const double a[4], int64_t k, double out[4]);
+
+/* Allocates parameter `p`'s optimizer state for the model's optimizer;
+ * returns 0 or -1 (out of memory). */
+int sparsec__state_alloc(const sparsec_model *m, sparsec__param *p);
+void sparsec__state_free(sparsec__param *p);
+/* Resets every optimizer state of `p` to a fresh optimizer's, with
+ * catch-up rows up to date at step `step`. */
+void sparsec__state_reset(const sparsec_model *m, sparsec__param *p, int64_t step);
+
+/* A step on a dense parameter or the values of a CSR parameter (and an
+ * EMBEDDING table in SPARSE_DENSE mode) with gradient `grad` (nnz). */
+void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *grad);
+/* A lazy (or, `catchup`, catch-up) step on the rows of an EMBEDDING table
+ * present in `g` (coalesced, except plain lazy SGD which scatter-adds). */
+void sparsec__opt_rows(const sparsec__opt *o, sparsec__param *p, const sparsec__coo_grad *g,
+                       int catchup);
+
+/* train_step, before the kernel: brings every row the batch reads of each
+ * CATCHUP table up to date (logged in the undo log reserved for `batch`). */
+void sparsec__catchup_batch(sparsec_model *m, int64_t batch, const void *const *inputs);
+/* Restores what sparsec__catchup_batch changed (the step failed). */
+void sparsec__catchup_undo(sparsec_model *m);
+/* Reserves the undo log of `p` for `rows` rows; 0 or -1. */
+int sparsec__undo_reserve(const sparsec_model *m, sparsec__param *p, int64_t rows);
+/* Brings every row of every CATCHUP table up to date. */
+void sparsec__catchup_all(sparsec_model *m);
+/* After a successful kernel: prepares the gradients (coalesce or densify),
+ * clips them, and steps every parameter. Cannot fail. */
+void sparsec__opt_step(sparsec_model *m);
 
 #ifdef __cplusplus
 } /* extern "C" */

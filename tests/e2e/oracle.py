@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,17 +108,33 @@ class CompileCache:
         self.root = root
         self.cache = {}
 
+    @staticmethod
+    def _key(model, opts):
+        return (model, tuple(sorted(opts.items())))
+
+    def _compile(self, key):
+        model, opts = key[0], dict(key[1])
+        text = model_text(model)
+        if opts:
+            text = with_optimizer(text, **opts)
+        outdir = os.path.join(self.root, f"{model}.{abs(hash(key)):x}")
+        try:
+            return compile_text(text, outdir, model)
+        except AssertionError as e:
+            return e
+
+    def prefetch(self, variants):
+        """Compiles [(model, opts)] in parallel (one job per CPU)."""
+        keys = [self._key(m, o) for m, o in variants]
+        keys = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            for key, got in zip(keys, pool.map(self._compile, keys)):
+                self.cache[key] = got
+
     def get(self, model, **opts):
-        key = (model, tuple(sorted(opts.items())))
+        key = self._key(model, opts)
         if key not in self.cache:
-            text = model_text(model)
-            if opts:
-                text = with_optimizer(text, **opts)
-            outdir = os.path.join(self.root, f"{model}.{len(self.cache)}")
-            try:
-                self.cache[key] = compile_text(text, outdir, model)
-            except AssertionError as e:
-                self.cache[key] = e
+            self.cache[key] = self._compile(key)
         got = self.cache[key]
         if isinstance(got, AssertionError):
             raise got
@@ -558,8 +575,9 @@ class LibParams:
 def coalesce_rows(ids, rows, num):
     """Sums per-id gradient rows into a dense [num, dim] table (float64)."""
     ids = np.asarray(ids).reshape(-1)
-    out = np.zeros((num, rows.shape[-1]), np.float64)
-    np.add.at(out, ids, rows.reshape(len(ids), -1).astype(np.float64))
+    rows = np.asarray(rows, np.float64).reshape(len(ids), -1)
+    out = np.zeros((num, rows.shape[1]), np.float64)
+    np.add.at(out, ids, rows)
     return out
 
 

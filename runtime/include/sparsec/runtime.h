@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define SPARSEC_ABI_VERSION 1
+#define SPARSEC_ABI_VERSION 2
 #define SPARSEC_MAX_RANK 4
 
 /* Status codes returned by every runtime and generated entry point. */
@@ -66,9 +66,38 @@ typedef enum sparsec_init {
                                      the fan-in; nn.Linear's weight & bias */
 } sparsec_init;
 
+/* Optimizers: exactly torch.optim (1.13, single-tensor path) on dense
+ * parameters and on the values of CSR parameters; see docs/optimizers.md
+ * for every formula and for embedding (row-sparse gradient) semantics. */
 typedef enum sparsec_optimizer_kind {
-  SPARSEC_OPT_SGD = 0
+  SPARSEC_OPT_SGD = 0,             /* torch.optim.SGD */
+  SPARSEC_OPT_ADAGRAD = 1,         /* torch.optim.Adagrad */
+  SPARSEC_OPT_ROWWISE_ADAGRAD = 2, /* FBGEMM's row-wise Adagrad: one accumulator
+                                      per row, += mean over the row of g^2 */
+  SPARSEC_OPT_RMSPROP = 3,         /* torch.optim.RMSprop */
+  SPARSEC_OPT_ADAM = 4,            /* torch.optim.Adam (L2 weight decay) */
+  SPARSEC_OPT_ADAMW = 5            /* torch.optim.AdamW (decoupled weight decay) */
 } sparsec_optimizer_kind;
+
+/* What happens to the rows of an EMBEDDING table that a batch does not
+ * touch (other layouts ignore it). */
+typedef enum sparsec_sparse_mode {
+  SPARSEC_SPARSE_LAZY = 0,    /* only touched rows change (PyTorch's sparse SGD,
+                                 sparse Adagrad, SparseAdam) */
+  SPARSEC_SPARSE_CATCHUP = 1, /* per-row last-step counters; a row's skipped
+                                 steps are applied in closed form before it is
+                                 next read by train_step */
+  SPARSEC_SPARSE_DENSE = 2    /* every row every step: the dense optimizer on
+                                 the densified gradient */
+} sparsec_sparse_mode;
+
+/* Learning-rate schedules (the `schedule` field). */
+typedef enum sparsec_lr_schedule {
+  SPARSEC_SCHED_CONSTANT = 0, /* lr */
+  SPARSEC_SCHED_STEP = 1,     /* StepLR: lr * gamma^floor(e / step_size) */
+  SPARSEC_SCHED_COSINE = 2    /* CosineAnnealingLR: eta_min + (lr - eta_min)
+                                 * (1 + cos(pi e / t_max)) / 2 */
+} sparsec_lr_schedule;
 
 /* One model input (or training target). dims[i] < 0 means "the batch size
  * given to the call"; every other dim is fixed. */
@@ -93,13 +122,40 @@ typedef struct sparsec_param_desc {
   int32_t ids_input;   /* EMBEDDING: index (into inputs) of the id input */
 } sparsec_param_desc;
 
+/* Optimizer settings. No field has a hidden default: zero means zero, so
+ * the compiler emits every field a kind uses (PyTorch's defaults are listed
+ * for reference). Fields a kind does not use are ignored. For every kind,
+ * max_grad_norm = 0, schedule = 0, warmup_steps = 0 and sparse_mode = 0
+ * mean: no clipping, constant lr, no warm-up, lazy embedding updates. */
 typedef struct sparsec_optimizer_desc {
   sparsec_optimizer_kind kind;
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  int32_t nesterov;
+  double lr;           /* >= 0; the base learning rate (sparsec_set_lr) */
+  double momentum;     /* SGD, RMSprop: >= 0 (PyTorch 0) */
+  double dampening;    /* SGD (PyTorch 0) */
+  double weight_decay; /* >= 0 (PyTorch 0; AdamW 0.01): L2 (added to the
+                          gradient) for every kind but AdamW, decoupled there */
+  int32_t nesterov;    /* SGD: needs momentum > 0 and dampening 0 */
+  /* --- ABI 2: appended fields (the order above is unchanged) --- */
+  double eps;                       /* Adagrad 1e-10, RMSprop/Adam 1e-8; >= 0 */
+  double lr_decay;                  /* Adagrad, row-wise Adagrad: >= 0 (0) */
+  double initial_accumulator_value; /* Adagrad, row-wise Adagrad: >= 0 (0) */
+  double alpha;                     /* RMSprop: in [0, 1] (0.99) */
+  double beta1;                     /* Adam, AdamW: in [0, 1) (0.9) */
+  double beta2;                     /* Adam, AdamW: in [0, 1) (0.999) */
+  int32_t centered;                 /* RMSprop: 0 or 1 */
+  int32_t amsgrad;                  /* Adam, AdamW: 0 or 1 */
+  int32_t maximize;                 /* every kind: 0 or 1 (ascend the loss) */
+  sparsec_sparse_mode sparse_mode;  /* EMBEDDING parameters */
+  double max_grad_norm;             /* > 0: clip the global gradient norm
+                                       (torch.nn.utils.clip_grad_norm_); 0: off */
+  int32_t schedule;                 /* sparsec_lr_schedule */
+  int64_t step_size;                /* STEP: >= 1 */
+  double gamma;                     /* STEP: >= 0 */
+  int64_t t_max;                    /* COSINE: >= 1 */
+  double eta_min;                   /* COSINE: >= 0 */
+  int64_t warmup_steps;             /* W >= 0: linear warm-up from 0, factor
+                                       (e + 1) / W for e < W, then the schedule
+                                       runs from e - W */
 } sparsec_optimizer_desc;
 
 /* Kernel trampoline emitted by the compiler. `bufs` holds, in this order:
@@ -159,9 +215,14 @@ int sparsec_forward(sparsec_model *m, int64_t batch, const void *const *inputs, 
  * generated forward+backward, then the optimizer step; stores the loss. */
 int sparsec_train_step(sparsec_model *m, int64_t batch, const void *const *inputs, float *loss);
 
-/* Learning rate in force (can be changed between steps). */
+/* Base learning rate (can be changed between steps; saved in checkpoints).
+ * The schedule, if any, scales it. */
 int sparsec_set_lr(sparsec_model *m, double lr);
 int sparsec_get_lr(const sparsec_model *m, double *lr);
+/* Learning rate the next train_step uses: the schedule (and warm-up)
+ * evaluated at e = sparsec_step_count, i.e. PyTorch's
+ * scheduler.get_last_lr() after e scheduler steps. */
+int sparsec_current_lr(const sparsec_model *m, double *lr);
 /* Number of optimizer steps taken so far. */
 int sparsec_step_count(const sparsec_model *m, int64_t *steps);
 
@@ -174,9 +235,16 @@ int sparsec_param_values(sparsec_model *m, const char *name, float **values, int
 /* CSR structure of a sparse parameter: positions (rows+1) and coordinates (nnz). */
 int sparsec_param_csr(sparsec_model *m, const char *name, const int32_t **positions,
                       const int32_t **coordinates);
-/* Gradient computed by the last train_step (dense/CSR: nnz floats; EMBEDDING:
- * rows * dim floats for the ids of the last batch). */
+/* Gradient computed by the last train_step, scaled by gradient clipping
+ * when it applied (dense/CSR: nnz floats; EMBEDDING: rows * dim floats for
+ * the ids of the last batch, uncoalesced, in batch order). */
 int sparsec_param_grad(sparsec_model *m, const char *name, const float **grad, int64_t *count);
+
+/* SPARSEC_SPARSE_CATCHUP embeddings: applies every row's skipped steps now
+ * (train_step does it for the rows of each batch before its kernel reads
+ * them), so the tables hold their up-to-date values, e.g. before forward
+ * or before exporting a checkpoint. Does nothing for other modes. */
+int sparsec_catch_up(sparsec_model *m);
 
 /* Checkpoints: safetensors files. save writes a temp file in the same
  * directory, fsyncs and renames it over `path` (atomic). load validates the

@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "frontend/Diagnostics.h"
 #include "frontend/Lexer.h"
+#include "frontend/Diagnostics.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
@@ -71,13 +71,13 @@ TEST(LexerTest, KeywordsAndIdentifiers) {
   auto l = lex("model input target param forward return loss optimizer true "
                "false f32 f64 f16 bf16 i8 i32 i64 relu _x1 Model f32x");
   std::vector<TokenKind> expected = {
-      TokenKind::KwModel,     TokenKind::KwInput,   TokenKind::KwTarget,
-      TokenKind::KwParam,     TokenKind::KwForward, TokenKind::KwReturn,
-      TokenKind::KwLoss,      TokenKind::KwOptimizer, TokenKind::KwTrue,
-      TokenKind::KwFalse,     TokenKind::KwF32,     TokenKind::KwF64,
-      TokenKind::KwF16,       TokenKind::KwBF16,    TokenKind::KwI8,
-      TokenKind::KwI32,       TokenKind::KwI64,     TokenKind::Identifier,
-      TokenKind::Identifier,  TokenKind::Identifier, TokenKind::Identifier,
+      TokenKind::KwModel,    TokenKind::KwInput,     TokenKind::KwTarget,
+      TokenKind::KwParam,    TokenKind::KwForward,   TokenKind::KwReturn,
+      TokenKind::KwLoss,     TokenKind::KwOptimizer, TokenKind::KwTrue,
+      TokenKind::KwFalse,    TokenKind::KwF32,       TokenKind::KwF64,
+      TokenKind::KwF16,      TokenKind::KwBF16,      TokenKind::KwI8,
+      TokenKind::KwI32,      TokenKind::KwI64,       TokenKind::Identifier,
+      TokenKind::Identifier, TokenKind::Identifier,  TokenKind::Identifier,
       TokenKind::Eof};
   EXPECT_EQ(l->kinds(), expected);
   EXPECT_EQ(l->tokens[18].spelling, "_x1");
@@ -89,20 +89,20 @@ TEST(LexerTest, KeywordsAndIdentifiers) {
 TEST(LexerTest, Punctuation) {
   auto l = lex("{ } ( ) [ ] , : = + - @ ;");
   std::vector<TokenKind> expected = {
-      TokenKind::LBrace,   TokenKind::RBrace, TokenKind::LParen,
-      TokenKind::RParen,   TokenKind::LBracket, TokenKind::RBracket,
-      TokenKind::Comma,    TokenKind::Colon,  TokenKind::Equal,
-      TokenKind::Plus,     TokenKind::Minus,  TokenKind::At,
+      TokenKind::LBrace,    TokenKind::RBrace,   TokenKind::LParen,
+      TokenKind::RParen,    TokenKind::LBracket, TokenKind::RBracket,
+      TokenKind::Comma,     TokenKind::Colon,    TokenKind::Equal,
+      TokenKind::Plus,      TokenKind::Minus,    TokenKind::At,
       TokenKind::Semicolon, TokenKind::Eof};
   EXPECT_EQ(l->kinds(), expected);
 }
 
 TEST(LexerTest, Numbers) {
   auto l = lex("1 0.9 1e-3 .5 1. 2E+4 784");
-  std::vector<TokenKind> expected = {
-      TokenKind::Integer, TokenKind::Float, TokenKind::Float,
-      TokenKind::Float,   TokenKind::Float, TokenKind::Float,
-      TokenKind::Integer, TokenKind::Eof};
+  std::vector<TokenKind> expected = {TokenKind::Integer, TokenKind::Float,
+                                     TokenKind::Float,   TokenKind::Float,
+                                     TokenKind::Float,   TokenKind::Float,
+                                     TokenKind::Integer, TokenKind::Eof};
   EXPECT_EQ(l->kinds(), expected);
   EXPECT_EQ(l->tokens[2].spelling, "1e-3");
   EXPECT_EQ(l->tokens[3].spelling, ".5");
@@ -153,17 +153,18 @@ TEST(LexerTest, UnterminatedString) {
 TEST(LexerTest, InvalidEscape) {
   auto l = lex(R"("a\qb")");
   EXPECT_EQ(l->numErrors, 1u);
-  EXPECT_NE(l->output.find(
-                "lex.sdl:1:3: error: invalid escape sequence in string literal"),
-            std::string::npos);
+  EXPECT_NE(
+      l->output.find(
+          "lex.sdl:1:3: error: invalid escape sequence in string literal"),
+      std::string::npos);
 }
 
 TEST(LexerTest, Locations) {
   auto l = lex("model M {\n  input x : f32[B, 784]\n}");
   EXPECT_EQ(l->lineCol(0), "1:1");
   EXPECT_EQ(l->lineCol(1), "1:7");
-  EXPECT_EQ(l->lineCol(3), "2:3");  // input
-  EXPECT_EQ(l->lineCol(4), "2:9");  // x
+  EXPECT_EQ(l->lineCol(3), "2:3");   // input
+  EXPECT_EQ(l->lineCol(4), "2:9");   // x
   EXPECT_EQ(l->lineCol(10), "2:20"); // 784
   EXPECT_EQ(l->lineCol(12), "3:1");  // }
 }

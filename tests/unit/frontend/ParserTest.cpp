@@ -153,8 +153,7 @@ TEST(ParserTest, Encodings) {
   EXPECT_EQ(m.inputs[2]->spec.encoding.kind, EncodingKind::CSR);
   EXPECT_EQ(m.inputs[3]->spec.encoding.kind, EncodingKind::CSC);
   EXPECT_EQ(m.inputs[4]->spec.encoding.kind, EncodingKind::BSR);
-  EXPECT_EQ(m.inputs[5]->spec.encoding.params,
-            (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(m.inputs[5]->spec.encoding.params, (std::vector<int64_t>{2, 4}));
 }
 
 TEST(ParserTest, ArgumentValues) {
@@ -177,7 +176,8 @@ TEST(ParserTest, ArgumentValues) {
 
 TEST(ParserTest, EmptyFile) {
   auto c = parseOnly("");
-  EXPECT_EQ(c->errors(), std::vector<std::string>{"1:1: error: expected 'model'"});
+  EXPECT_EQ(c->errors(),
+            std::vector<std::string>{"1:1: error: expected 'model'"});
 }
 
 TEST(ParserTest, RecoversAtStatementBoundaries) {
@@ -328,14 +328,30 @@ TEST(ParserTest, LongChainsAreLimitedToo) {
 }
 
 TEST(ParserTest, GarbageNeverCrashes) {
-  const char *inputs[] = {
-      "{", "}", "model", "model {", "model M", "model M {", "model M { input",
-      "model M { input x :", "model M { input x : f32[", "model M { param",
-      "model M { param p : linear(", "model M { forward { h = relu(",
-      "model M { forward { return", "model M { loss = ", "(((((", ")))",
-      "model M { forward { h = x @ } }", "model M { forward { = } }",
-      "model M { forward } }", "model M { forward h = x } loss = mse(h, y)",
-      "\"", "model \"M\" { }", "@@@@", "model M { ; ; ; }"};
+  const char *inputs[] = {"{",
+                          "}",
+                          "model",
+                          "model {",
+                          "model M",
+                          "model M {",
+                          "model M { input",
+                          "model M { input x :",
+                          "model M { input x : f32[",
+                          "model M { param",
+                          "model M { param p : linear(",
+                          "model M { forward { h = relu(",
+                          "model M { forward { return",
+                          "model M { loss = ",
+                          "(((((",
+                          ")))",
+                          "model M { forward { h = x @ } }",
+                          "model M { forward { = } }",
+                          "model M { forward } }",
+                          "model M { forward h = x } loss = mse(h, y)",
+                          "\"",
+                          "model \"M\" { }",
+                          "@@@@",
+                          "model M { ; ; ; }"};
   for (const char *src : inputs) {
     auto c = parseOnly(src);
     EXPECT_TRUE(c->module) << src;

@@ -28,7 +28,9 @@ const char *const kX = "  input x : f32[B, 4]\n";
 const char *const kY = "  target y : i64[B]\n";
 const char *const kFc = "  param fc : linear(4, 3)\n";
 
-std::string decls(const std::string &extra) { return kX + std::string(kY) + kFc + extra; }
+std::string decls(const std::string &extra) {
+  return kX + std::string(kY) + kFc + extra;
+}
 
 std::vector<ErrorCase> cases() {
   return {
@@ -196,7 +198,7 @@ std::vector<ErrorCase> cases() {
         "or [B, K], got f32[B, 4]"}},
       {"ReluType",
        model(decls("  input ids : i64[B]\n"), "    g = relu(ids)\n    h = "
-                                               "fc(x)\n"),
+                                              "fc(x)\n"),
        {"7:9: error: 'relu' expects an f32 operand, got i64[B]"}},
       {"AddShapes",
        model("", "    h = fc(x)\n    g = h + x\n"),
@@ -226,7 +228,7 @@ std::vector<ErrorCase> cases() {
         "f32[5, 4]"}},
       {"ConcatType",
        model(decls("  input ids : i64[B, 4]\n"), "    g = concat(x, ids)\n    "
-                                                  "h = fc(x)\n"),
+                                                 "h = fc(x)\n"),
        {"7:19: error: operands of 'concat' must be f32, got i64[B, 4]"}},
       {"ConcatRank",
        model(decls("  input z : f32[B, 2, 4]\n"), "    g = concat(x, z)\n    "
@@ -240,7 +242,7 @@ std::vector<ErrorCase> cases() {
         "the last, got f32[B, 2, 4] and f32[B, 3, 4]"}},
       {"ConcatRankOne",
        model(decls("  input z : f32[B]\n"), "    g = concat(z, z)\n    h = "
-                                             "fc(x)\n"),
+                                            "fc(x)\n"),
        {"7:16: error: operands of 'concat' must have rank 2 or more, got "
         "f32[B]"}},
       {"ConcatTooLarge",
@@ -266,24 +268,32 @@ std::vector<ErrorCase> cases() {
        {"9:12: error: the output 'g' must have the batch dimension first, got "
         "f32[4, 4]"}},
       // Loss.
-      {"UnknownLoss", model("", "", "  loss = nll(h, y)\n"),
+      {"UnknownLoss",
+       model("", "", "  loss = nll(h, y)\n"),
        {"8:10: error: unknown loss 'nll'; expected mse, cross_entropy or "
         "bce_with_logits"}},
-      {"LossArity", model("", "", "  loss = mse(h)\n"),
+      {"LossArity",
+       model("", "", "  loss = mse(h)\n"),
        {"8:10: error: 'mse' takes 2 arguments (prediction, target), got 1"}},
-      {"LossKeyword", model("", "", "  loss = mse(h, t = y)\n"),
+      {"LossKeyword",
+       model("", "", "  loss = mse(h, t = y)\n"),
        {"8:17: error: 'mse' takes no keyword arguments"}},
-      {"LossNames", model("", "", "  loss = mse(h, 1)\n"),
+      {"LossNames",
+       model("", "", "  loss = mse(h, 1)\n"),
        {"8:17: error: arguments of 'mse' must be names of values"}},
-      {"LossUndefined", model("", "", "  loss = cross_entropy(q, y)\n"),
+      {"LossUndefined",
+       model("", "", "  loss = cross_entropy(q, y)\n"),
        {"8:24: error: use of undefined name 'q'"}},
-      {"LossPredParam", model("", "", "  loss = cross_entropy(fc, y)\n"),
+      {"LossPredParam",
+       model("", "", "  loss = cross_entropy(fc, y)\n"),
        {"8:24: error: loss prediction 'fc' must be a forward value or an "
         "input"}},
-      {"LossTargetIsInput", model("", "", "  loss = cross_entropy(h, x)\n"),
+      {"LossTargetIsInput",
+       model("", "", "  loss = cross_entropy(h, x)\n"),
        {"8:27: error: loss target 'x' must be declared with 'target', not "
         "'input'"}},
-      {"LossTargetIsValue", model("", "", "  loss = cross_entropy(h, h)\n"),
+      {"LossTargetIsValue",
+       model("", "", "  loss = cross_entropy(h, h)\n"),
        {"8:27: error: loss target 'h' must be declared with 'target'"}},
       {"CrossEntropyLogits",
        model("  input x : f32[B, 4]\n  target y : i64[B]\n  param fc : "
@@ -296,18 +306,23 @@ std::vector<ErrorCase> cases() {
              "linear(4, 3)\n"),
        {"8:27: error: 'cross_entropy' expects i32 or i64 class labels of "
         "shape [B], got f32[B, 3]"}},
-      {"MseShapes", model("", "", "  loss = mse(h, y)\n"),
+      {"MseShapes",
+       model("", "", "  loss = mse(h, y)\n"),
        {"8:10: error: 'mse' expects an f32 prediction and target of the same "
         "shape, got f32[B, 3] and i64[B]"}},
-      {"BceShapes", model("", "", "  loss = bce_with_logits(h, y)\n"),
+      {"BceShapes",
+       model("", "", "  loss = bce_with_logits(h, y)\n"),
        {"8:10: error: 'bce_with_logits' expects an f32 prediction and target "
         "of the same shape, got f32[B, 3] and i64[B]"}},
       // Optimizer.
-      {"UnknownOptimizer", model("", "", "", "  optimizer = adam(lr = 1)\n"),
+      {"UnknownOptimizer",
+       model("", "", "", "  optimizer = adam(lr = 1)\n"),
        {"9:15: error: unknown optimizer 'adam'; expected sgd"}},
-      {"MissingLr", model("", "", "", "  optimizer = sgd(momentum = 0.9)\n"),
+      {"MissingLr",
+       model("", "", "", "  optimizer = sgd(momentum = 0.9)\n"),
        {"9:15: error: missing required argument 'lr' for 'sgd'"}},
-      {"LrPositive", model("", "", "", "  optimizer = sgd(lr = 0)\n"),
+      {"LrPositive",
+       model("", "", "", "  optimizer = sgd(lr = 0)\n"),
        {"9:24: error: argument 'lr' of 'sgd' must be positive"}},
       {"MomentumNonNegative",
        model("", "", "", "  optimizer = sgd(lr = 1, momentum = -0.5)\n"),
@@ -327,11 +342,13 @@ std::vector<ErrorCase> cases() {
        {"9:71: error: nesterov momentum requires momentum > 0 and dampening "
         "= 0"}},
       // Model structure.
-      {"MissingBlocks", "model M {\n  input x : f32[B, 4]\n}\n",
+      {"MissingBlocks",
+       "model M {\n  input x : f32[B, 4]\n}\n",
        {"1:7: error: model 'M' has no 'forward' block",
         "1:7: error: model 'M' has no 'loss'",
         "1:7: error: model 'M' has no 'optimizer'"}},
-      {"DuplicateModel", model() + model(),
+      {"DuplicateModel",
+       model() + model(),
        {"11:7: error: redefinition of model 'M'"}},
       // One mistake, one error: uses of a broken value stay silent.
       {"NoCascadeFromBadParam",
@@ -360,11 +377,10 @@ TEST_P(SemaErrorTest, ReportsExactlyTheseErrors) {
   EXPECT_FALSE(result->module);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Frontend, SemaErrorTest, ::testing::ValuesIn(cases()),
-    [](const ::testing::TestParamInfo<ErrorCase> &info) {
-      return std::string(info.param.name);
-    });
+INSTANTIATE_TEST_SUITE_P(Frontend, SemaErrorTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<ErrorCase> &info) {
+                           return std::string(info.param.name);
+                         });
 
 TEST(SemaErrorTestBase, ValidModelHasNoErrors) {
   auto result = compile(model());

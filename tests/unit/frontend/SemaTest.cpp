@@ -216,8 +216,7 @@ TEST(SemaTest, ReassignmentIsSSA) {
   const auto *use = llvm::cast<IdentExpr>(relu->args[0].get());
   EXPECT_EQ(use->ref.value, stmt(m, 0));
   const auto *apply = llvm::cast<CallExpr>(stmt(m, 2)->value.get());
-  EXPECT_EQ(llvm::cast<IdentExpr>(apply->args[0].get())->ref.value,
-            stmt(m, 1));
+  EXPECT_EQ(llvm::cast<IdentExpr>(apply->args[0].get())->ref.value, stmt(m, 1));
   EXPECT_EQ(m.output.value, stmt(m, 2));
   EXPECT_EQ(m.loss->pred.value, stmt(m, 2));
   EXPECT_EQ(m.forward->ret->ref.value, stmt(m, 2));
@@ -280,8 +279,7 @@ TEST(SemaTest, ElementLimitIsInclusive) {
 }
 
 TEST(SemaTest, Helpers) {
-  EXPECT_EQ(typeToString(Type(ElemType::BF16, {kBatch, 3}), "N"),
-            "bf16[N, 3]");
+  EXPECT_EQ(typeToString(Type(ElemType::BF16, {kBatch, 3}), "N"), "bf16[N, 3]");
   EXPECT_EQ(typeToString(Type()), "?");
   EXPECT_EQ(formatDouble(0.1), "0.1");
   EXPECT_EQ(formatDouble(1e-3), "0.001");

@@ -22,10 +22,8 @@ std::vector<std::string> Compiled::errors() const {
   for (llvm::StringRef line : lines) {
     if (!line.contains(": error: "))
       continue;
-    if (line.consume_front("test.sdl:"))
-      result.push_back(line.str());
-    else
-      result.push_back(line.str());
+    line.consume_front("test.sdl:");
+    result.push_back(line.str());
   }
   return result;
 }

@@ -1,0 +1,82 @@
+/*===- optim_sgd.c - SGD step and catch-up -------------------------*- C -*-===*
+ *
+ * torch.optim.SGD (single-tensor path), elementwise and in float like
+ * PyTorch for f32 parameters:
+ *
+ *   g = -grad if maximize, else grad
+ *   g = g + weight_decay * p                     (if weight_decay != 0)
+ *   buf = g                                      (first step)
+ *   buf = momentum * buf + (1 - dampening) * g   (later steps)
+ *   g = g + momentum * buf  (nesterov)  or  g = buf
+ *   p = p + (-lr) * g
+ *
+ * Catch-up: with a zero gradient the step is linear in (p, buf), so k
+ * skipped steps are one 2x2 matrix power (docs/optimizers.md).
+ *===----------------------------------------------------------------------===*/
+#include "internal.h"
+
+void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init) {
+  const float neg_lr = o->neg_lr, wd = o->weight_decay, mom = o->momentum;
+  const float one_minus_damp = o->one_minus_dampening;
+  const float *grad = s->g;
+  float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
+  const int64_t n = s->n;
+  if (mom == 0.0f && wd == 0.0f && !o->maximize) {
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = p[i] + neg_lr * grad[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float g = o->maximize ? -grad[i] : grad[i];
+    if (wd != 0.0f)
+      g = g + wd * p[i];
+    if (mom != 0.0f) {
+      float b = init ? buf[i] * mom + one_minus_damp * g : g;
+      buf[i] = b;
+      g = o->nesterov ? g + mom * b : b;
+    }
+    p[i] = p[i] + neg_lr * g;
+  }
+}
+
+/* Zero-gradient SGD on (p, buf), exactly:
+ *   buf' = mu buf + c wd p                        (c = 1 - dampening)
+ *   p'   = p - lr buf'                            (plain)
+ *   p'   = p - lr (wd p + mu buf')                (nesterov)
+ * and the first step of a row whose buffer is not set (buf = wd p). */
+void sparsec__sgd_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init) {
+  const sparsec_optimizer_desc *d = o->d;
+  const double lr = o->lr, wd = d->weight_decay, mu = d->momentum, c = 1.0 - d->dampening;
+  const double nest = d->nesterov ? 1.0 : 0.0;
+  float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
+  if (k <= 0 || (wd == 0.0 && (mu == 0.0 || !init)))
+    return; /* nothing moves: no decay, and no buffer to coast on */
+  if (mu == 0.0) {
+    const double a[4] = {1.0 - lr * wd, 0.0, 0.0, 0.0};
+    double f[4];
+    sparsec__mat2_pow(a, k, f);
+    for (int64_t i = 0; i < s->n; ++i)
+      p[i] = (float)((double)p[i] * f[0]);
+    return;
+  }
+  const double a[4] = {1.0 - lr * wd * (c * (nest != 0.0 ? mu : 1.0) + nest),
+                       -lr * mu * (nest != 0.0 ? mu : 1.0), c * wd, mu};
+  double f[4];
+  if (init) {
+    sparsec__mat2_pow(a, k, f);
+  } else {
+    /* The first skipped step sets buf = wd p: b = [[1 - lr wd (1 + nest mu), 0], [wd, 0]]. */
+    const double b[4] = {1.0 - lr * wd * (1.0 + nest * mu), 0.0, wd, 0.0};
+    double ak[4];
+    sparsec__mat2_pow(a, k - 1, ak);
+    f[0] = ak[0] * b[0] + ak[1] * b[2];
+    f[1] = ak[0] * b[1] + ak[1] * b[3];
+    f[2] = ak[2] * b[0] + ak[3] * b[2];
+    f[3] = ak[2] * b[1] + ak[3] * b[3];
+  }
+  for (int64_t i = 0; i < s->n; ++i) {
+    const double pi = p[i], bi = init ? buf[i] : 0.0;
+    p[i] = (float)(f[0] * pi + f[1] * bi);
+    buf[i] = (float)(f[2] * pi + f[3] * bi);
+  }
+}
