@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SparseTensor/Transforms/Passes.h"
@@ -44,8 +45,18 @@ void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
   SparsificationOptions sparseOpts(SparseParallelizationStrategy::kNone,
                                    SparseEmitStrategy::kFunctional,
                                    /*enableRuntimeLibrary=*/false);
+  // Copies between buffers (e.g. a strided view materialised into a caller
+  // buffer) become linalg.copy, lowered to loops, instead of memref.copy,
+  // whose strided form calls `memrefCopy` from MLIR's runtime library.
+  bufferization::OneShotBufferizationOptions bufOpts =
+      getBufferizationOptionsForSparsification(/*analysisOnly=*/false);
+  bufOpts.memCpyFn = [](OpBuilder &b, Location loc, Value from,
+                        Value to) -> LogicalResult {
+    linalg::CopyOp::create(b, loc, from, to);
+    return success();
+  };
   pm.addPass(createSparsificationAndBufferizationPass(
-      getBufferizationOptionsForSparsification(/*analysisOnly=*/false),
+      bufOpts,
       sparseOpts, /*createSparseDeallocs=*/true,
       /*enableRuntimeLibrary=*/false, /*enableBufferInitialization=*/false,
       o.vectorLength, /*enableVLAVectorization=*/false,

@@ -228,7 +228,19 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
     if (!dy)
       continue;
     if (auto gp = dyn_cast<GetParamOp>(op)) {
-      paramGrads[gp.getParam()] = dy;
+      // A parameter read by several ops: sum the gradients of every use.
+      Value &acc = paramGrads[gp.getParam()];
+      if (!acc) {
+        acc = dy;
+      } else if (isSparse(dy.getType())) {
+        return (*gp->getUsers().begin())->emitError(
+            "a sparse weight used more than once is not supported yet");
+      } else if (dy.getDefiningOp<EmbeddingGradOp>()) {
+        return (*gp->getUsers().begin())->emitError(
+            "an embedding table used more than once is not supported yet");
+      } else {
+        acc = AddOp::create(b, gp.getLoc(), dy.getType(), acc, dy);
+      }
       continue;
     }
     if (failed(gb.backward(op, dy)))

@@ -9,13 +9,23 @@
  *   NAME.crow_indices                    I32 [rows+1]  CSR positions
  *   NAME.col_indices                     I32 [nnz]     CSR coordinates
  *   NAME.values                          F32 [nnz]     CSR values
- *   optimizer.NAME.momentum_buffer       F32           as the values (when set)
- *   optimizer.NAME.momentum_rows         U8  [rows]    EMBEDDING: rows whose
- *                                                      buffer is set (lazy SGD)
+ *   optimizer.NAME.<state>               F32           as the values: PyTorch's
+ *                                                      state names (momentum_buffer,
+ *                                                      sum, square_avg, grad_avg,
+ *                                                      exp_avg, exp_avg_sq,
+ *                                                      max_exp_avg_sq); row-wise
+ *                                                      Adagrad's sum is [rows]
+ *   optimizer.NAME.momentum_rows         U8  [rows]    EMBEDDING: rows whose SGD
+ *                                                      buffer is set (lazy/catch-up)
+ *   optimizer.NAME.last_step             I64 [rows]    EMBEDDING catch-up: the step
+ *                                                      each row is up to date with
  *
- * and `__metadata__` = {format: "sparsec", model, abi, step, lr, crc32, and
- * "NAME.size": "[rows,cols]" per CSR parameter}, the CRC32 (8 lower-case hex
- * digits) covering the whole data section. Saving writes PATH.tmp.XXXXXX in
+ * I64 tensors come first and U8 last, so every tensor is aligned to its
+ * element size. SGD's momentum is written once set; the other optimizer
+ * tensors always. `__metadata__` = {format: "sparsec", model, abi, step, lr,
+ * crc32, optimizer, sparse_mode, and "NAME.size": "[rows,cols]" per CSR
+ * parameter}, the CRC32 (8 lower-case hex digits) covering the whole data
+ * section. Saving writes PATH.tmp.XXXXXX in
  * the same directory, fsyncs it, renames it over PATH and fsyncs the
  * directory; any failure removes the temporary and leaves PATH untouched.
  * Loading (checkpoint_load.c) reads the whole file and validates every
@@ -59,14 +69,14 @@ char *sparsec__concat(const char *a, const char *b, const char *c) {
 }
 
 static int sparsec__ck_add(sparsec__ck_list *l, int32_t param, int kind, char *name,
-                           const char *dtype, int32_t rank, const int64_t *shape, int optional) {
+                           const char *dtype, int32_t rank, const int64_t *shape, int group) {
   if (!name)
     return -1;
   sparsec__ck_entry *e = &l->e[l->n++];
   memset(e, 0, sizeof(*e));
   e->name = name;
   e->dtype = dtype;
-  e->elem_size = dtype[0] == 'U' ? 1 : 4;
+  e->elem_size = dtype[0] == 'U' ? 1 : dtype[1] == '6' ? 8 : 4;
   e->rank = rank;
   e->elems = 1;
   for (int32_t k = 0; k < rank; ++k) {
@@ -75,43 +85,73 @@ static int sparsec__ck_add(sparsec__ck_list *l, int32_t param, int kind, char *n
   }
   e->param = param;
   e->kind = kind;
-  e->optional = optional;
+  e->group = group;
+  e->kept = 1;
   return 0;
 }
 
-/* Every tensor a checkpoint of `m` may hold, U8 tensors last. */
+/* Adds optimizer tensor "optimizer.NAME.<what>" of parameter `i`. */
+static int sparsec__ck_add_opt(const sparsec_model *m, sparsec__ck_list *l, int32_t i, int kind,
+                               int state, const char *what, const char *dtype, int32_t rank,
+                               const int64_t *shape) {
+  const sparsec__param *p = &m->params[i];
+  char *tail = sparsec__concat(".", what, "");
+  char *name = tail ? sparsec__concat("optimizer.", p->desc.name, tail) : NULL;
+  free(tail);
+  const int sgd_mom = m->opt.kind == SPARSEC_OPT_SGD &&
+                      (kind == SPARSEC_CK_MOMROWS ||
+                       (kind == SPARSEC_CK_STATE && state == SPARSEC_ST_MOMENTUM));
+  if (sparsec__ck_add(l, i, kind, name, dtype, rank, shape,
+                      sgd_mom ? SPARSEC_CK_SGD_MOMENTUM : SPARSEC_CK_OPT_STATE) != 0)
+    return -1;
+  sparsec__ck_entry *e = &l->e[l->n - 1];
+  e->state = state;
+  e->kept = sparsec__ck_data(m, e) != NULL;
+  return 0;
+}
+
+/* Every tensor a checkpoint of `m` may hold: I64 first, U8 last. */
 int sparsec__ck_build(const sparsec_model *m, sparsec__ck_list *l) {
   l->n = 0;
-  l->e = (sparsec__ck_entry *)sparsec__calloc((size_t)m->num_params * 5, sizeof(*l->e));
+  l->e = (sparsec__ck_entry *)sparsec__calloc((size_t)m->num_params * (SPARSEC_NSTATE + 5),
+                                              sizeof(*l->e));
   if (!l->e)
     return -1;
-  for (int pass = 0; pass < 2; ++pass) {
+  for (int pass = 0; pass < 3; ++pass) {
     for (int32_t i = 0; i < m->num_params; ++i) {
       const sparsec__param *p = &m->params[i];
       const char *name = p->desc.name;
+      const int emb = p->desc.layout == SPARSEC_LAYOUT_EMBEDDING;
+      const int csr = p->desc.layout == SPARSEC_LAYOUT_CSR;
       int64_t nnz[1] = {p->nnz}, crow[1] = {p->desc.dims[0] + 1}, rows[1] = {p->desc.dims[0]};
+      int64_t state_rows[1] = {p->rows};
       int rc = 0;
-      if (pass == 1) {
-        if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING)
-          rc = sparsec__ck_add(l, i, SPARSEC_CK_MOMROWS,
-                               sparsec__concat("optimizer.", name, ".momentum_rows"), "U8", 1, rows,
-                               1);
-      } else if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
-        rc = sparsec__ck_add(l, i, SPARSEC_CK_CROW, sparsec__concat(name, ".crow_indices", ""),
-                             "I32", 1, crow, 0) |
-             sparsec__ck_add(l, i, SPARSEC_CK_COL, sparsec__concat(name, ".col_indices", ""), "I32",
-                             1, nnz, 0) |
-             sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, ".values", ""), "F32",
-                             1, nnz, 0) |
-             sparsec__ck_add(l, i, SPARSEC_CK_MOM,
-                             sparsec__concat("optimizer.", name, ".momentum_buffer"), "F32", 1, nnz,
-                             1);
+      if (pass == 0) {
+        if (emb)
+          rc = sparsec__ck_add_opt(m, l, i, SPARSEC_CK_LASTSTEP, 0, "last_step", "I64", 1, rows);
+      } else if (pass == 2) {
+        if (emb)
+          rc = sparsec__ck_add_opt(m, l, i, SPARSEC_CK_MOMROWS, 0, "momentum_rows", "U8", 1, rows);
       } else {
-        rc = sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, "", ""), "F32",
-                             p->desc.rank, p->desc.dims, 0) |
-             sparsec__ck_add(l, i, SPARSEC_CK_MOM,
-                             sparsec__concat("optimizer.", name, ".momentum_buffer"), "F32",
-                             p->desc.rank, p->desc.dims, 1);
+        if (csr)
+          rc = sparsec__ck_add(l, i, SPARSEC_CK_CROW, sparsec__concat(name, ".crow_indices", ""),
+                               "I32", 1, crow, SPARSEC_CK_REQUIRED) |
+               sparsec__ck_add(l, i, SPARSEC_CK_COL, sparsec__concat(name, ".col_indices", ""),
+                               "I32", 1, nnz, SPARSEC_CK_REQUIRED) |
+               sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, ".values", ""),
+                               "F32", 1, nnz, SPARSEC_CK_REQUIRED);
+        else
+          rc = sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, "", ""), "F32",
+                               p->desc.rank, p->desc.dims, SPARSEC_CK_REQUIRED);
+        for (int k = 0; k < SPARSEC_NSTATE && rc == 0; ++k) {
+          const int per_row = k == SPARSEC_ST_SUM && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD;
+          rc = per_row ? sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
+                                             "F32", 1, state_rows)
+               : csr   ? sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
+                                             "F32", 1, nnz)
+                       : sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
+                                             "F32", p->desc.rank, p->desc.dims);
+        }
       }
       if (rc != 0) {
         sparsec__ck_free(l);
@@ -132,21 +172,27 @@ void *sparsec__ck_data(const sparsec_model *m, const sparsec__ck_entry *e) {
     return p->positions;
   case SPARSEC_CK_COL:
     return p->coordinates;
-  case SPARSEC_CK_MOM:
-    return p->momentum;
-  default:
+  case SPARSEC_CK_STATE:
+    return p->state[e->state];
+  case SPARSEC_CK_MOMROWS:
     return p->mom_row_init;
+  default:
+    return p->last_step;
   }
 }
 
-/* Whether a save writes the entry (optimizer state only once it exists). */
+/* Whether a save writes the entry: required tensors, every optimizer
+ * tensor the model keeps, except SGD's momentum (buffer and row flags),
+ * which PyTorch only creates at the first step. */
 static int sparsec__ck_saved(const sparsec_model *m, const sparsec__ck_entry *e) {
   const sparsec__param *p = &m->params[e->param];
-  if (!e->optional)
+  if (e->group == SPARSEC_CK_REQUIRED)
     return 1;
-  if (!p->momentum)
+  if (!e->kept)
     return 0;
-  if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+  if (e->group == SPARSEC_CK_OPT_STATE)
+    return 1;
+  if (!p->mom_row_init)
     return p->mom_init;
   for (int64_t r = 0; r < p->desc.dims[0]; ++r)
     if (p->mom_row_init[r])
@@ -281,6 +327,12 @@ static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sp
   sparsec__sb_json_string(h, m->name);
   sparsec__sb_printf(h, ",\"abi\":\"%d\",\"step\":\"%lld\",\"lr\":\"%.17g\",\"crc32\":\"%08x\"",
                      SPARSEC_ABI_VERSION, (long long)m->step, m->lr, crc);
+  /* Informational (not checked on load). */
+  static const char *const kinds[] = {"sgd", "adagrad", "rowwise_adagrad", "rmsprop", "adam",
+                                      "adamw"};
+  static const char *const modes[] = {"lazy", "catchup", "dense"};
+  sparsec__sb_printf(h, ",\"optimizer\":\"%s\",\"sparse_mode\":\"%s\"", kinds[m->opt.kind],
+                     modes[m->opt.sparse_mode]);
   /* The dense size of each CSR parameter, for torch.sparse_csr_tensor. */
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];

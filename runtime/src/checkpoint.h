@@ -16,18 +16,36 @@ extern "C" {
 /* Largest JSON header accepted (the safetensors library's own limit). */
 #define SPARSEC_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
 
-enum { SPARSEC_CK_VALUES, SPARSEC_CK_CROW, SPARSEC_CK_COL, SPARSEC_CK_MOM, SPARSEC_CK_MOMROWS };
+enum {
+  SPARSEC_CK_VALUES,  /* NAME or NAME.values */
+  SPARSEC_CK_CROW,    /* NAME.crow_indices */
+  SPARSEC_CK_COL,     /* NAME.col_indices */
+  SPARSEC_CK_STATE,   /* optimizer.NAME.<state name> (entry.state) */
+  SPARSEC_CK_MOMROWS, /* optimizer.NAME.momentum_rows */
+  SPARSEC_CK_LASTSTEP /* optimizer.NAME.last_step */
+};
+
+/* Load groups: a parameter's optional tensors of one group are all present
+ * or all absent. */
+enum {
+  SPARSEC_CK_REQUIRED = 0,
+  SPARSEC_CK_SGD_MOMENTUM = 1, /* SGD's momentum_buffer (+ momentum_rows): once set */
+  SPARSEC_CK_OPT_STATE = 2     /* every other optimizer tensor: always saved */
+};
 
 typedef struct sparsec__ck_entry {
   char *name;
-  const char *dtype; /* "F32", "I32", "U8" */
+  const char *dtype; /* "I64", "F32", "I32", "U8" */
   size_t elem_size;
   int32_t rank;
   int64_t shape[SPARSEC_MAX_RANK];
   int64_t elems;
   int32_t param;
   int kind;
-  int optional;
+  int state; /* SPARSEC_CK_STATE: the sparsec__state_kind */
+  int group; /* SPARSEC_CK_REQUIRED, or the optional tensor's load group */
+  int kept;  /* the model keeps it; optional tensors it does not keep are
+                accepted with any shape on load, and ignored */
   /* Load: what the file says. */
   int found;
   int64_t begin, end;
@@ -38,7 +56,8 @@ typedef struct sparsec__ck_list {
   int32_t n;
 } sparsec__ck_list;
 
-/* Fills `l` with every tensor a checkpoint of `m` may hold (U8 last);
+/* Fills `l` with every tensor a checkpoint of `m` may hold (I64 first, U8
+ * last, so every tensor is aligned to its element size);
  * returns 0 or -1 (out of memory). */
 int sparsec__ck_build(const sparsec_model *m, sparsec__ck_list *l);
 void sparsec__ck_free(sparsec__ck_list *l);

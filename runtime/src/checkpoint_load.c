@@ -6,8 +6,11 @@
  * name, exact dtype and shape, offsets inside the data section and not
  * overlapping; for CSR parameters the "NAME.size" metadata gives the dense
  * shape), the presence of every required tensor, the CRC32 of the
- * data section, and the CSR structure (positions monotone from 0 to nnz,
- * columns in range and strictly ascending per row). Only when all of that
+ * data section, the CSR structure (positions monotone from 0 to nnz,
+ * columns in range and strictly ascending per row) and the optimizer state
+ * (tensors saved together present together, flags 0/1, last steps in
+ * [0, step], accumulators of squares >= 0; state the model does not keep
+ * is ignored, state the file lacks starts fresh). Only when all of that
  * holds is anything copied into the model, so a failed load changes
  * nothing. Open/read failures are SPARSEC_ERR_IO; everything else that is
  * wrong with the file is SPARSEC_ERR_FORMAT with a message naming it.
@@ -122,11 +125,13 @@ static int sparsec__parse_meta(const char *path, const sparsec__json_doc *doc,
   if (strcmp(v[1]->str, m->name) != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' is for model '%s', not '%s'",
                          path, v[1]->str, m->name);
+  /* ABI 1 checkpoints (SGD only) have the same format. */
   char abi[16];
   snprintf(abi, sizeof(abi), "%d", SPARSEC_ABI_VERSION);
-  if (strcmp(v[2]->str, abi) != 0)
+  if (strcmp(v[2]->str, abi) != 0 && strcmp(v[2]->str, "1") != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT,
-                         "load: checkpoint '%s' has ABI version '%s', this runtime reads '%s'",
+                         "load: checkpoint '%s' has ABI version '%s', this runtime reads '1' to "
+                         "'%s'",
                          path, v[2]->str, abi);
   if (sparsec__parse_u64(v[3]->str, v[3]->len, &meta->step) != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has an invalid step '%s'", path,
@@ -207,6 +212,7 @@ static int sparsec__parse_tensor(const char *path, const sparsec__json_doc *doc,
   int64_t shape[SPARSEC_MAX_RANK + 1];
   int32_t rank = 0;
   int same = sh->count == e->rank;
+  int64_t elems = 1; /* of the file's shape, -1 when absurd */
   for (int64_t c = sh->first; c >= 0; c = doc->nodes[c].next) {
     if (doc->nodes[c].kind != SPARSEC_JSON_INT)
       return sparsec__fail(SPARSEC_ERR_FORMAT,
@@ -216,7 +222,20 @@ static int sparsec__parse_tensor(const char *path, const sparsec__json_doc *doc,
       shape[rank] = doc->nodes[c].ival;
     if (rank < e->rank && doc->nodes[c].ival != e->shape[rank])
       same = 0;
+    if (elems >= 0 && sparsec__mul_i64(elems, doc->nodes[c].ival, &elems) != 0)
+      elems = -1;
     ++rank;
+  }
+  if (!e->kept) {
+    /* Optimizer state this model does not keep: any shape, ignored. */
+    if (rank > SPARSEC_MAX_RANK || elems < 0 || elems > INT64_MAX / 8)
+      return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s': tensor '%s' has an "
+                                               "invalid shape",
+                           path, name);
+    e->rank = rank;
+    memcpy(e->shape, shape, sizeof(int64_t) * (size_t)rank);
+    e->elems = elems;
+    same = 1;
   }
   if (!same) {
     char got[160], want[160];
@@ -264,9 +283,62 @@ static sparsec__ck_entry *sparsec__ck_find(sparsec__ck_list *l, int32_t param, i
   return NULL;
 }
 
+/* A parameter's optional tensors of one load group come together. */
+static int sparsec__check_groups(const char *path, const sparsec__ck_list *l) {
+  for (int32_t i = 0; i < l->n; ++i) {
+    const sparsec__ck_entry *a = &l->e[i];
+    if (a->group == SPARSEC_CK_REQUIRED || !a->kept || !a->found)
+      continue;
+    for (int32_t j = 0; j < l->n; ++j) {
+      const sparsec__ck_entry *b = &l->e[j];
+      if (b->param == a->param && b->group == a->group && b->kept && !b->found)
+        return sparsec__fail(SPARSEC_ERR_FORMAT,
+                             "load: checkpoint '%s' has '%s' but not '%s' (a parameter's "
+                             "optimizer state is saved together)",
+                             path, a->name, b->name);
+    }
+  }
+  return SPARSEC_OK;
+}
+
+/* Values of an optimizer tensor: flags 0/1, last steps in [0, step],
+ * accumulators of squares >= 0. */
+static int sparsec__check_state(const char *path, const sparsec__ck_entry *e,
+                                const unsigned char *data, const sparsec__ck_meta *meta) {
+  const unsigned char *d = data + e->begin;
+  for (int64_t r = 0; r < e->elems; ++r) {
+    if (e->kind == SPARSEC_CK_MOMROWS && d[r] > 1)
+      return sparsec__fail(SPARSEC_ERR_FORMAT,
+                           "load: checkpoint '%s': tensor '%s' holds %u at row %lld, "
+                           "expected 0 or 1",
+                           path, e->name, d[r], (long long)r);
+    if (e->kind == SPARSEC_CK_LASTSTEP) {
+      int64_t v;
+      memcpy(&v, d + 8 * r, 8);
+      if (v < 0 || v > meta->step)
+        return sparsec__fail(SPARSEC_ERR_FORMAT,
+                             "load: checkpoint '%s': tensor '%s' holds %lld at row %lld, "
+                             "expected a step in [0, %lld]",
+                             path, e->name, (long long)v, (long long)r, (long long)meta->step);
+    }
+    if (e->kind == SPARSEC_CK_STATE &&
+        (e->state == SPARSEC_ST_SUM || e->state == SPARSEC_ST_SQUARE_AVG ||
+         e->state == SPARSEC_ST_EXP_AVG_SQ || e->state == SPARSEC_ST_MAX_EXP_AVG_SQ)) {
+      float v;
+      memcpy(&v, d + 4 * r, 4);
+      if (!(v >= 0.0f))
+        return sparsec__fail(SPARSEC_ERR_FORMAT,
+                             "load: checkpoint '%s': tensor '%s' holds %g at element %lld, "
+                             "expected a value >= 0",
+                             path, e->name, (double)v, (long long)r);
+    }
+  }
+  return SPARSEC_OK;
+}
+
 /* Checks what the entries say against each other and the data. */
 static int sparsec__check_entries(const char *path, const sparsec_model *m, sparsec__ck_list *l,
-                                  const unsigned char *data) {
+                                  const unsigned char *data, const sparsec__ck_meta *meta) {
   sparsec__ck_entry **order =
       (sparsec__ck_entry **)sparsec__calloc((size_t)l->n, sizeof(sparsec__ck_entry *));
   if (!order)
@@ -286,22 +358,15 @@ static int sparsec__check_entries(const char *path, const sparsec_model *m, spar
     }
   }
   free(order);
+  int rc = sparsec__check_groups(path, l);
+  if (rc != SPARSEC_OK)
+    return rc;
+  for (int32_t i = 0; i < l->n; ++i)
+    if (l->e[i].found && l->e[i].kept &&
+        (rc = sparsec__check_state(path, &l->e[i], data, meta)) != SPARSEC_OK)
+      return rc;
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
-    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING) {
-      const sparsec__ck_entry *buf = sparsec__ck_find(l, i, SPARSEC_CK_MOM);
-      const sparsec__ck_entry *rows = sparsec__ck_find(l, i, SPARSEC_CK_MOMROWS);
-      if (buf->found != rows->found)
-        return sparsec__fail(SPARSEC_ERR_FORMAT,
-                             "load: checkpoint '%s' has only one of '%s' and '%s'", path, buf->name,
-                             rows->name);
-      for (int64_t r = 0; rows->found && r < rows->elems; ++r)
-        if (data[rows->begin + r] > 1)
-          return sparsec__fail(SPARSEC_ERR_FORMAT,
-                               "load: checkpoint '%s': tensor '%s' holds %u at row %lld, "
-                               "expected 0 or 1",
-                               path, rows->name, data[rows->begin + r], (long long)r);
-    }
     if (p->desc.layout != SPARSEC_LAYOUT_CSR)
       continue;
     const sparsec__ck_entry *crow = sparsec__ck_find(l, i, SPARSEC_CK_CROW);
@@ -331,22 +396,21 @@ static int sparsec__check_entries(const char *path, const sparsec_model *m, spar
   return SPARSEC_OK;
 }
 
-/* Copies validated entries into the model; cannot fail. */
+/* Copies validated entries into the model; cannot fail. Optimizer state
+ * the file does not have starts fresh (catch-up rows up to date). */
 static void sparsec__apply(sparsec_model *m, sparsec__ck_list *l, const unsigned char *data,
                            const sparsec__ck_meta *meta) {
+  for (int32_t i = 0; i < m->num_params; ++i)
+    sparsec__state_reset(m, &m->params[i], meta->step);
   for (int32_t i = 0; i < l->n; ++i) {
     const sparsec__ck_entry *e = &l->e[i];
     sparsec__param *p = &m->params[e->param];
     void *dst = sparsec__ck_data(m, e);
-    if (!dst)
-      continue; /* optimizer state the model does not keep */
-    size_t bytes = (size_t)e->elems * e->elem_size;
-    if (e->found)
-      memcpy(dst, data + e->begin, bytes);
-    else
-      memset(dst, 0, bytes); /* absent optimizer state: fresh */
-    if (e->kind == SPARSEC_CK_MOM && p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
-      p->mom_init = (uint8_t)e->found;
+    if (!dst || !e->found)
+      continue; /* state the model does not keep, or fresh */
+    memcpy(dst, data + e->begin, (size_t)e->elems * e->elem_size);
+    if (e->kind == SPARSEC_CK_STATE && e->group == SPARSEC_CK_SGD_MOMENTUM && !p->mom_row_init)
+      p->mom_init = 1;
   }
   m->step = meta->step;
   m->lr = meta->lr;
@@ -424,7 +488,7 @@ SPARSEC_API int sparsec_load(sparsec_model *m, const char *path) {
       goto done;
   }
   for (int32_t i = 0; i < l.n; ++i) {
-    if (!l.e[i].found && !l.e[i].optional) {
+    if (!l.e[i].found && l.e[i].group == SPARSEC_CK_REQUIRED) {
       rc = sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has no tensor '%s'", path,
                          l.e[i].name);
       goto done;
@@ -438,7 +502,7 @@ SPARSEC_API int sparsec_load(sparsec_model *m, const char *path) {
                        path, meta.crc, crc);
     goto done;
   }
-  if ((rc = sparsec__check_entries(path, m, &l, data)) != SPARSEC_OK)
+  if ((rc = sparsec__check_entries(path, m, &l, data, &meta)) != SPARSEC_OK)
     goto done;
   sparsec__apply(m, &l, data, &meta);
 done:

@@ -266,7 +266,8 @@ typedef struct sparsec__opt {
   int64_t step; /* 1-based index of the step being taken */
   double lr;    /* scheduled learning rate of this step */
   float neg_lr; /* -lr */
-  float momentum, one_minus_dampening, weight_decay;
+  float momentum, one_minus_dampening;
+  float l2; /* weight decay added to the gradient (every kind but AdamW) */
   int nesterov, maximize, centered, amsgrad;
   float eps, alpha, one_minus_alpha;
   float beta1, one_minus_beta1, beta2, one_minus_beta2;
@@ -278,6 +279,13 @@ typedef struct sparsec__opt {
 } sparsec__opt;
 
 sparsec__opt sparsec__opt_make(const sparsec_optimizer_desc *d, double lr, int64_t step);
+
+/* The gradient PyTorch's step works with: negated when maximizing, plus
+ * the L2 term (g.add(p, alpha=weight_decay)). */
+static inline float sparsec__grad(const sparsec__opt *o, float grad, float p) {
+  const float g = o->maximize ? -grad : grad;
+  return o->l2 != 0.0f ? g + o->l2 * p : g;
+}
 /* State kind `k` is kept by optimizer `d` (for a parameter of any layout). */
 int sparsec__opt_keeps(const sparsec_optimizer_desc *d, int k);
 const char *sparsec__state_name(int k);

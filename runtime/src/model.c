@@ -5,7 +5,8 @@
  * their gradients and the optimizer state. Parameters are initialised from
  * the seed at create; every allocation is size-checked and a failure
  * releases everything and reports SPARSEC_ERR_NOMEM. This file also holds
- * the by-name accessors and the learning-rate / step-count getters.
+ * the by-name accessors and the learning-rate / step-count getters (the
+ * scheduled rate is in optim.c).
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
@@ -52,13 +53,9 @@ static int sparsec__param_setup(sparsec_model *m, sparsec__param *p, uint64_t se
   if (d->layout != SPARSEC_LAYOUT_EMBEDDING &&
       !(p->grad = (float *)sparsec__alloc_array(p->nnz, sizeof(float))))
     return sparsec__nomem("gradient", d->name, p->nnz, sizeof(float));
-  if (m->opt.momentum != 0) {
-    if (!(p->momentum = (float *)sparsec__alloc_array(p->nnz, sizeof(float))))
-      return sparsec__nomem("momentum buffer", d->name, p->nnz, sizeof(float));
-    if (d->layout == SPARSEC_LAYOUT_EMBEDDING &&
-        !(p->mom_row_init = (uint8_t *)sparsec__alloc_array(d->dims[0], 1)))
-      return sparsec__nomem("momentum row flags", d->name, d->dims[0], 1);
-  }
+  p->rows = (d->layout != SPARSEC_LAYOUT_DENSE || d->rank >= 2) ? d->dims[0] : 1;
+  if (sparsec__state_alloc(m, p) != 0)
+    return sparsec__nomem("optimizer state", d->name, p->nnz, sizeof(float));
 
   sparsec__rng rng;
   sparsec__rng_seed(&rng, seed, sparsec__hash_name(d->name));
@@ -148,8 +145,7 @@ SPARSEC_API void sparsec_destroy(sparsec_model *m) {
       free(p->coordinates);
       free(p->grad);
       free(p->grad_ids);
-      free(p->momentum);
-      free(p->mom_row_init);
+      sparsec__state_free(p);
       sparsec__coo_free(&p->coo);
     }
   }

@@ -1,103 +1,339 @@
-/*===- optim.c - SGD steps on dense, CSR and embedding parameters -*- C -*-===*
+/*===- optim.c - Optimizer hyper-parameters, state and step driver -*- C -*-===*
  *
- * torch.optim.SGD (single-tensor path, maximize=False), elementwise and in
- * float like PyTorch for f32 parameters, with every hyper-parameter cast to
- * float as ATen casts `alpha`:
- *
- *   g = grad + weight_decay * p                  (if weight_decay != 0)
- *   buf = g                                      (first step)
- *   buf = momentum * buf + (1 - dampening) * g   (later steps)
- *   g = g + momentum * buf  (nesterov)  or  g = buf
- *   p = p + (-lr) * g
- *
- * Dense parameters and the values of CSR parameters (whose gradient lives on
- * the weight's own pattern) use the same elementwise kernel. Embedding
- * tables use lazy semantics: only rows present in the batch change, and
- * each row has its own "momentum buffer initialised" flag, so a row follows
- * exactly the dense SGD trajectory of the steps that touched it. When the
- * update is non-linear (momentum or weight decay) the row gradient is
- * coalesced first; plain SGD scatter-adds rows in batch order, as PyTorch
- * adds an uncoalesced sparse gradient.
+ * What every optimizer shares: the per-step hyper-parameters (cast to float
+ * as ATen casts scalars for f32 parameters), which state tensors each
+ * optimizer keeps and their initial values, the learning-rate schedule,
+ * dispatch to the per-optimizer kernels (optim_sgd.c, optim_adagrad.c,
+ * optim_rmsprop.c, optim_adam.c), the step on dense and CSR values, and
+ * the driver that train_step runs after a successful kernel: prepare the
+ * embedding gradients (coalesce or densify), clip the global gradient
+ * norm, step every parameter. Embedding modes live in optim_sparse.c.
+ * docs/optimizers.md has every formula.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-sparsec__sgd sparsec__sgd_make(const sparsec_optimizer_desc *opt, double lr) {
-  sparsec__sgd o;
-  o.lr = (float)lr;
-  o.momentum = (float)opt->momentum;
+#define SPARSEC_PI 3.14159265358979323846
+
+sparsec__opt sparsec__opt_make(const sparsec_optimizer_desc *d, double lr, int64_t step) {
+  sparsec__opt o;
+  memset(&o, 0, sizeof(o));
+  const double t = (double)step;
+  o.d = d;
+  o.kind = d->kind;
+  o.step = step;
+  o.lr = lr;
+  o.neg_lr = (float)-lr;
+  o.momentum = (float)d->momentum;
   /* PyTorch passes alpha = 1 - dampening, computed in double. */
-  o.one_minus_dampening = (float)(1.0 - opt->dampening);
-  o.weight_decay = (float)opt->weight_decay;
-  o.nesterov = opt->nesterov != 0;
+  o.one_minus_dampening = (float)(1.0 - d->dampening);
+  o.l2 = d->kind == SPARSEC_OPT_ADAMW ? 0.0f : (float)d->weight_decay;
+  o.nesterov = d->nesterov != 0;
+  o.maximize = d->maximize != 0;
+  o.centered = d->centered != 0;
+  o.amsgrad = d->amsgrad != 0;
+  o.eps = (float)d->eps;
+  o.alpha = (float)d->alpha;
+  o.one_minus_alpha = (float)(1.0 - d->alpha);
+  o.beta1 = (float)d->beta1;
+  o.one_minus_beta1 = (float)(1.0 - d->beta1);
+  o.beta2 = (float)d->beta2;
+  o.one_minus_beta2 = (float)(1.0 - d->beta2);
+  o.neg_clr = (float)-(lr / (1.0 + (t - 1.0) * d->lr_decay));
+  const double bc1 = 1.0 - pow(d->beta1, t), bc2 = 1.0 - pow(d->beta2, t);
+  o.bias2_sqrt = (float)sqrt(bc2);
+  o.neg_step_size = (float)-(lr / bc1);
+  o.sparse_neg_step = (float)-(lr * sqrt(bc2) / bc1);
+  o.decay = (float)(1.0 - lr * d->weight_decay);
   return o;
 }
 
-int sparsec__sgd_needs_coalesce(const sparsec__sgd *o) {
-  return o->momentum != 0.0f || o->weight_decay != 0.0f;
+static const char *const sparsec__state_names[SPARSEC_NSTATE] = {
+    "momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+
+const char *sparsec__state_name(int k) { return sparsec__state_names[k]; }
+
+int sparsec__opt_keeps(const sparsec_optimizer_desc *d, int k) {
+  switch (d->kind) {
+  case SPARSEC_OPT_SGD:
+    return k == SPARSEC_ST_MOMENTUM && d->momentum != 0.0;
+  case SPARSEC_OPT_ADAGRAD:
+  case SPARSEC_OPT_ROWWISE_ADAGRAD:
+    return k == SPARSEC_ST_SUM;
+  case SPARSEC_OPT_RMSPROP:
+    return k == SPARSEC_ST_SQUARE_AVG || (k == SPARSEC_ST_GRAD_AVG && d->centered) ||
+           (k == SPARSEC_ST_MOMENTUM && d->momentum > 0.0);
+  case SPARSEC_OPT_ADAM:
+  case SPARSEC_OPT_ADAMW:
+    return k == SPARSEC_ST_EXP_AVG || k == SPARSEC_ST_EXP_AVG_SQ ||
+           (k == SPARSEC_ST_MAX_EXP_AVG_SQ && d->amsgrad);
+  }
+  return 0;
 }
 
-/* One step on `n` contiguous values; `init` is the momentum flag. */
-static void sparsec__sgd_span(const sparsec__sgd *o, float *p, const float *grad, float *buf,
-                              int init, int64_t n) {
-  const float neg_lr = -o->lr, wd = o->weight_decay, mom = o->momentum;
-  const float one_minus_damp = o->one_minus_dampening;
-  if (mom == 0.0f) {
-    if (wd == 0.0f) {
-      for (int64_t i = 0; i < n; ++i)
-        p[i] = p[i] + neg_lr * grad[i];
-    } else {
-      for (int64_t i = 0; i < n; ++i) {
-        float g = grad[i] + wd * p[i];
-        p[i] = p[i] + neg_lr * g;
-      }
-    }
+float sparsec__state_init(const sparsec_optimizer_desc *d, int k) {
+  return k == SPARSEC_ST_SUM ? (float)d->initial_accumulator_value : 0.0f;
+}
+
+int sparsec__opt_coalesces(const sparsec_optimizer_desc *d) {
+  return d->kind != SPARSEC_OPT_SGD || d->momentum != 0.0 || d->weight_decay != 0.0 ||
+         d->max_grad_norm > 0.0 || d->sparse_mode == SPARSEC_SPARSE_CATCHUP;
+}
+
+double sparsec__scheduled_lr(const sparsec_optimizer_desc *d, double base, int64_t e) {
+  if (d->warmup_steps > 0) {
+    if (e < d->warmup_steps)
+      return base * (double)(e + 1) / (double)d->warmup_steps;
+    e -= d->warmup_steps;
+  }
+  switch (d->schedule) {
+  case SPARSEC_SCHED_STEP:
+    return base * pow(d->gamma, (double)(e / d->step_size));
+  case SPARSEC_SCHED_COSINE:
+    return d->eta_min +
+           (base - d->eta_min) * (1.0 + cos(SPARSEC_PI * (double)e / (double)d->t_max)) / 2.0;
+  default:
+    return base;
+  }
+}
+
+SPARSEC_API int sparsec_current_lr(const sparsec_model *m, double *lr) {
+  sparsec__clear_error();
+  if (!m || !lr)
+    return sparsec__fail(SPARSEC_ERR_NULL, "current_lr: NULL argument");
+  *lr = sparsec__scheduled_lr(&m->opt, m->lr, m->step);
+  return SPARSEC_OK;
+}
+
+/*===-- State -----------------------------------------------------------------===*/
+
+/* Whether `p` keeps per-row SGD momentum flags (lazy/catch-up rows). */
+static int sparsec__keeps_row_flags(const sparsec_model *m, const sparsec__param *p) {
+  return p->desc.layout == SPARSEC_LAYOUT_EMBEDDING && m->opt.kind == SPARSEC_OPT_SGD &&
+         m->opt.momentum != 0.0 && m->opt.sparse_mode != SPARSEC_SPARSE_DENSE;
+}
+
+static void *sparsec__alloc_n(int64_t count, size_t size) {
+  if (count < 0 || (uint64_t)count > SIZE_MAX / size)
+    return NULL;
+  return sparsec__calloc((size_t)count, size);
+}
+
+int sparsec__state_alloc(const sparsec_model *m, sparsec__param *p) {
+  const sparsec_optimizer_desc *d = &m->opt;
+  const int emb = p->desc.layout == SPARSEC_LAYOUT_EMBEDDING;
+  for (int k = 0; k < SPARSEC_NSTATE; ++k) {
+    if (!sparsec__opt_keeps(d, k))
+      continue;
+    int64_t n = (k == SPARSEC_ST_SUM && d->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) ? p->rows : p->nnz;
+    if (!(p->state[k] = (float *)sparsec__alloc_n(n, sizeof(float))))
+      return -1;
+  }
+  if (sparsec__keeps_row_flags(m, p) &&
+      !(p->mom_row_init = (uint8_t *)sparsec__alloc_n(p->desc.dims[0], 1)))
+    return -1;
+  if (emb && d->sparse_mode == SPARSEC_SPARSE_CATCHUP &&
+      !(p->last_step = (int64_t *)sparsec__alloc_n(p->desc.dims[0], sizeof(int64_t))))
+    return -1;
+  if (emb && d->sparse_mode == SPARSEC_SPARSE_DENSE &&
+      !(p->dense_grad = (float *)sparsec__alloc_n(p->nnz, sizeof(float))))
+    return -1;
+  sparsec__state_reset(m, p, 0);
+  return 0;
+}
+
+void sparsec__state_free(sparsec__param *p) {
+  for (int k = 0; k < SPARSEC_NSTATE; ++k) {
+    free(p->state[k]);
+    p->state[k] = NULL;
+  }
+  free(p->mom_row_init);
+  free(p->last_step);
+  free(p->dense_grad);
+  free(p->undo.ids);
+  free(p->undo.last);
+  free(p->undo.init);
+  free(p->undo.data);
+  p->mom_row_init = NULL;
+  p->last_step = NULL;
+  p->dense_grad = NULL;
+  memset(&p->undo, 0, sizeof(p->undo));
+}
+
+void sparsec__state_reset(const sparsec_model *m, sparsec__param *p, int64_t step) {
+  for (int k = 0; k < SPARSEC_NSTATE; ++k) {
+    if (!p->state[k])
+      continue;
+    const float v = sparsec__state_init(&m->opt, k);
+    const int64_t n = (k == SPARSEC_ST_SUM && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD)
+                          ? p->rows
+                          : p->nnz;
+    for (int64_t i = 0; i < n; ++i)
+      p->state[k][i] = v;
+  }
+  p->mom_init = 0;
+  if (p->mom_row_init)
+    memset(p->mom_row_init, 0, (size_t)p->desc.dims[0]);
+  if (p->last_step)
+    for (int64_t r = 0; r < p->desc.dims[0]; ++r)
+      p->last_step[r] = step;
+}
+
+/*===-- Steps -----------------------------------------------------------------===*/
+
+void sparsec__opt_span(const sparsec__opt *o, const sparsec__span *s, int init, int sparse_form) {
+  switch (o->kind) {
+  case SPARSEC_OPT_SGD:
+    sparsec__sgd_span(o, s, init);
+    break;
+  case SPARSEC_OPT_ADAGRAD:
+  case SPARSEC_OPT_ROWWISE_ADAGRAD:
+    sparsec__adagrad_span(o, s, sparse_form);
+    break;
+  case SPARSEC_OPT_RMSPROP:
+    sparsec__rmsprop_span(o, s);
+    break;
+  case SPARSEC_OPT_ADAM:
+  case SPARSEC_OPT_ADAMW:
+    sparsec__adam_span(o, s, sparse_form);
+    break;
+  }
+}
+
+void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init) {
+  switch (o->kind) {
+  case SPARSEC_OPT_SGD:
+    sparsec__sgd_catchup(o, s, k, init);
+    break;
+  case SPARSEC_OPT_RMSPROP:
+    sparsec__rmsprop_catchup(o, s, k);
+    break;
+  case SPARSEC_OPT_ADAM:
+  case SPARSEC_OPT_ADAMW:
+    sparsec__adam_catchup(o, s, k);
+    break;
+  default: /* Adagrad: the state does not decay (docs/optimizers.md) */
+    break;
+  }
+}
+
+void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *grad) {
+  sparsec__span s;
+  memset(&s, 0, sizeof(s));
+  s.p = p->values;
+  s.g = grad;
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    s.s[k] = p->state[k];
+  if (o->kind != SPARSEC_OPT_ROWWISE_ADAGRAD) {
+    s.n = p->nnz;
+    sparsec__opt_span(o, &s, p->mom_init, 0);
+    if (p->state[SPARSEC_ST_MOMENTUM])
+      p->mom_init = 1;
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    float g = grad[i];
-    if (wd != 0.0f)
-      g = g + wd * p[i];
-    float b;
-    if (!init)
-      b = g;
+  /* Row-wise: CSR rows by positions, dense rows of nnz / rows values. */
+  const int64_t width = p->rows > 0 ? p->nnz / p->rows : 0;
+  for (int64_t r = 0; r < p->rows; ++r) {
+    int64_t lo = r * width, hi = lo + width;
+    if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
+      lo = p->positions[r];
+      hi = p->positions[r + 1];
+    }
+    s.p = p->values + lo;
+    s.g = grad + lo;
+    s.n = hi - lo;
+    s.row_sum = p->state[SPARSEC_ST_SUM] + r;
+    sparsec__opt_span(o, &s, 0, 0);
+  }
+}
+
+/*===-- The step after the kernel ----------------------------------------------===*/
+
+static double sparsec__sumsq(const float *v, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    s += (double)v[i] * (double)v[i];
+  return s;
+}
+
+static void sparsec__scale(float *v, int64_t n, float c) {
+  for (int64_t i = 0; i < n; ++i)
+    v[i] = v[i] * c;
+}
+
+/* torch.nn.utils.clip_grad_norm_: total = ||all gradients||_2 (embedding
+ * gradients coalesced), coef = max_norm / (total + 1e-6) in float, and
+ * every gradient is scaled by coef when coef < 1. */
+static void sparsec__clip(sparsec_model *m) {
+  double ss = 0.0;
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    const sparsec__param *p = &m->params[i];
+    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+      ss += sparsec__sumsq(p->grad, p->nnz);
+    else if (p->dense_grad)
+      ss += sparsec__sumsq(p->dense_grad, p->nnz);
     else
-      b = buf[i] * mom + one_minus_damp * g;
-    buf[i] = b;
-    g = o->nesterov ? g + mom * b : b;
-    p[i] = p[i] + neg_lr * g;
+      ss += sparsec__sumsq(p->cur.rows, p->cur.n * p->cur.dim);
   }
-}
-
-void sparsec__sgd_dense(const sparsec__sgd *o, float *param, const float *grad, float *buf,
-                        uint8_t *buf_init, int64_t n) {
-  int init = buf_init ? *buf_init : 0;
-  sparsec__sgd_span(o, param, grad, buf, init, n);
-  if (o->momentum != 0.0f && buf_init)
-    *buf_init = 1;
-}
-
-void sparsec__sgd_rows(const sparsec__sgd *o, float *table, int64_t rows, sparsec__coo_grad *g,
-                       float *buf, uint8_t *row_init, sparsec__coo_workspace *ws) {
-  const int64_t dim = g->dim;
-  if (!sparsec__sgd_needs_coalesce(o)) {
-    const float neg_lr = -o->lr;
-    for (int64_t i = 0; i < g->n; ++i) {
-      float *p = table + (size_t)g->ids[i] * (size_t)dim;
-      const float *r = g->rows + (size_t)i * (size_t)dim;
-      for (int64_t d = 0; d < dim; ++d)
-        p[d] = p[d] + neg_lr * r[d];
-    }
+  const float total = (float)sqrt(ss);
+  const float coef = (float)m->opt.max_grad_norm / (total + 1e-6f);
+  if (!(coef < 1.0f))
     return;
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) {
+      sparsec__scale(p->grad, p->nnz, coef);
+      continue;
+    }
+    /* The raw rows (what sparsec_param_grad shows), and the coalesced or
+     * densified copy the step reads when it is a separate buffer. */
+    sparsec__scale(p->grad, p->grad_rows * p->desc.dims[1], coef);
+    if (p->dense_grad)
+      sparsec__scale(p->dense_grad, p->nnz, coef);
+    else if (p->cur.rows != p->grad)
+      sparsec__scale(sparsec__unconst(p->cur.rows), p->cur.n * p->cur.dim, coef);
   }
-  sparsec__coo_coalesce(g, rows, ws);
-  for (int64_t i = 0; i < g->n; ++i) {
-    size_t id = (size_t)g->ids[i];
-    float *b = buf ? buf + id * (size_t)dim : NULL;
-    int init = row_init ? row_init[id] : 0;
-    sparsec__sgd_span(o, table + id * (size_t)dim, g->rows + (size_t)i * (size_t)dim, b, init, dim);
-    if (o->momentum != 0.0f && row_init)
-      row_init[id] = 1;
+}
+
+/* The densified gradient of an embedding: rows added in batch order. */
+static void sparsec__densify(sparsec__param *p) {
+  const int64_t dim = p->desc.dims[1];
+  memset(p->dense_grad, 0, (size_t)p->nnz * sizeof(float));
+  for (int64_t i = 0; i < p->grad_rows; ++i) {
+    float *dst = p->dense_grad + (size_t)p->grad_ids[i] * (size_t)dim;
+    const float *src = p->grad + (size_t)i * (size_t)dim;
+    for (int64_t c = 0; c < dim; ++c)
+      dst[c] += src[c];
+  }
+}
+
+void sparsec__opt_step(sparsec_model *m) {
+  const sparsec__opt o =
+      sparsec__opt_make(&m->opt, sparsec__scheduled_lr(&m->opt, m->lr, m->step), m->step + 1);
+  const int coalesce = sparsec__opt_coalesces(&m->opt);
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+      continue;
+    sparsec__coo_grad g = {p->grad_rows, p->desc.dims[1], p->grad_ids, p->grad, 0};
+    p->cur = g;
+    if (p->dense_grad)
+      sparsec__densify(p);
+    else if (coalesce)
+      sparsec__coo_coalesce(&p->cur, p->desc.dims[0], &p->coo);
+  }
+  if (m->opt.max_grad_norm > 0.0)
+    sparsec__clip(m);
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+      sparsec__opt_values(&o, p, p->grad);
+    else if (p->dense_grad)
+      sparsec__opt_values(&o, p, p->dense_grad);
+    else
+      sparsec__opt_rows(&o, p, &p->cur, m->opt.sparse_mode == SPARSEC_SPARSE_CATCHUP);
   }
 }

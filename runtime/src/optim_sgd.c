@@ -16,20 +16,18 @@
 #include "internal.h"
 
 void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init) {
-  const float neg_lr = o->neg_lr, wd = o->weight_decay, mom = o->momentum;
+  const float neg_lr = o->neg_lr, mom = o->momentum;
   const float one_minus_damp = o->one_minus_dampening;
   const float *grad = s->g;
   float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
   const int64_t n = s->n;
-  if (mom == 0.0f && wd == 0.0f && !o->maximize) {
+  if (mom == 0.0f && o->l2 == 0.0f && !o->maximize) {
     for (int64_t i = 0; i < n; ++i)
       p[i] = p[i] + neg_lr * grad[i];
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
-    float g = o->maximize ? -grad[i] : grad[i];
-    if (wd != 0.0f)
-      g = g + wd * p[i];
+    float g = sparsec__grad(o, grad[i], p[i]);
     if (mom != 0.0f) {
       float b = init ? buf[i] * mom + one_minus_damp * g : g;
       buf[i] = b;
@@ -49,8 +47,8 @@ void sparsec__sgd_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t
   const double lr = o->lr, wd = d->weight_decay, mu = d->momentum, c = 1.0 - d->dampening;
   const double nest = d->nesterov ? 1.0 : 0.0;
   float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
-  if (k <= 0 || (wd == 0.0 && (mu == 0.0 || !init)))
-    return; /* nothing moves: no decay, and no buffer to coast on */
+  if (k <= 0 || (wd == 0.0 && mu == 0.0))
+    return; /* nothing moves */
   if (mu == 0.0) {
     const double a[4] = {1.0 - lr * wd, 0.0, 0.0, 0.0};
     double f[4];

@@ -4,8 +4,10 @@
  * the `bufs` array in the order runtime.h documents and calls the compiled
  * kernel. train_step additionally sizes the embedding gradient buffers for
  * the batch (before the kernel, so a failed allocation changes nothing),
- * zero-fills every gradient (kernels may accumulate), checks the loss, and
- * only then runs the optimizer step on every parameter and counts the step.
+ * brings the batch's rows of catch-up tables up to date (undone if the step
+ * then fails), zero-fills every gradient (kernels may accumulate), checks
+ * the loss, and only then runs the optimizer step on every parameter
+ * (optim.c) and counts the step.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
@@ -86,7 +88,8 @@ SPARSEC_API int sparsec_forward(sparsec_model *m, int64_t batch, const void *con
   return SPARSEC_OK;
 }
 
-/* Grows the gradient storage of embedding `p` to `rows` ids. */
+/* Grows the gradient storage of embedding `p` to `rows` ids (and the
+ * coalescing workspace and catch-up undo log when the step needs them). */
 static int sparsec__reserve_rows(sparsec_model *m, sparsec__param *p, int64_t rows,
                                  int need_coalesce) {
   const int64_t dim = p->desc.dims[1];
@@ -110,9 +113,10 @@ static int sparsec__reserve_rows(sparsec_model *m, sparsec__param *p, int64_t ro
   }
   if (need_coalesce && sparsec__coo_reserve(&p->coo, rows, dim) != 0)
     goto nomem;
+  if (p->last_step && sparsec__undo_reserve(m, p, rows) != 0)
+    goto nomem;
   return SPARSEC_OK;
 nomem:
-  (void)m;
   return sparsec__fail(SPARSEC_ERR_NOMEM,
                        "train_step: cannot allocate the gradient of embedding '%s' (%lld rows)",
                        p->desc.name, (long long)rows);
@@ -132,8 +136,8 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "train_step: model '%s' has no train kernel",
                          m->name);
 
-  sparsec__sgd opt = sparsec__sgd_make(&m->opt, m->lr);
-  int need_coalesce = sparsec__sgd_needs_coalesce(&opt);
+  const int need_coalesce =
+      sparsec__opt_coalesces(&m->opt) && m->opt.sparse_mode != SPARSEC_SPARSE_DENSE;
   /* Size every embedding gradient before anything changes. */
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__param *p = &m->params[i];
@@ -152,6 +156,9 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   void **bufs = sparsec__bufs_alloc(stack, n);
   if (!bufs)
     return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
+
+  /* Catch-up tables: the kernel must read the batch's rows up to date. */
+  sparsec__catchup_batch(m, batch, inputs);
 
   /* Gradients: zero-filled; embedding ids converted for the optimizer. */
   for (int32_t i = 0; i < m->num_params; ++i) {
@@ -183,24 +190,20 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   int krc = m->train(bufs, batch);
   if (bufs != stack)
     free(bufs);
-  if (krc != 0)
+  if (krc != 0) {
+    sparsec__catchup_undo(m);
     return sparsec__fail(SPARSEC_ERR_KERNEL, "train_step: kernel of model '%s' failed with code %d",
                          m->name, krc);
+  }
   *loss = loss_value;
-  if (!isfinite(loss_value))
+  if (!isfinite(loss_value)) {
+    sparsec__catchup_undo(m);
     return sparsec__fail(SPARSEC_ERR_NONFINITE,
                          "train_step: loss is not finite (%g); optimizer step skipped",
                          (double)loss_value);
-
-  for (int32_t i = 0; i < m->num_params; ++i) {
-    sparsec__param *p = &m->params[i];
-    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) {
-      sparsec__sgd_dense(&opt, p->values, p->grad, p->momentum, &p->mom_init, p->nnz);
-      continue;
-    }
-    sparsec__coo_grad g = {p->grad_rows, p->desc.dims[1], p->grad_ids, p->grad, 0};
-    sparsec__sgd_rows(&opt, p->values, p->desc.dims[0], &g, p->momentum, p->mom_row_init, &p->coo);
   }
+
+  sparsec__opt_step(m);
   ++m->step;
   return SPARSEC_OK;
 }

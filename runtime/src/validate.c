@@ -110,6 +110,104 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
   return SPARSEC_OK;
 }
 
+static const char *const sparsec__opt_names[] = {"SGD",  "Adagrad", "row-wise Adagrad",
+                                                   "RMSprop", "Adam", "AdamW"};
+
+/* A finite double >= lo (and <= hi / < hi when `open_hi`). */
+static int sparsec__in_range(double v, double lo, double hi, int open_hi) {
+  return isfinite(v) && v >= lo && (open_hi ? v < hi : v <= hi);
+}
+
+static int sparsec__bad_opt(const sparsec_optimizer_desc *o, const char *field, double v,
+                            const char *want) {
+  return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: %s optimizer has %s %g, expected %s",
+                       sparsec__opt_names[o->kind], field, v, want);
+}
+
+/* PyTorch's checks of each optimizer's arguments, plus clipping, schedule
+ * and sparse-mode fields; fields a kind does not use are ignored. */
+static int sparsec__validate_optimizer(const sparsec_optimizer_desc *o) {
+  if ((int)o->kind < SPARSEC_OPT_SGD || (int)o->kind > SPARSEC_OPT_ADAMW)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown optimizer kind %d",
+                         (int)o->kind);
+  const double inf = HUGE_VAL;
+  const sparsec_optimizer_kind k = o->kind;
+  if (!sparsec__in_range(o->lr, 0, inf, 0))
+    return sparsec__bad_opt(o, "lr", o->lr, "a finite value >= 0");
+  if (!sparsec__in_range(o->weight_decay, 0, inf, 0))
+    return sparsec__bad_opt(o, "weight_decay", o->weight_decay, "a finite value >= 0");
+  if ((k == SPARSEC_OPT_SGD || k == SPARSEC_OPT_RMSPROP) &&
+      !sparsec__in_range(o->momentum, 0, inf, 0))
+    return sparsec__bad_opt(o, "momentum", o->momentum, "a finite value >= 0");
+  if (k == SPARSEC_OPT_SGD) {
+    if (!isfinite(o->dampening))
+      return sparsec__bad_opt(o, "dampening", o->dampening, "a finite value");
+    if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: Nesterov momentum requires a momentum and zero dampening");
+  } else if (!sparsec__in_range(o->eps, 0, inf, 0)) {
+    return sparsec__bad_opt(o, "eps", o->eps, "a finite value >= 0");
+  }
+  if (k == SPARSEC_OPT_ADAGRAD || k == SPARSEC_OPT_ROWWISE_ADAGRAD) {
+    if (!sparsec__in_range(o->lr_decay, 0, inf, 0))
+      return sparsec__bad_opt(o, "lr_decay", o->lr_decay, "a finite value >= 0");
+    if (!sparsec__in_range(o->initial_accumulator_value, 0, inf, 0))
+      return sparsec__bad_opt(o, "initial_accumulator_value", o->initial_accumulator_value,
+                              "a finite value >= 0");
+  }
+  if (k == SPARSEC_OPT_RMSPROP && !sparsec__in_range(o->alpha, 0, 1, 0))
+    return sparsec__bad_opt(o, "alpha", o->alpha, "a value in [0, 1]");
+  if (k == SPARSEC_OPT_ADAM || k == SPARSEC_OPT_ADAMW) {
+    if (!sparsec__in_range(o->beta1, 0, 1, 1))
+      return sparsec__bad_opt(o, "beta1", o->beta1, "a value in [0, 1)");
+    if (!sparsec__in_range(o->beta2, 0, 1, 1))
+      return sparsec__bad_opt(o, "beta2", o->beta2, "a value in [0, 1)");
+  }
+  const struct {
+    const char *name;
+    int32_t v;
+  } flags[] = {{"centered", o->centered}, {"amsgrad", o->amsgrad}, {"maximize", o->maximize}};
+  for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); ++i)
+    if (flags[i].v != 0 && flags[i].v != 1)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: optimizer flag %s is %d, expected 0 or 1",
+                           flags[i].name, flags[i].v);
+  if ((int)o->sparse_mode < SPARSEC_SPARSE_LAZY || (int)o->sparse_mode > SPARSEC_SPARSE_DENSE)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown sparse_mode %d",
+                         (int)o->sparse_mode);
+  if (!sparsec__in_range(o->max_grad_norm, 0, inf, 0))
+    return sparsec__bad_opt(o, "max_grad_norm", o->max_grad_norm, "a finite value >= 0 (0: off)");
+  if (o->warmup_steps < 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: warmup_steps is %lld, expected >= 0",
+                         (long long)o->warmup_steps);
+  switch (o->schedule) {
+  case SPARSEC_SCHED_CONSTANT:
+    break;
+  case SPARSEC_SCHED_STEP:
+    if (o->step_size < 1)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: step schedule has step_size %lld, expected >= 1",
+                           (long long)o->step_size);
+    if (!sparsec__in_range(o->gamma, 0, inf, 0))
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: step schedule has gamma %g, expected a finite value >= 0",
+                           o->gamma);
+    break;
+  case SPARSEC_SCHED_COSINE:
+    if (o->t_max < 1)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: cosine schedule has t_max %lld, expected >= 1",
+                           (long long)o->t_max);
+    if (!sparsec__in_range(o->eta_min, 0, inf, 0))
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: cosine schedule has eta_min %g, expected a finite value >= 0",
+                           o->eta_min);
+    break;
+  default:
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown lr schedule %d", o->schedule);
+  }
+  return SPARSEC_OK;
+}
+
 int sparsec__validate_desc(const sparsec_model_desc *d) {
   if (d->abi_version != SPARSEC_ABI_VERSION)
     return sparsec__fail(SPARSEC_ERR_ABI,
@@ -134,20 +232,7 @@ int sparsec__validate_desc(const sparsec_model_desc *d) {
   if (d->output_rank < 0 || d->output_rank > SPARSEC_MAX_RANK)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: output rank %d (max %d)", d->output_rank,
                          SPARSEC_MAX_RANK);
-  const sparsec_optimizer_desc *o = &d->optimizer;
-  if (o->kind != SPARSEC_OPT_SGD)
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown optimizer kind %d",
-                         (int)o->kind);
-  if (!isfinite(o->lr) || o->lr < 0 || !isfinite(o->momentum) || o->momentum < 0 ||
-      !isfinite(o->dampening) || !isfinite(o->weight_decay) || o->weight_decay < 0)
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
-                         "create: invalid SGD settings (lr %g, momentum %g, dampening %g, "
-                         "weight_decay %g)",
-                         o->lr, o->momentum, o->dampening, o->weight_decay);
-  if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
-                         "create: Nesterov momentum requires a momentum and zero dampening");
-  return SPARSEC_OK;
+  return sparsec__validate_optimizer(&d->optimizer);
 }
 
 int64_t sparsec__input_numel(const sparsec_input_desc *in, int64_t batch) {

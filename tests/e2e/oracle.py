@@ -424,7 +424,7 @@ def id_bounds(spec):
     return bounds
 
 
-_NP = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}
+NP_DTYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}
 
 
 def random_batch(spec, batch, rng):
@@ -436,7 +436,7 @@ def random_batch(spec, batch, rng):
         shape = (batch,) + i.dims
         if i.dtype.startswith("i"):
             out[i.name] = rng.integers(0, bounds[i.name], shape).astype(
-                _NP[i.dtype])
+                NP_DTYPES[i.dtype])
         elif i.is_target and kind == "bce_with_logits":
             out[i.name] = rng.random(shape).astype(np.float32)
         else:
@@ -655,3 +655,45 @@ class LazyRowSGD:
                 g = g + self.momentum * self.buf[r] if self.nesterov \
                     else self.buf[r]
             self.p[r] = self.p[r] - self.lr * g
+
+
+# ---------------------------------------------------------------------------
+# Crash isolation
+# ---------------------------------------------------------------------------
+
+
+def in_child(fn):
+    """Runs fn() in a forked child, so that a crash of the library (e.g. an
+    unchecked index) fails one check instead of killing the test run.
+    Returns ("ok", fn's picklable result), ("raised", repr of the
+    exception) or ("crashed", description of how the child died)."""
+    import pickle
+    import signal
+    import sys
+    rfd, wfd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(rfd)
+        try:
+            try:
+                out = ("ok", fn())
+            except BaseException as e:  # report everything, even exit()
+                out = ("raised", f"{type(e).__name__}: {e}")
+            with os.fdopen(wfd, "wb") as f:
+                pickle.dump(out, f)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return ("crashed", f"killed by signal {sig} "
+                           f"({signal.Signals(sig).name})")
+    if not data:
+        return ("crashed", f"exited with status {os.WEXITSTATUS(status)} "
+                           "without a result")
+    return pickle.loads(data)

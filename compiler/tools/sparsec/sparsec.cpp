@@ -26,6 +26,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
 
@@ -203,13 +204,15 @@ static int printModule(mlir::ModuleOp module) {
 
 /// Runs `build`'s passes on `module` with the command line's pass-manager
 /// options. Returns false after diagnostics on failure.
-static bool runPasses(mlir::ModuleOp module,
+static bool runPasses(mlir::ModuleOp module, llvm::StringRef stage,
                       llvm::function_ref<void(mlir::OpPassManager &)> build,
                       mlir::TimingScope &timing) {
   mlir::PassManager pm(module.getContext());
   if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
     return false;
-  pm.enableTiming(timing);
+  // One timing scope per stage: pass timers are keyed by pass identity.
+  mlir::TimingScope stageTiming = timing.nest(stage);
+  pm.enableTiming(stageTiming);
   build(pm);
   return mlir::succeeded(pm.run(module));
 }
@@ -348,7 +351,7 @@ static int runPipeline(const char *argv0) {
     return 1;
   if (emitStage == Stage::SDL)
     return printModule(*ir);
-  if (!runPasses(*ir, sparsec::buildTrainingPipeline, timing))
+  if (!runPasses(*ir, "sdl-train", sparsec::buildTrainingPipeline, timing))
     return 1;
   if (emitStage == Stage::SDLTrain)
     return printModule(*ir);
@@ -361,14 +364,14 @@ static int runPipeline(const char *argv0) {
     sparsec::emitHeader(*abi, os);
     return writeOutput(text) ? 0 : 1;
   }
-  if (!runPasses(*ir, sparsec::buildLinalgPipeline, timing))
+  if (!runPasses(*ir, "linalg", sparsec::buildLinalgPipeline, timing))
     return 1;
   if (emitStage == Stage::Linalg)
     return printModule(*ir);
   sparsec::CodegenOptions copts;
   copts.vectorLength = vectorLength;
   if (!runPasses(
-          *ir,
+          *ir, "llvm-dialect",
           [&](mlir::OpPassManager &pm) {
             sparsec::buildLLVMPipeline(pm, copts);
           },
@@ -381,6 +384,10 @@ static int runPipeline(const char *argv0) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
+  // Passes are registered so that --mlir-print-ir-after=<pass> and friends
+  // accept their names.
+  mlir::registerAllPasses();
+  sparsec::registerSparsecPasses();
   mlir::registerPassManagerCLOptions();
   mlir::registerMLIRContextCLOptions();
   mlir::registerAsmPrinterCLOptions();

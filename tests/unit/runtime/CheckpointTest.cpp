@@ -257,7 +257,7 @@ TEST(Checkpoint, FileLayoutAndNames) {
   ASSERT_NE(meta, nullptr);
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "format")->str, "sparsec");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "model")->str, "LinearCsr");
-  EXPECT_STREQ(sparsec__json_get(&doc, meta, "abi")->str, "1");
+  EXPECT_STREQ(sparsec__json_get(&doc, meta, "abi")->str, "2");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "step")->str, "2");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "lr")->str, "0.10000000000000001");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "fc.weight.size")->str, "[4,6]");
@@ -739,10 +739,10 @@ TEST_F(HandmadeLoad, Rejections) {
            a + "," + b + "}",
        "is not a sparsec checkpoint"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
-       "\"2\",\"step\":\"0\","
+       "\"3\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '2'"},
+       "ABI version '3', this runtime reads '1' to '2'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"1\",\"step\":\"-1\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +

@@ -43,6 +43,41 @@ void refStep(const Opts &o, float *p, const float *grad, float *buf, bool &init,
     init = true;
 }
 
+/// The runtime's dense step on raw arrays (as train_step runs it).
+void runtimeDense(const sparsec_optimizer_desc &d, double lr, float *p,
+                  const float *g, float *buf, uint8_t *init, int64_t n) {
+  sparsec__opt k = sparsec__opt_make(&d, lr, 1);
+  sparsec__span s{};
+  s.p = p;
+  s.g = g;
+  s.s[SPARSEC_ST_MOMENTUM] = buf;
+  s.n = n;
+  sparsec__opt_span(&k, &s, *init, 0);
+  if (buf)
+    *init = 1;
+}
+
+/// The runtime's lazy step on the rows of a raw table (as train_step runs
+/// it: coalesced first when the update needs it).
+void runtimeRows(const sparsec_optimizer_desc &d, double lr, float *table,
+                 int64_t rows, sparsec__coo_grad *g, float *buf,
+                 uint8_t *rowInit, sparsec__coo_workspace *ws) {
+  sparsec__param p{};
+  p.desc.layout = SPARSEC_LAYOUT_EMBEDDING;
+  p.desc.rank = 2;
+  p.desc.dims[0] = rows;
+  p.desc.dims[1] = g->dim;
+  p.nnz = rows * g->dim;
+  p.rows = rows;
+  p.values = table;
+  p.state[SPARSEC_ST_MOMENTUM] = buf;
+  p.mom_row_init = rowInit;
+  if (sparsec__opt_coalesces(&d))
+    sparsec__coo_coalesce(g, rows, ws);
+  sparsec__opt k = sparsec__opt_make(&d, lr, 1);
+  sparsec__opt_rows(&k, &p, g, 0);
+}
+
 void expectClose(const std::vector<float> &got, const std::vector<float> &want,
                  const char *what) {
   ASSERT_EQ(got.size(), want.size()) << what;
@@ -67,7 +102,6 @@ protected:
 TEST_P(Sgd, DenseMatchesReference) {
   Opts o = opts();
   sparsec_optimizer_desc d = desc();
-  sparsec__sgd k = sparsec__sgd_make(&d, o.lr);
   const int64_t n = 37;
   sparsec__rng rng;
   sparsec__rng_seed(&rng, 5, 5);
@@ -78,8 +112,8 @@ TEST_P(Sgd, DenseMatchesReference) {
   bool refInit = false;
   for (int step = 0; step < 6; ++step) {
     sparsec__init_values(&rng, SPARSEC_INIT_NORMAL, 1.0, g.data(), n);
-    sparsec__sgd_dense(&k, p.data(), g.data(),
-                       o.momentum != 0 ? buf.data() : nullptr, &init, n);
+    runtimeDense(d, o.lr, p.data(), g.data(),
+                 o.momentum != 0 ? buf.data() : nullptr, &init, n);
     refStep(o, ref.data(), g.data(), refBuf.data(), refInit, n);
     expectClose(p, ref, "param");
     if (o.momentum != 0)
@@ -164,7 +198,6 @@ struct LazyRef {
 TEST_P(Sgd, EmbeddingRowsLazy) {
   Opts o = opts();
   sparsec_optimizer_desc d = desc();
-  sparsec__sgd k = sparsec__sgd_make(&d, o.lr);
   const int64_t rows = 12, dim = 4;
   sparsec__rng rng;
   sparsec__rng_seed(&rng, 6, 6);
@@ -187,9 +220,9 @@ TEST_P(Sgd, EmbeddingRowsLazy) {
     sparsec__coo_grad cg = {(int64_t)ids.size(), dim, ids.data(), g.data(), 0};
     std::vector<float> before = table;
     std::vector<uint8_t> initBefore = rowInit;
-    sparsec__sgd_rows(&k, table.data(), rows, &cg,
-                      o.momentum != 0 ? buf.data() : nullptr,
-                      o.momentum != 0 ? rowInit.data() : nullptr, &ws);
+    runtimeRows(d, o.lr, table.data(), rows, &cg,
+                o.momentum != 0 ? buf.data() : nullptr,
+                o.momentum != 0 ? rowInit.data() : nullptr, &ws);
     ref.step(ids, g);
     expectClose(table, ref.table, "table");
     if (o.momentum != 0) {
@@ -268,14 +301,13 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(SgdMath, HandComputedTwoSteps) {
   // p = 1, g = 0.5 then 0.25; lr 0.1, momentum 0.9, dampening 0.5, wd 0.1.
   sparsec_optimizer_desc d = makeSgd(0.1, 0.9, 0.5, 0.1);
-  sparsec__sgd k = sparsec__sgd_make(&d, 0.1);
   float p = 1.0f, buf = 0, g1 = 0.5f, g2 = 0.25f;
   uint8_t init = 0;
-  sparsec__sgd_dense(&k, &p, &g1, &buf, &init, 1);
+  runtimeDense(d, 0.1, &p, &g1, &buf, &init, 1);
   // d = 0.5 + 0.1 = 0.6; buf = 0.6 (first step: no dampening); p = 1 - 0.06.
   EXPECT_FLOAT_EQ(buf, 0.6f);
   EXPECT_FLOAT_EQ(p, 0.94f);
-  sparsec__sgd_dense(&k, &p, &g2, &buf, &init, 1);
+  runtimeDense(d, 0.1, &p, &g2, &buf, &init, 1);
   // d = 0.25 + 0.094 = 0.344; buf = 0.54 + 0.172 = 0.712; p = 0.94 - 0.0712.
   EXPECT_FLOAT_EQ(buf, 0.712f);
   EXPECT_FLOAT_EQ(p, 0.8688f);

@@ -280,6 +280,75 @@ inline Desc embedDesc(sparsec_dtype idType,
   return d;
 }
 
+// Gradient feed: a model whose train kernel hands the runtime gradients the
+// test chose (a dense [5, 3] matrix "w", a dense [4] vector "b", a CSR
+// [4, 6] matrix "s" with 9 entries and an embedding "e" [8, 3] read by the
+// ids input [batch, 2]), so optimizer steps can be checked against a
+// reference with arbitrary gradients.
+constexpr int kFeedRows = 8, kFeedDim = 3, kFeedBag = 2, kFeedNnz = 9;
+struct Feed {
+  std::vector<float> w, b, s, e; // e: one row of kFeedDim per id
+  float loss = 1.0f;
+};
+inline Feed &feed() {
+  static Feed f;
+  return f;
+}
+
+inline int feedTrain(void *const *bufs, int64_t batch) {
+  lastBufs().assign(bufs, bufs + 12);
+  lastBatch() = batch;
+  if (kernelMode() == KernelMode::Fail)
+    return 5;
+  const Feed &f = feed();
+  const std::vector<float> *src[4] = {&f.w, &f.b, &f.s, &f.e};
+  for (int k = 0; k < 4; ++k)
+    std::memcpy(bufs[7 + k], src[k]->data(), src[k]->size() * sizeof(float));
+  *static_cast<float *>(bufs[11]) =
+      kernelMode() == KernelMode::NanLoss ? NAN : f.loss;
+  return 0;
+}
+
+inline Desc feedDesc(sparsec_optimizer_desc opt) {
+  Desc d;
+  d.inputs = {makeInput("ids", SPARSEC_I64, {-1, kFeedBag}, 0, kFeedRows)};
+  d.params = {makeParam("w", SPARSEC_LAYOUT_DENSE, {5, 3}, 15,
+                        SPARSEC_INIT_NORMAL, 1.0),
+              makeParam("b", SPARSEC_LAYOUT_DENSE, {4}, 4, SPARSEC_INIT_NORMAL,
+                        1.0),
+              makeParam("s", SPARSEC_LAYOUT_CSR, {4, 6}, kFeedNnz,
+                        SPARSEC_INIT_NORMAL, 1.0),
+              makeParam("e", SPARSEC_LAYOUT_EMBEDDING, {kFeedRows, kFeedDim},
+                        kFeedRows * kFeedDim, SPARSEC_INIT_NORMAL, 1.0, 0)};
+  d.desc.abi_version = SPARSEC_ABI_VERSION;
+  d.desc.name = "Feed";
+  d.desc.output_rank = 1;
+  d.desc.output_dims[0] = -1;
+  d.desc.optimizer = opt;
+  d.desc.train = &feedTrain;
+  d.link();
+  return d;
+}
+
+/// An optimizer descriptor of `kind` with PyTorch's defaults.
+inline sparsec_optimizer_desc makeOpt(sparsec_optimizer_kind kind, double lr,
+                                      sparsec_sparse_mode mode =
+                                          SPARSEC_SPARSE_LAZY) {
+  sparsec_optimizer_desc o{};
+  o.kind = kind;
+  o.lr = lr;
+  o.sparse_mode = mode;
+  o.eps = kind == SPARSEC_OPT_ADAGRAD || kind == SPARSEC_OPT_ROWWISE_ADAGRAD
+              ? 1e-10
+              : 1e-8;
+  o.alpha = 0.99;
+  o.beta1 = 0.9;
+  o.beta2 = 0.999;
+  if (kind == SPARSEC_OPT_ADAMW)
+    o.weight_decay = 0.01;
+  return o;
+}
+
 /// FNV-1a over every parameter's values and CSR structure, the step count
 /// and the learning rate: equal hashes mean byte-identical state.
 inline uint64_t hashModel(sparsec_model *m) {
@@ -308,11 +377,21 @@ inline uint64_t hashModel(sparsec_model *m) {
     }
     // Optimizer state is internal: hash it through the internal layout.
     const sparsec__param *p = &m->params[i];
-    if (p->momentum)
-      mix(p->momentum, static_cast<size_t>(p->nnz) * sizeof(float));
+    for (int k = 0; k < SPARSEC_NSTATE; ++k)
+      if (p->state[k])
+        mix(p->state[k],
+            static_cast<size_t>(k == SPARSEC_ST_SUM &&
+                                        m->opt.kind ==
+                                            SPARSEC_OPT_ROWWISE_ADAGRAD
+                                    ? p->rows
+                                    : p->nnz) *
+                sizeof(float));
     mix(&p->mom_init, 1);
     if (p->mom_row_init)
       mix(p->mom_row_init, static_cast<size_t>(p->desc.dims[0]));
+    if (p->last_step)
+      mix(p->last_step,
+          static_cast<size_t>(p->desc.dims[0]) * sizeof(int64_t));
   }
   int64_t steps = 0;
   double lr = 0;

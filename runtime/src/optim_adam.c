@@ -1,0 +1,106 @@
+/*===- optim_adam.c - Adam / AdamW steps and catch-up --------------*- C -*-===*
+ *
+ * torch.optim.Adam / AdamW (single-tensor path) in float, step t:
+ *
+ *   g  = -grad if maximize, else grad
+ *   g  = g + weight_decay * p                  (Adam: L2)
+ *   p  = p * (1 - lr * weight_decay)           (AdamW: decoupled)
+ *   m  = beta1 * m + (1 - beta1) * g
+ *   v  = beta2 * v + (1 - beta2) * g * g
+ *   vm = max(vm, v)                            (amsgrad; v below is vm)
+ *   p  = p + (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *
+ * Lazy embedding rows use torch.optim.SparseAdam's arithmetic instead:
+ *
+ *   m += (g - m) * (1 - beta1);  v += (g * g - v) * (1 - beta2)
+ *   p  = p + (-lr sqrt(1 - beta2^t) / (1 - beta1^t)) * (m / (sqrt(v) + eps))
+ *
+ * (note eps is added before the second-moment bias correction there).
+ *
+ * Catch-up of k zero-gradient steps: the moments decay exactly
+ * (m <- beta1^k m, v <- beta2^k v, vm unchanged); the k parameter steps
+ * are approximated in closed form, see sparsec__adam_catchup.
+ *===----------------------------------------------------------------------===*/
+#include "internal.h"
+
+#include <math.h>
+
+void sparsec__adam_span(const sparsec__opt *o, const sparsec__span *s, int sparse_form) {
+  const float b1 = o->beta1, b2 = o->beta2, omb1 = o->one_minus_beta1, omb2 = o->one_minus_beta2;
+  const float eps = o->eps;
+  const int adamw = o->kind == SPARSEC_OPT_ADAMW;
+  const float *grad = s->g;
+  float *p = s->p, *m = s->s[SPARSEC_ST_EXP_AVG], *v = s->s[SPARSEC_ST_EXP_AVG_SQ];
+  float *vmax = s->s[SPARSEC_ST_MAX_EXP_AVG_SQ];
+  for (int64_t i = 0; i < s->n; ++i) {
+    const float g = sparsec__grad(o, grad[i], p[i]);
+    if (adamw)
+      p[i] = p[i] * o->decay;
+    float mi, vi;
+    if (sparse_form) {
+      const float old_m = m[i], old_v = v[i];
+      const float upd_m = (g - old_m) * omb1, upd_v = (g * g - old_v) * omb2;
+      m[i] = old_m + upd_m;
+      v[i] = old_v + upd_v;
+      mi = upd_m + old_m;
+      vi = upd_v + old_v;
+    } else {
+      mi = m[i] * b1 + omb1 * g;
+      vi = v[i] * b2 + (omb2 * g) * g;
+      m[i] = mi;
+      v[i] = vi;
+    }
+    if (o->amsgrad) {
+      if (!(vmax[i] >= vi)) /* torch.maximum: NaN propagates */
+        vmax[i] = vi;
+      vi = vmax[i];
+    }
+    if (sparse_form)
+      p[i] = p[i] + (mi / (sqrtf(vi) + eps)) * o->sparse_neg_step;
+    else
+      p[i] = p[i] + (o->neg_step_size * mi) / (sqrtf(vi) / o->bias2_sqrt + eps);
+  }
+}
+
+/* k skipped steps, from step t - k to t - 1 (t = o->step), with a zero
+ * gradient. Exact dense Adam/AdamW would move p by, at skipped step j,
+ *
+ *   u_j = lr/(1 - b1^s_j) * b1^j m / (b2^(j/2) sqrt(v)/sqrt(1 - b2^s_j) + eps)
+ *
+ * (s_j its global step, m and v the moments before the gap). The
+ * approximation takes the lr and both bias corrections of step t and
+ * scales eps by b2^(j/2) along with sqrt(v), which makes every u_j a
+ * multiple of one zero-gradient step U computed from the old moments:
+ *
+ *   U   = lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps),  u_j = U r^j
+ *   r   = b1 / sqrt(b2)       (amsgrad: r = b1, vm is constant, eps exact)
+ *
+ * AdamW also decays p by d = 1 - lr wd every skipped step, so (p, w) with
+ * w_0 = U follows the linear map p' = d p - r w, w' = r w, i.e. one 2x2
+ * matrix power (Adam: d = 1). When r >= 1 (b1 >= sqrt(b2), or b2 = 0) the
+ * series would not converge and the parameter steps are skipped (r = 0). */
+void sparsec__adam_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k) {
+  const sparsec_optimizer_desc *d = o->d;
+  if (k <= 0)
+    return;
+  const double b1 = d->beta1, b2 = d->beta2, t = (double)o->step;
+  double r = d->amsgrad ? b1 : (b2 > 0.0 ? b1 / sqrt(b2) : 1.0);
+  if (!(r < 1.0))
+    r = 0.0;
+  const double dec = o->kind == SPARSEC_OPT_ADAMW ? 1.0 - o->lr * d->weight_decay : 1.0;
+  const double a[4] = {dec, -r, 0.0, r};
+  double f[4];
+  sparsec__mat2_pow(a, k, f);
+  const double b1k = pow(b1, (double)k), b2k = pow(b2, (double)k);
+  const double step_size = o->lr / (1.0 - pow(b1, t)), bc2_sqrt = sqrt(1.0 - pow(b2, t));
+  float *p = s->p, *m = s->s[SPARSEC_ST_EXP_AVG], *v = s->s[SPARSEC_ST_EXP_AVG_SQ];
+  const float *vm = d->amsgrad ? s->s[SPARSEC_ST_MAX_EXP_AVG_SQ] : v;
+  for (int64_t i = 0; i < s->n; ++i) {
+    const double mi = m[i];
+    const double denom = sqrt((double)vm[i]) / bc2_sqrt + d->eps;
+    const double u = (mi != 0.0 && denom > 0.0) ? step_size * mi / denom : 0.0;
+    p[i] = (float)(f[0] * (double)p[i] + f[1] * u);
+    m[i] = (float)(mi * b1k);
+    v[i] = (float)((double)v[i] * b2k);
+  }
+}

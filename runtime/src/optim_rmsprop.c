@@ -1,0 +1,73 @@
+/*===- optim_rmsprop.c - RMSprop step and catch-up -----------------*- C -*-===*
+ *
+ * torch.optim.RMSprop (single-tensor path) in float:
+ *
+ *   g   = -grad if maximize, else grad;  g = g + weight_decay * p
+ *   v   = alpha * v + (1 - alpha) * g * g                   (square_avg)
+ *   ga  = alpha * ga + (1 - alpha) * g                      (grad_avg, centered)
+ *   avg = sqrt(v - ga * ga) + eps  (centered)  or  sqrt(v) + eps
+ *   buf = momentum * buf + g / avg;  p = p + (-lr) * buf    (momentum > 0;
+ *                                                            buf starts at 0)
+ *   p   = p + (-lr * g) / avg                               (momentum = 0)
+ *
+ * Catch-up of k zero-gradient steps (exact without weight decay):
+ * v <- alpha^k v, ga <- alpha^k ga, and with momentum
+ * p <- p - lr mu (1 - mu^k) / (1 - mu) buf, buf <- mu^k buf.
+ *===----------------------------------------------------------------------===*/
+#include "internal.h"
+
+#include <math.h>
+
+void sparsec__rmsprop_span(const sparsec__opt *o, const sparsec__span *s) {
+  const float alpha = o->alpha, one_minus_alpha = o->one_minus_alpha, eps = o->eps;
+  const float mom = o->momentum, neg_lr = o->neg_lr;
+  const float *grad = s->g;
+  float *p = s->p, *sq = s->s[SPARSEC_ST_SQUARE_AVG], *ga = s->s[SPARSEC_ST_GRAD_AVG];
+  float *buf = s->s[SPARSEC_ST_MOMENTUM];
+  for (int64_t i = 0; i < s->n; ++i) {
+    const float g = sparsec__grad(o, grad[i], p[i]);
+    const float v = sq[i] * alpha + (one_minus_alpha * g) * g;
+    sq[i] = v;
+    float avg;
+    if (o->centered) {
+      const float a = ga[i] * alpha + one_minus_alpha * g;
+      ga[i] = a;
+      avg = sqrtf(v + (-1.0f * a) * a);
+    } else {
+      avg = sqrtf(v);
+    }
+    avg = avg + eps;
+    if (mom > 0.0f) {
+      const float b = buf[i] * mom + g / avg;
+      buf[i] = b;
+      p[i] = p[i] + neg_lr * b;
+    } else {
+      p[i] = p[i] + (neg_lr * g) / avg;
+    }
+  }
+}
+
+void sparsec__rmsprop_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k) {
+  const sparsec_optimizer_desc *d = o->d;
+  if (k <= 0)
+    return;
+  const double ak = pow(d->alpha, (double)k);
+  float *sq = s->s[SPARSEC_ST_SQUARE_AVG], *ga = s->s[SPARSEC_ST_GRAD_AVG];
+  float *buf = s->s[SPARSEC_ST_MOMENTUM], *p = s->p;
+  /* (p, buf) -> (p - lr mu buf, mu buf) per step. */
+  double f[4] = {1.0, 0.0, 0.0, 1.0};
+  if (buf) {
+    const double a[4] = {1.0, -o->lr * d->momentum, 0.0, d->momentum};
+    sparsec__mat2_pow(a, k, f);
+  }
+  for (int64_t i = 0; i < s->n; ++i) {
+    sq[i] = (float)((double)sq[i] * ak);
+    if (ga)
+      ga[i] = (float)((double)ga[i] * ak);
+    if (buf) {
+      const double pi = p[i], bi = buf[i];
+      p[i] = (float)(f[0] * pi + f[1] * bi);
+      buf[i] = (float)(f[3] * bi);
+    }
+  }
+}
