@@ -81,6 +81,25 @@ std::string shapeDoc(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
+/// The designated initializer of the runtime's sparsec_optimizer_desc.
+std::string optimizerInit(const ModelAbi &abi) {
+  std::string s = "{.kind = SPARSEC_OPT_" + llvm::StringRef(abi.optimizer).upper();
+  // DSL/IR names that differ from the C field names.
+  auto field = [](llvm::StringRef name) -> std::string {
+    if (name == "clip_grad_norm")
+      return "max_grad_norm";
+    if (name == "warmup")
+      return "warmup_steps";
+    return name.str();
+  };
+  for (const auto &[name, value] : abi.hyper)
+    s += ", ." + field(name) + " = " + exact(value);
+  s += ", .sparse_mode = SPARSEC_SPARSE_" +
+       llvm::StringRef(abi.sparseMode).upper();
+  s += ", .schedule = SPARSEC_SCHED_" + llvm::StringRef(abi.schedule).upper();
+  return s + "}";
+}
+
 /// One memref descriptor argument of a generated kernel.
 struct KernelArg {
   std::vector<int64_t> shape; // kAbiBatch = the call's batch size
@@ -282,11 +301,7 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
      << abi.params.size() << ", " << M << "_params,\n"
      << "  " << abi.outputShape.size() << ", " << dims(abi.outputShape)
      << ",\n"
-     << "  {.kind = SPARSEC_OPT_SGD, .lr = " << exact(abi.lr)
-     << ", .momentum = " << exact(abi.momentum)
-     << ", .dampening = " << exact(abi.dampening)
-     << ", .weight_decay = " << exact(abi.weightDecay)
-     << ", .nesterov = " << (abi.nesterov ? 1 : 0) << "},\n"
+     << "  " << optimizerInit(abi) << ",\n"
      << "  sparsec_kernel_" << M << "_forward_kernel, sparsec_kernel_" << M
      << "_train_kernel};\n\n";
   emitEntryPoints(abi, /*define=*/true, os);

@@ -104,10 +104,12 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
   }
   sdl::OptimizerOp opt = *opts.begin();
   abi.optimizer = opt.getKind().str();
-  abi.lr = opt.getLr().convertToDouble();
-  abi.momentum = opt.getMomentum().convertToDouble();
-  abi.dampening = opt.getDampening().convertToDouble();
-  abi.weightDecay = opt.getWeightDecay().convertToDouble();
-  abi.nesterov = opt.getNesterov();
+  for (NamedAttribute a : opt->getAttrs()) {
+    StringRef name = a.getName().getValue();
+    if (std::optional<double> v = opt.getNumber(name))
+      abi.hyper.push_back({name.str(), *v});
+  }
+  abi.sparseMode = opt.getString("sparse", "lazy").str();
+  abi.schedule = opt.getString("schedule", "constant").str();
   return abi;
 }

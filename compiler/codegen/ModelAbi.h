@@ -46,9 +46,12 @@ struct ModelAbi {
   std::vector<AbiParam> params;
   std::vector<int64_t> outputShape;
   std::string outputName;
+  /// Optimizer kind and every hyperparameter of sdl.optimizer (numbers,
+  /// booleans as 0/1), plus its sparse mode and schedule names.
   std::string optimizer;
-  double lr = 0, momentum = 0, dampening = 0, weightDecay = 0;
-  bool nesterov = false;
+  std::vector<std::pair<std::string, double>> hyper;
+  std::string sparseMode = "lazy";
+  std::string schedule = "constant";
 };
 
 /// Reads the ABI from a module after sdl-expand-training. Emits an error

@@ -158,6 +158,40 @@ StringRef ast::optimizerKindName(OptimizerKind k) {
   switch (k) {
   case OptimizerKind::SGD:
     return "sgd";
+  case OptimizerKind::Adagrad:
+    return "adagrad";
+  case OptimizerKind::RowwiseAdagrad:
+    return "rowwise_adagrad";
+  case OptimizerKind::RMSprop:
+    return "rmsprop";
+  case OptimizerKind::Adam:
+    return "adam";
+  case OptimizerKind::AdamW:
+    return "adamw";
+  }
+  return "?";
+}
+
+StringRef ast::sparseModeName(SparseMode m) {
+  switch (m) {
+  case SparseMode::Lazy:
+    return "lazy";
+  case SparseMode::Catchup:
+    return "catchup";
+  case SparseMode::Dense:
+    return "dense";
+  }
+  return "?";
+}
+
+StringRef ast::scheduleKindName(ScheduleKind k) {
+  switch (k) {
+  case ScheduleKind::Constant:
+    return "constant";
+  case ScheduleKind::Step:
+    return "step";
+  case ScheduleKind::Cosine:
+    return "cosine";
   }
   return "?";
 }
@@ -421,11 +455,60 @@ private:
     indent(2) << "Optimizer ";
     if (o.isResolved) {
       const Optimizer &opt = o.optimizer;
-      os << optimizerKindName(opt.kind) << "(lr=" << formatDouble(opt.lr)
-         << ", momentum=" << formatDouble(opt.momentum)
-         << ", dampening=" << formatDouble(opt.dampening)
-         << ", weight_decay=" << formatDouble(opt.weightDecay)
-         << ", nesterov=" << (opt.nesterov ? "true" : "false") << ')';
+      os << optimizerKindName(opt.kind) << "(lr=" << formatDouble(opt.lr);
+      auto num = [&](const char *name, double v) {
+        os << ", " << name << '=' << formatDouble(v);
+      };
+      auto flag = [&](const char *name, bool v) {
+        os << ", " << name << '=' << (v ? "true" : "false");
+      };
+      switch (opt.kind) {
+      case OptimizerKind::SGD:
+        num("momentum", opt.momentum);
+        num("dampening", opt.dampening);
+        num("weight_decay", opt.weightDecay);
+        flag("nesterov", opt.nesterov);
+        break;
+      case OptimizerKind::Adagrad:
+        num("lr_decay", opt.lrDecay);
+        [[fallthrough]];
+      case OptimizerKind::RowwiseAdagrad:
+        num("weight_decay", opt.weightDecay);
+        num("initial_accumulator_value", opt.initialAccumulatorValue);
+        num("eps", opt.eps);
+        break;
+      case OptimizerKind::RMSprop:
+        num("alpha", opt.alpha);
+        num("eps", opt.eps);
+        num("weight_decay", opt.weightDecay);
+        num("momentum", opt.momentum);
+        flag("centered", opt.centered);
+        break;
+      case OptimizerKind::Adam:
+      case OptimizerKind::AdamW:
+        num("beta1", opt.beta1);
+        num("beta2", opt.beta2);
+        num("eps", opt.eps);
+        num("weight_decay", opt.weightDecay);
+        flag("amsgrad", opt.amsgrad);
+        break;
+      }
+      if (opt.sparse != SparseMode::Lazy)
+        os << ", sparse=" << sparseModeName(opt.sparse);
+      if (opt.clipGradNorm > 0)
+        num("clip_grad_norm", opt.clipGradNorm);
+      if (opt.schedule != ScheduleKind::Constant)
+        os << ", schedule=" << scheduleKindName(opt.schedule);
+      if (opt.schedule == ScheduleKind::Step) {
+        num("step_size", double(opt.stepSize));
+        num("gamma", opt.gamma);
+      } else if (opt.schedule == ScheduleKind::Cosine) {
+        num("t_max", double(opt.tMax));
+        num("eta_min", opt.etaMin);
+      }
+      if (opt.warmup)
+        num("warmup", double(opt.warmup));
+      os << ')';
     } else {
       os << o.kindName;
       printArgs(os, o.args);

@@ -345,17 +345,42 @@ struct LossDecl {
   Type targetType;
 };
 
-enum class OptimizerKind { SGD };
+enum class OptimizerKind { SGD, Adagrad, RowwiseAdagrad, RMSprop, Adam, AdamW };
 llvm::StringRef optimizerKindName(OptimizerKind k);
 
-/// Resolved optimizer settings (PyTorch semantics).
+/// What an optimizer does with embedding rows a batch did not touch.
+enum class SparseMode { Lazy, Catchup, Dense };
+llvm::StringRef sparseModeName(SparseMode m);
+
+/// Learning-rate schedule (after the optional linear warm-up).
+enum class ScheduleKind { Constant, Step, Cosine };
+llvm::StringRef scheduleKindName(ScheduleKind k);
+
+/// Resolved optimizer settings (PyTorch names, semantics and defaults).
+/// Fields a kind does not use keep their defaults.
 struct Optimizer {
   OptimizerKind kind = OptimizerKind::SGD;
   double lr = 0.0;
-  double momentum = 0.0;
-  double dampening = 0.0;
+  double momentum = 0.0;  // sgd, rmsprop
+  double dampening = 0.0; // sgd
   double weightDecay = 0.0;
-  bool nesterov = false;
+  bool nesterov = false;               // sgd
+  double eps = 0.0;                    // adagrad, rmsprop, adam(w)
+  double lrDecay = 0.0;                // adagrad
+  double initialAccumulatorValue = 0.0; // adagrad, rowwise_adagrad
+  double alpha = 0.0;                  // rmsprop
+  bool centered = false;               // rmsprop
+  double beta1 = 0.0, beta2 = 0.0;     // adam(w)
+  bool amsgrad = false;                // adam(w)
+  // Every kind: untouched embedding rows, clipping, schedule.
+  SparseMode sparse = SparseMode::Lazy;
+  double clipGradNorm = 0.0; // 0: no clipping
+  ScheduleKind schedule = ScheduleKind::Constant;
+  int64_t stepSize = 0;  // step: decay every step_size steps
+  double gamma = 0.1;    // step: decay factor
+  int64_t tMax = 0;      // cosine: period in steps
+  double etaMin = 0.0;   // cosine: final lr
+  int64_t warmup = 0;    // linear warm-up steps (0: none)
 };
 
 /// `optimizer = KIND(ARGS)`.

@@ -471,7 +471,7 @@ bool Parser::parseOptimizer(Model &m) {
     return false;
   }
   if (tok.isNot(TokenKind::Identifier)) {
-    error(tok.loc, "expected optimizer (sgd)");
+    error(tok.loc, "expected an optimizer, e.g. sgd(lr = 0.1)");
     return false;
   }
   decl->kindName = tok.spelling.str();

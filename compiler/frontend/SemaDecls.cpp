@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <optional>
+#include <vector>
 
 using namespace sparsec;
 using namespace sparsec::ast;
@@ -66,11 +67,81 @@ const ArgSpec kTensorArgs[] = {{"d0", ArgType::Int, true},
                                {"d1", ArgType::Int, false},
                                {"init", ArgType::Name, false, true},
                                {"scale", ArgType::Number, false, true}};
-const ArgSpec kSgdArgs[] = {{"lr", ArgType::Number, true},
-                            {"momentum", ArgType::Number, false},
-                            {"dampening", ArgType::Number, false},
-                            {"weight_decay", ArgType::Number, false},
-                            {"nesterov", ArgType::Bool, false}};
+
+/// One hyperparameter of an optimizer: PyTorch name, type, default, and the
+/// field of ast::Optimizer it sets.
+struct OptArg {
+  const char *name;
+  ArgType type;
+  double defaultValue;
+  enum Check { Any, NonNegative, Positive, Beta } check;
+  double Optimizer::*number = nullptr;
+  bool Optimizer::*flag = nullptr;
+};
+
+struct OptKindSpec {
+  const char *name;
+  OptimizerKind kind;
+  double defaultLr; // <= 0: lr is required
+  std::vector<OptArg> args;
+};
+
+const std::vector<OptKindSpec> &optimizerSpecs() {
+  using O = Optimizer;
+  auto num = [](const char *n, double d, OptArg::Check c, double O::*f) {
+    return OptArg{n, ArgType::Number, d, c, f, nullptr};
+  };
+  auto flag = [](const char *n, bool O::*f) {
+    return OptArg{n, ArgType::Bool, 0, OptArg::Any, nullptr, f};
+  };
+  auto wd = [&](double d) {
+    return num("weight_decay", d, OptArg::NonNegative, &O::weightDecay);
+  };
+  auto eps = [&](double d) { return num("eps", d, OptArg::NonNegative, &O::eps); };
+  auto acc = num("initial_accumulator_value", 0, OptArg::NonNegative,
+                 &O::initialAccumulatorValue);
+  auto adam = [&](double decay) {
+    return std::vector<OptArg>{
+        num("beta1", 0.9, OptArg::Beta, &O::beta1),
+        num("beta2", 0.999, OptArg::Beta, &O::beta2), eps(1e-8), wd(decay),
+        flag("amsgrad", &O::amsgrad)};
+  };
+  static const std::vector<OptKindSpec> specs = {
+      {"sgd",
+       OptimizerKind::SGD,
+       0,
+       {num("momentum", 0, OptArg::NonNegative, &O::momentum),
+        num("dampening", 0, OptArg::NonNegative, &O::dampening), wd(0),
+        flag("nesterov", &O::nesterov)}},
+      {"adagrad",
+       OptimizerKind::Adagrad,
+       0.01,
+       {num("lr_decay", 0, OptArg::NonNegative, &O::lrDecay), wd(0), acc,
+        eps(1e-10)}},
+      {"rowwise_adagrad", OptimizerKind::RowwiseAdagrad, 0.01,
+       {wd(0), acc, eps(1e-10)}},
+      {"rmsprop",
+       OptimizerKind::RMSprop,
+       0.01,
+       {num("alpha", 0.99, OptArg::NonNegative, &O::alpha), eps(1e-8), wd(0),
+        num("momentum", 0, OptArg::NonNegative, &O::momentum),
+        flag("centered", &O::centered)}},
+      {"adam", OptimizerKind::Adam, 1e-3, adam(0)},
+      {"adamw", OptimizerKind::AdamW, 1e-3, adam(0.01)},
+  };
+  return specs;
+}
+
+/// Keyword-only arguments every optimizer accepts.
+const ArgSpec kCommonOptArgs[] = {
+    {"sparse", ArgType::Name, false, true},
+    {"clip_grad_norm", ArgType::Number, false, true},
+    {"schedule", ArgType::Name, false, true},
+    {"step_size", ArgType::Int, false, true},
+    {"gamma", ArgType::Number, false, true},
+    {"t_max", ArgType::Int, false, true},
+    {"eta_min", ArgType::Number, false, true},
+    {"warmup", ArgType::Int, false, true}};
 
 /// Arguments bound to the rows of an ArgSpec table (nullptr = not given).
 using BoundArgs = llvm::SmallVector<const Argument *, 8>;
@@ -292,44 +363,135 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   return true;
 }
 
-bool sparsec::resolveOptimizer(OptimizerDecl &o, DiagEngine &diags) {
-  if (o.kindName != "sgd") {
-    diags.error(o.kindLoc,
-                "unknown optimizer '" + o.kindName + "'; expected sgd");
+/// Resolves the keyword arguments every optimizer takes (`bound` holds the
+/// kCommonOptArgs rows).
+static bool resolveCommonOptArgs(ArrayRef<const Argument *> bound,
+                                 Optimizer &opt, DiagEngine &diags) {
+  bool ok = true;
+  auto bad = [&](const Argument *a, const Twine &msg) {
+    diags.error(a->value.loc, msg);
+    ok = false;
+  };
+  if (const Argument *a = bound[0]) {
+    StringRef m = a->value.text;
+    if (m == "lazy")
+      opt.sparse = SparseMode::Lazy;
+    else if (m == "catchup")
+      opt.sparse = SparseMode::Catchup;
+    else if (m == "dense")
+      opt.sparse = SparseMode::Dense;
+    else
+      bad(a, "unknown sparse mode '" + m + "'; expected lazy, catchup or dense");
+  }
+  if (const Argument *a = bound[1]) {
+    opt.clipGradNorm = a->value.getNumber();
+    if (!(opt.clipGradNorm >= 0))
+      bad(a, "argument 'clip_grad_norm' must be non-negative");
+  }
+  if (const Argument *a = bound[2]) {
+    StringRef k = a->value.text;
+    if (k == "constant")
+      opt.schedule = ScheduleKind::Constant;
+    else if (k == "step")
+      opt.schedule = ScheduleKind::Step;
+    else if (k == "cosine")
+      opt.schedule = ScheduleKind::Cosine;
+    else
+      bad(a, "unknown schedule '" + k + "'; expected constant, step or cosine");
+  }
+  if (const Argument *a = bound[3])
+    opt.stepSize = a->value.intValue;
+  if (const Argument *a = bound[4]) {
+    opt.gamma = a->value.getNumber();
+    if (!(opt.gamma > 0))
+      bad(a, "argument 'gamma' must be positive");
+  }
+  if (const Argument *a = bound[5])
+    opt.tMax = a->value.intValue;
+  if (const Argument *a = bound[6])
+    opt.etaMin = a->value.getNumber();
+  if (const Argument *a = bound[7]) {
+    opt.warmup = a->value.intValue;
+    if (opt.warmup < 0)
+      bad(a, "argument 'warmup' must be non-negative");
+  }
+  if (!ok)
+    return false;
+  if (opt.schedule == ScheduleKind::Step && opt.stepSize <= 0) {
+    diags.error(bound[2]->value.loc,
+                "schedule 'step' needs step_size > 0");
     return false;
   }
-  BoundArgs args;
-  if (!bindArgs(diags, o.kindName, o.kindLoc, kSgdArgs, o.args, args))
+  if (opt.schedule == ScheduleKind::Cosine && opt.tMax <= 0) {
+    diags.error(bound[2]->value.loc, "schedule 'cosine' needs t_max > 0");
     return false;
+  }
+  return true;
+}
+
+bool sparsec::resolveOptimizer(OptimizerDecl &o, DiagEngine &diags) {
+  const OptKindSpec *spec = nullptr;
+  for (const OptKindSpec &k : optimizerSpecs())
+    if (o.kindName == k.name)
+      spec = &k;
+  if (!spec) {
+    diags.error(o.kindLoc, "unknown optimizer '" + o.kindName +
+                               "'; expected sgd, adagrad, rowwise_adagrad, "
+                               "rmsprop, adam or adamw");
+    return false;
+  }
+  // lr first (positional), then the kind's arguments, then the common
+  // keyword-only ones.
+  std::vector<ArgSpec> table = {{"lr", ArgType::Number, spec->defaultLr <= 0}};
+  for (const OptArg &a : spec->args)
+    table.push_back({a.name, a.type, false});
+  size_t common = table.size();
+  table.insert(table.end(), std::begin(kCommonOptArgs),
+               std::end(kCommonOptArgs));
+  BoundArgs args;
+  if (!bindArgs(diags, o.kindName, o.kindLoc, table, o.args, args))
+    return false;
+
   Optimizer opt;
-  opt.kind = OptimizerKind::SGD;
-  opt.lr = args[0]->value.getNumber();
-  if (args[1])
-    opt.momentum = args[1]->value.getNumber();
-  if (args[2])
-    opt.dampening = args[2]->value.getNumber();
-  if (args[3])
-    opt.weightDecay = args[3]->value.getNumber();
-  if (args[4])
-    opt.nesterov = args[4]->value.boolValue;
+  opt.kind = spec->kind;
+  opt.lr = args[0] ? args[0]->value.getNumber() : spec->defaultLr;
   bool ok = true;
   if (!(opt.lr > 0)) {
-    diags.error(args[0]->value.loc, "argument 'lr' of 'sgd' must be positive");
+    diags.error(args[0]->value.loc,
+                "argument 'lr' of '" + o.kindName + "' must be positive");
     ok = false;
   }
-  if (opt.momentum < 0) {
-    diags.error(args[1]->value.loc,
-                "argument 'momentum' of 'sgd' must be non-negative");
-    ok = false;
+  for (size_t i = 0; i < spec->args.size(); ++i) {
+    const OptArg &a = spec->args[i];
+    const Argument *given = args[i + 1];
+    if (a.flag) {
+      opt.*a.flag = given ? given->value.boolValue : a.defaultValue != 0;
+      continue;
+    }
+    double v = given ? given->value.getNumber() : a.defaultValue;
+    opt.*a.number = v;
+    const char *rule = nullptr;
+    if (a.check == OptArg::NonNegative && !(v >= 0))
+      rule = "must be non-negative";
+    else if (a.check == OptArg::Positive && !(v > 0))
+      rule = "must be positive";
+    else if (a.check == OptArg::Beta && !(v >= 0 && v < 1))
+      rule = "must be in [0, 1)";
+    if (rule) {
+      diags.error(given->value.loc, "argument '" + Twine(a.name) + "' of '" +
+                                        o.kindName + "' " + rule);
+      ok = false;
+    }
   }
-  if (opt.weightDecay < 0) {
-    diags.error(args[3]->value.loc,
-                "argument 'weight_decay' of 'sgd' must be non-negative");
+  if (!resolveCommonOptArgs(ArrayRef<const Argument *>(args).drop_front(common),
+                            opt, diags))
     ok = false;
-  }
-  if (ok && opt.nesterov && (opt.momentum <= 0 || opt.dampening != 0)) {
-    diags.error(args[4]->value.loc,
-                "nesterov momentum requires momentum > 0 and dampening = 0");
+  if (ok && opt.kind == OptimizerKind::SGD && opt.nesterov &&
+      (opt.momentum <= 0 || opt.dampening != 0)) {
+    for (size_t i = 0; i < spec->args.size(); ++i)
+      if (StringRef(spec->args[i].name) == "nesterov")
+        diags.error(args[i + 1]->value.loc,
+                    "nesterov momentum requires momentum > 0 and dampening = 0");
     ok = false;
   }
   if (!ok)

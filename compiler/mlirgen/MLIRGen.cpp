@@ -47,6 +47,12 @@ private:
         &ctx, sm.getMemoryBuffer(buf)->getBufferIdentifier(), line, col);
   }
 
+  /// Integer input `in` indexes something of size `bound`.
+  void boundIds(const ast::InputDecl *in, int64_t bound) {
+    int64_t &b = idBounds[in];
+    b = b ? std::min(b, bound) : bound;
+  }
+
   Value fail(llvm::SMLoc l, const llvm::Twine &msg) {
     emitError(loc(l)) << msg;
     failed = true;
@@ -165,11 +171,69 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
 
 void MLIRGenImpl::genOptimizer(const ast::OptimizerDecl &decl) {
   const ast::Optimizer &o = decl.optimizer;
-  sdl::OptimizerOp::create(
-      b, loc(decl.loc), b.getStringAttr(ast::optimizerKindName(o.kind)),
-      b.getF64FloatAttr(o.lr), b.getF64FloatAttr(o.momentum),
-      b.getF64FloatAttr(o.dampening), b.getF64FloatAttr(o.weightDecay),
-      b.getBoolAttr(o.nesterov));
+  SmallVector<NamedAttribute> attrs;
+  auto num = [&](StringRef name, double v) {
+    attrs.push_back(b.getNamedAttr(name, b.getF64FloatAttr(v)));
+  };
+  auto flag = [&](StringRef name, bool v) {
+    attrs.push_back(b.getNamedAttr(name, b.getBoolAttr(v)));
+  };
+  auto integer = [&](StringRef name, int64_t v) {
+    attrs.push_back(b.getNamedAttr(name, b.getI64IntegerAttr(v)));
+  };
+  num("lr", o.lr);
+  switch (o.kind) {
+  case ast::OptimizerKind::SGD:
+    num("momentum", o.momentum);
+    num("dampening", o.dampening);
+    num("weight_decay", o.weightDecay);
+    flag("nesterov", o.nesterov);
+    break;
+  case ast::OptimizerKind::Adagrad:
+    num("lr_decay", o.lrDecay);
+    [[fallthrough]];
+  case ast::OptimizerKind::RowwiseAdagrad:
+    num("weight_decay", o.weightDecay);
+    num("initial_accumulator_value", o.initialAccumulatorValue);
+    num("eps", o.eps);
+    break;
+  case ast::OptimizerKind::RMSprop:
+    num("alpha", o.alpha);
+    num("eps", o.eps);
+    num("weight_decay", o.weightDecay);
+    num("momentum", o.momentum);
+    flag("centered", o.centered);
+    break;
+  case ast::OptimizerKind::Adam:
+  case ast::OptimizerKind::AdamW:
+    num("beta1", o.beta1);
+    num("beta2", o.beta2);
+    num("eps", o.eps);
+    num("weight_decay", o.weightDecay);
+    flag("amsgrad", o.amsgrad);
+    break;
+  }
+  if (o.sparse != ast::SparseMode::Lazy)
+    attrs.push_back(
+        b.getNamedAttr("sparse", b.getStringAttr(ast::sparseModeName(o.sparse))));
+  if (o.clipGradNorm > 0)
+    num("clip_grad_norm", o.clipGradNorm);
+  if (o.schedule != ast::ScheduleKind::Constant)
+    attrs.push_back(b.getNamedAttr(
+        "schedule", b.getStringAttr(ast::scheduleKindName(o.schedule))));
+  if (o.schedule == ast::ScheduleKind::Step) {
+    integer("step_size", o.stepSize);
+    num("gamma", o.gamma);
+  } else if (o.schedule == ast::ScheduleKind::Cosine) {
+    integer("t_max", o.tMax);
+    num("eta_min", o.etaMin);
+  }
+  if (o.warmup > 0)
+    integer("warmup", o.warmup);
+  auto op = sdl::OptimizerOp::create(
+      b, loc(decl.loc), b.getStringAttr(ast::optimizerKindName(o.kind)));
+  for (NamedAttribute a : attrs)
+    op->setAttr(a.getName(), a.getValue());
 }
 
 Value MLIRGenImpl::genRef(const ast::ValueRef &ref, llvm::SMLoc l) {
@@ -196,10 +260,7 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x) {
     // Ids index the table: the runtime checks them against its size.
     if (const auto *id = dyn_cast<ast::IdentExpr>(call.args[0].get()))
       if (id->ref.kind == ast::ValueRef::Kind::Input)
-      {
-        int64_t &bound = idBounds[id->ref.input];
-        bound = bound ? std::min(bound, l.num) : l.num;
-      }
+        boundIds(id->ref.input, l.num);
     Value table = getParam(cl, p.name + ".weight",
                            RankedTensorType::get({l.num, l.dim},
                                                  b.getF32Type()));
@@ -276,6 +337,10 @@ Value MLIRGenImpl::genLoss(const ast::LossDecl &loss) {
     return {};
   Location ll = loc(loss.loc);
   auto scalar = RankedTensorType::get({}, b.getF32Type());
+  // Class labels index the logits: the runtime checks them like ids.
+  if (loss.kind == ast::LossKind::CrossEntropy &&
+      loss.target.kind == ast::ValueRef::Kind::Input)
+    boundIds(loss.target.input, loss.predType.shape.back());
   switch (loss.kind) {
   case ast::LossKind::MSE:
     return sdl::MseLossOp::create(b, ll, scalar, pred, target);

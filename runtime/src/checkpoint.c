@@ -98,11 +98,13 @@ static int sparsec__ck_add_opt(const sparsec_model *m, sparsec__ck_list *l, int3
   char *tail = sparsec__concat(".", what, "");
   char *name = tail ? sparsec__concat("optimizer.", p->desc.name, tail) : NULL;
   free(tail);
-  const int sgd_mom = m->opt.kind == SPARSEC_OPT_SGD &&
-                      (kind == SPARSEC_CK_MOMROWS ||
-                       (kind == SPARSEC_CK_STATE && state == SPARSEC_ST_MOMENTUM));
-  if (sparsec__ck_add(l, i, kind, name, dtype, rank, shape,
-                      sgd_mom ? SPARSEC_CK_SGD_MOMENTUM : SPARSEC_CK_OPT_STATE) != 0)
+  const int sgd_mom =
+      m->opt.kind == SPARSEC_OPT_SGD &&
+      (kind == SPARSEC_CK_MOMROWS || (kind == SPARSEC_CK_STATE && state == SPARSEC_ST_MOMENTUM));
+  const int group = sgd_mom                       ? SPARSEC_CK_SGD_MOMENTUM
+                    : kind == SPARSEC_CK_LASTSTEP ? SPARSEC_CK_ROW_STEPS
+                                                  : SPARSEC_CK_OPT_STATE;
+  if (sparsec__ck_add(l, i, kind, name, dtype, rank, shape, group) != 0)
     return -1;
   sparsec__ck_entry *e = &l->e[l->n - 1];
   e->state = state;
@@ -138,19 +140,18 @@ int sparsec__ck_build(const sparsec_model *m, sparsec__ck_list *l) {
                                "I32", 1, crow, SPARSEC_CK_REQUIRED) |
                sparsec__ck_add(l, i, SPARSEC_CK_COL, sparsec__concat(name, ".col_indices", ""),
                                "I32", 1, nnz, SPARSEC_CK_REQUIRED) |
-               sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, ".values", ""),
-                               "F32", 1, nnz, SPARSEC_CK_REQUIRED);
+               sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, ".values", ""), "F32",
+                               1, nnz, SPARSEC_CK_REQUIRED);
         else
           rc = sparsec__ck_add(l, i, SPARSEC_CK_VALUES, sparsec__concat(name, "", ""), "F32",
                                p->desc.rank, p->desc.dims, SPARSEC_CK_REQUIRED);
+        /* State: shaped as the values (CSR: [nnz]); row-wise sums [rows]. */
         for (int k = 0; k < SPARSEC_NSTATE && rc == 0; ++k) {
           const int per_row = k == SPARSEC_ST_SUM && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD;
-          rc = per_row ? sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
-                                             "F32", 1, state_rows)
-               : csr   ? sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
-                                             "F32", 1, nnz)
-                       : sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k),
-                                             "F32", p->desc.rank, p->desc.dims);
+          const int32_t rank = per_row || csr ? 1 : p->desc.rank;
+          const int64_t *shape = per_row ? state_rows : csr ? nnz : p->desc.dims;
+          rc = sparsec__ck_add_opt(m, l, i, SPARSEC_CK_STATE, k, sparsec__state_name(k), "F32",
+                                   rank, shape);
         }
       }
       if (rc != 0) {
@@ -190,7 +191,7 @@ static int sparsec__ck_saved(const sparsec_model *m, const sparsec__ck_entry *e)
     return 1;
   if (!e->kept)
     return 0;
-  if (e->group == SPARSEC_CK_OPT_STATE)
+  if (e->group != SPARSEC_CK_SGD_MOMENTUM)
     return 1;
   if (!p->mom_row_init)
     return p->mom_init;
@@ -328,8 +329,8 @@ static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sp
   sparsec__sb_printf(h, ",\"abi\":\"%d\",\"step\":\"%lld\",\"lr\":\"%.17g\",\"crc32\":\"%08x\"",
                      SPARSEC_ABI_VERSION, (long long)m->step, m->lr, crc);
   /* Informational (not checked on load). */
-  static const char *const kinds[] = {"sgd", "adagrad", "rowwise_adagrad", "rmsprop", "adam",
-                                      "adamw"};
+  static const char *const kinds[] = {"sgd",     "adagrad", "rowwise_adagrad",
+                                      "rmsprop", "adam",    "adamw"};
   static const char *const modes[] = {"lazy", "catchup", "dense"};
   sparsec__sb_printf(h, ",\"optimizer\":\"%s\",\"sparse_mode\":\"%s\"", kinds[m->opt.kind],
                      modes[m->opt.sparse_mode]);

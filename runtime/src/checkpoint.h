@@ -30,7 +30,8 @@ enum {
 enum {
   SPARSEC_CK_REQUIRED = 0,
   SPARSEC_CK_SGD_MOMENTUM = 1, /* SGD's momentum_buffer (+ momentum_rows): once set */
-  SPARSEC_CK_OPT_STATE = 2     /* every other optimizer tensor: always saved */
+  SPARSEC_CK_OPT_STATE = 2,    /* every other optimizer state tensor: always saved */
+  SPARSEC_CK_ROW_STEPS = 3     /* last_step: alone (absent: rows up to date) */
 };
 
 typedef struct sparsec__ck_entry {

@@ -229,8 +229,9 @@ static int sparsec__parse_tensor(const char *path, const sparsec__json_doc *doc,
   if (!e->kept) {
     /* Optimizer state this model does not keep: any shape, ignored. */
     if (rank > SPARSEC_MAX_RANK || elems < 0 || elems > INT64_MAX / 8)
-      return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s': tensor '%s' has an "
-                                               "invalid shape",
+      return sparsec__fail(SPARSEC_ERR_FORMAT,
+                           "load: checkpoint '%s': tensor '%s' has an "
+                           "invalid shape",
                            path, name);
     e->rank = rank;
     memcpy(e->shape, shape, sizeof(int64_t) * (size_t)rank);

@@ -193,13 +193,13 @@ typedef enum sparsec__state_kind {
 /* Undo log of the rows train_step caught up before its kernel (CATCHUP):
  * restored when the step then fails, so a failed call changes nothing. */
 typedef struct sparsec__undo {
-  int64_t cap;    /* rows the log holds */
-  int64_t n;      /* rows logged */
-  int64_t width;  /* floats per row: values + every kept state */
+  int64_t cap;   /* rows the log holds */
+  int64_t n;     /* rows logged */
+  int64_t width; /* floats per row: values + every kept state */
   int32_t *ids;
-  int64_t *last;  /* last_step before */
-  uint8_t *init;  /* momentum row flag before */
-  float *data;    /* n * width */
+  int64_t *last; /* last_step before */
+  uint8_t *init; /* momentum row flag before */
+  float *data;   /* n * width */
 } sparsec__undo;
 
 typedef struct sparsec__param {
@@ -289,6 +289,12 @@ static inline float sparsec__grad(const sparsec__opt *o, float grad, float p) {
 /* State kind `k` is kept by optimizer `d` (for a parameter of any layout). */
 int sparsec__opt_keeps(const sparsec_optimizer_desc *d, int k);
 const char *sparsec__state_name(int k);
+/* Elements of state `k` of parameter `p` (row-wise Adagrad's sum: one per
+ * row; every other state: one per stored value). */
+static inline int64_t sparsec__state_elems(const sparsec_optimizer_desc *d, const sparsec__param *p,
+                                           int k) {
+  return (k == SPARSEC_ST_SUM && d->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) ? p->rows : p->nnz;
+}
 /* The value a fresh state starts from. */
 float sparsec__state_init(const sparsec_optimizer_desc *d, int k);
 /* Whether EMBEDDING gradients must be coalesced before the step. */
@@ -299,9 +305,9 @@ double sparsec__scheduled_lr(const sparsec_optimizer_desc *d, double base, int64
 /* `n` contiguous values and the state at the same offset. */
 typedef struct sparsec__span {
   float *p;
-  const float *g;             /* gradient (NULL for catch-up) */
-  float *s[SPARSEC_NSTATE];   /* per-value state at the same offset, or NULL */
-  float *row_sum;             /* row-wise Adagrad: this row's accumulator */
+  const float *g;           /* gradient (NULL for catch-up) */
+  float *s[SPARSEC_NSTATE]; /* per-value state at the same offset, or NULL */
+  float *row_sum;           /* row-wise Adagrad: this row's accumulator */
   int64_t n;
 } sparsec__span;
 

@@ -128,8 +128,7 @@ int sparsec__state_alloc(const sparsec_model *m, sparsec__param *p) {
   for (int k = 0; k < SPARSEC_NSTATE; ++k) {
     if (!sparsec__opt_keeps(d, k))
       continue;
-    int64_t n = (k == SPARSEC_ST_SUM && d->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) ? p->rows : p->nnz;
-    if (!(p->state[k] = (float *)sparsec__alloc_n(n, sizeof(float))))
+    if (!(p->state[k] = (float *)sparsec__alloc_n(sparsec__state_elems(d, p, k), sizeof(float))))
       return -1;
   }
   if (sparsec__keeps_row_flags(m, p) &&
@@ -168,9 +167,7 @@ void sparsec__state_reset(const sparsec_model *m, sparsec__param *p, int64_t ste
     if (!p->state[k])
       continue;
     const float v = sparsec__state_init(&m->opt, k);
-    const int64_t n = (k == SPARSEC_ST_SUM && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD)
-                          ? p->rows
-                          : p->nnz;
+    const int64_t n = sparsec__state_elems(&m->opt, p, k);
     for (int64_t i = 0; i < n; ++i)
       p->state[k][i] = v;
   }
@@ -230,7 +227,7 @@ void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *
   if (o->kind != SPARSEC_OPT_ROWWISE_ADAGRAD) {
     s.n = p->nnz;
     sparsec__opt_span(o, &s, p->mom_init, 0);
-    if (p->state[SPARSEC_ST_MOMENTUM])
+    if (o->kind == SPARSEC_OPT_SGD && p->state[SPARSEC_ST_MOMENTUM])
       p->mom_init = 1;
     return;
   }

@@ -188,8 +188,8 @@ void sparsec__catchup_batch(sparsec_model *m, int64_t batch, const void *const *
     const void *ids = inputs[p->desc.ids_input];
     const int64_t n = sparsec__input_numel(in, batch);
     for (int64_t e = 0; e < n; ++e) {
-      const int64_t r = in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e]
-                                                 : ((const int64_t *)ids)[e];
+      const int64_t r =
+          in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e] : ((const int64_t *)ids)[e];
       if (p->last_step[r] >= T)
         continue; /* up to date (or already caught up for this batch) */
       u->ids[u->n] = (int32_t)r;

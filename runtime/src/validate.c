@@ -110,8 +110,8 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
   return SPARSEC_OK;
 }
 
-static const char *const sparsec__opt_names[] = {"SGD",  "Adagrad", "row-wise Adagrad",
-                                                   "RMSprop", "Adam", "AdamW"};
+static const char *const sparsec__opt_names[] = {"SGD",     "Adagrad", "row-wise Adagrad",
+                                                 "RMSprop", "Adam",    "AdamW"};
 
 /* A finite double >= lo (and <= hi / < hi when `open_hi`). */
 static int sparsec__in_range(double v, double lo, double hi, int open_hi) {
@@ -169,8 +169,9 @@ static int sparsec__validate_optimizer(const sparsec_optimizer_desc *o) {
   } flags[] = {{"centered", o->centered}, {"amsgrad", o->amsgrad}, {"maximize", o->maximize}};
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); ++i)
     if (flags[i].v != 0 && flags[i].v != 1)
-      return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: optimizer flag %s is %d, expected 0 or 1",
-                           flags[i].name, flags[i].v);
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: optimizer flag %s is %d, expected 0 or 1", flags[i].name,
+                           flags[i].v);
   if ((int)o->sparse_mode < SPARSEC_SPARSE_LAZY || (int)o->sparse_mode > SPARSEC_SPARSE_DENSE)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: unknown sparse_mode %d",
                          (int)o->sparse_mode);

@@ -354,10 +354,12 @@ int main(void) {{
                 if e.status != status or not e.message:
                     failures.append(f"{what}: status {e.status}, message "
                                     f"{e.message!r}")
-            if self.state(m, lp) != before:
-                failures.append(f"{what}: the instance changed")
+            if lp.digest() != before[0]:  # (saving every time is slow)
+                failures.append(f"{what}: the parameters changed")
                 break
         self.assertEqual(failures[:10], [], f"{len(failures)} bad loads")
+        self.assertTrue(self.state(m, lp) == before,
+                        "the optimizer state changed")
 
     def checkpoint_bytes(self, seed=9):
         c, m, lp = self.trained(ABI_MODEL, seed=seed)

@@ -118,19 +118,155 @@ LogicalResult ParamOp::verify() {
   return success();
 }
 
-LogicalResult OptimizerOp::verify() {
-  if (getKind() != "sgd")
-    return emitOpError("unknown optimizer '") << getKind() << "'";
-  if (!(getLr().convertToDouble() > 0))
-    return emitOpError("lr must be positive");
-  if (getMomentum().convertToDouble() < 0 ||
-      getWeightDecay().convertToDouble() < 0 ||
-      getDampening().convertToDouble() < 0)
-    return emitOpError("momentum, dampening and weight_decay must be >= 0");
-  if (getNesterov() && (getMomentum().convertToDouble() <= 0 ||
-                        getDampening().convertToDouble() != 0))
-    return emitOpError("nesterov needs momentum > 0 and dampening = 0");
+namespace {
+/// What a hyperparameter of sdl.optimizer must be.
+enum class HyperRule { Positive, NonNegative, Beta, Any, Flag, Int, Name };
+struct Hyper {
+  const char *name;
+  HyperRule rule;
+};
+
+/// The hyperparameters each optimizer kind requires (PyTorch names).
+ArrayRef<Hyper> kindHypers(StringRef kind) {
+  using R = HyperRule;
+  static const Hyper sgd[] = {{"lr", R::Positive},
+                              {"momentum", R::NonNegative},
+                              {"dampening", R::NonNegative},
+                              {"weight_decay", R::NonNegative},
+                              {"nesterov", R::Flag}};
+  static const Hyper adagrad[] = {{"lr", R::Positive},
+                                  {"lr_decay", R::NonNegative},
+                                  {"weight_decay", R::NonNegative},
+                                  {"initial_accumulator_value", R::NonNegative},
+                                  {"eps", R::NonNegative}};
+  static const Hyper rowwise[] = {{"lr", R::Positive},
+                                  {"weight_decay", R::NonNegative},
+                                  {"initial_accumulator_value", R::NonNegative},
+                                  {"eps", R::NonNegative}};
+  static const Hyper rmsprop[] = {{"lr", R::Positive},
+                                  {"alpha", R::NonNegative},
+                                  {"eps", R::NonNegative},
+                                  {"weight_decay", R::NonNegative},
+                                  {"momentum", R::NonNegative},
+                                  {"centered", R::Flag}};
+  static const Hyper adam[] = {{"lr", R::Positive},       {"beta1", R::Beta},
+                               {"beta2", R::Beta},        {"eps", R::NonNegative},
+                               {"weight_decay", R::NonNegative},
+                               {"amsgrad", R::Flag}};
+  if (kind == "sgd")
+    return sgd;
+  if (kind == "adagrad")
+    return adagrad;
+  if (kind == "rowwise_adagrad")
+    return rowwise;
+  if (kind == "rmsprop")
+    return rmsprop;
+  if (kind == "adam" || kind == "adamw")
+    return adam;
+  return {};
+}
+
+/// Optional hyperparameters of every kind.
+const Hyper kCommonHypers[] = {
+    {"sparse", HyperRule::Name},         {"clip_grad_norm", HyperRule::NonNegative},
+    {"schedule", HyperRule::Name},       {"step_size", HyperRule::Int},
+    {"gamma", HyperRule::Positive},      {"t_max", HyperRule::Int},
+    {"eta_min", HyperRule::Any},         {"warmup", HyperRule::Int}};
+
+LogicalResult checkHyper(OptimizerOp op, const Hyper &h, Attribute a) {
+  auto num = [&]() -> std::optional<double> {
+    if (auto f = dyn_cast<FloatAttr>(a))
+      return f.getValueAsDouble();
+    if (auto i = dyn_cast<IntegerAttr>(a))
+      return double(i.getInt());
+    return std::nullopt;
+  };
+  switch (h.rule) {
+  case HyperRule::Flag:
+    if (!isa<BoolAttr>(a))
+      return op.emitOpError(h.name) << " must be a bool";
+    return success();
+  case HyperRule::Name: {
+    auto str = dyn_cast<StringAttr>(a);
+    StringRef v = str ? str.getValue() : "";
+    bool ok = h.name == StringRef("sparse")
+                  ? (v == "lazy" || v == "catchup" || v == "dense")
+                  : (v == "constant" || v == "step" || v == "cosine");
+    if (!ok)
+      return op.emitOpError("invalid ") << h.name << " " << a;
+    return success();
+  }
+  case HyperRule::Int:
+    if (!isa<IntegerAttr>(a) || cast<IntegerAttr>(a).getInt() < 0)
+      return op.emitOpError(h.name) << " must be a non-negative integer";
+    return success();
+  default:
+    break;
+  }
+  std::optional<double> v = num();
+  if (!v)
+    return op.emitOpError(h.name) << " must be a number";
+  if (h.rule == HyperRule::Positive && !(*v > 0))
+    return op.emitOpError(h.name) << " must be positive";
+  if (h.rule == HyperRule::NonNegative && !(*v >= 0))
+    return op.emitOpError(h.name) << " must be >= 0";
+  if (h.rule == HyperRule::Beta && !(*v >= 0 && *v < 1))
+    return op.emitOpError(h.name) << " must be in [0, 1)";
   return success();
+}
+} // namespace
+
+LogicalResult OptimizerOp::verify() {
+  ArrayRef<Hyper> hypers = kindHypers(getKind());
+  if (hypers.empty())
+    return emitOpError("unknown optimizer '") << getKind() << "'";
+  for (NamedAttribute na : (*this)->getAttrs()) {
+    StringRef name = na.getName().getValue();
+    if (name == getKindAttrName().getValue())
+      continue;
+    const Hyper *h = nullptr;
+    for (const Hyper &k : hypers)
+      if (name == k.name)
+        h = &k;
+    for (const Hyper &k : kCommonHypers)
+      if (name == k.name)
+        h = &k;
+    if (!h)
+      return emitOpError("unknown hyperparameter '")
+             << name << "' for '" << getKind() << "'";
+    if (failed(checkHyper(*this, *h, na.getValue())))
+      return failure();
+  }
+  for (const Hyper &h : hypers)
+    if (!(*this)->hasAttr(h.name))
+      return emitOpError("'") << getKind() << "' needs '" << h.name << "'";
+  if (getKind() == "sgd" && getNumber("nesterov").value_or(0) != 0 &&
+      (getNumber("momentum").value_or(0) <= 0 ||
+       getNumber("dampening").value_or(0) != 0))
+    return emitOpError("nesterov needs momentum > 0 and dampening = 0");
+  StringRef sched = getString("schedule", "constant");
+  if (sched == "step" && getNumber("step_size").value_or(0) <= 0)
+    return emitOpError("schedule 'step' needs step_size > 0");
+  if (sched == "cosine" && getNumber("t_max").value_or(0) <= 0)
+    return emitOpError("schedule 'cosine' needs t_max > 0");
+  return success();
+}
+
+std::optional<double> OptimizerOp::getNumber(StringRef name) {
+  Attribute a = (*this)->getAttr(name);
+  if (auto f = dyn_cast_or_null<FloatAttr>(a))
+    return f.getValueAsDouble();
+  if (auto i = dyn_cast_or_null<IntegerAttr>(a))
+    return double(i.getInt());
+  if (auto b = dyn_cast_or_null<BoolAttr>(a))
+    return b.getValue() ? 1.0 : 0.0;
+  return std::nullopt;
+}
+
+StringRef OptimizerOp::getString(StringRef name, StringRef dflt) {
+  if (auto s = (*this)->getAttrOfType<StringAttr>(name))
+    return s.getValue();
+  return dflt;
 }
 
 LogicalResult

@@ -96,7 +96,7 @@ typedef enum sparsec_lr_schedule {
   SPARSEC_SCHED_CONSTANT = 0, /* lr */
   SPARSEC_SCHED_STEP = 1,     /* StepLR: lr * gamma^floor(e / step_size) */
   SPARSEC_SCHED_COSINE = 2    /* CosineAnnealingLR: eta_min + (lr - eta_min)
-                                 * (1 + cos(pi e / t_max)) / 2 */
+                               * (1 + cos(pi e / t_max)) / 2 */
 } sparsec_lr_schedule;
 
 /* One model input (or training target). dims[i] < 0 means "the batch size
@@ -116,10 +116,10 @@ typedef struct sparsec_param_desc {
   sparsec_layout layout;
   int32_t rank;
   int64_t dims[SPARSEC_MAX_RANK];
-  int64_t nnz;         /* CSR: exact number of stored entries; else numel */
-  sparsec_init init;   /* initialiser of the values */
-  double init_a;       /* initialiser parameter (see sparsec_init) */
-  int32_t ids_input;   /* EMBEDDING: index (into inputs) of the id input */
+  int64_t nnz;       /* CSR: exact number of stored entries; else numel */
+  sparsec_init init; /* initialiser of the values */
+  double init_a;     /* initialiser parameter (see sparsec_init) */
+  int32_t ids_input; /* EMBEDDING: index (into inputs) of the id input */
 } sparsec_param_desc;
 
 /* Optimizer settings. No field has a hidden default: zero means zero, so

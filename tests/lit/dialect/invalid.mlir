@@ -69,8 +69,8 @@ sdl.param @p : tensor<4x5x6xf32> {kind = "embedding", init = "normal", init_a = 
 // sdl.optimizer
 //===----------------------------------------------------------------------===//
 
-// expected-error @+1 {{'sdl.optimizer' op unknown optimizer 'adam'}}
-sdl.optimizer "adam" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false}
+// expected-error @+1 {{'sdl.optimizer' op unknown optimizer 'adamax'}}
+sdl.optimizer "adamax" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false}
 
 // -----
 
@@ -79,12 +79,12 @@ sdl.optimizer "sgd" {lr = 0.0 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64
 
 // -----
 
-// expected-error @+1 {{'sdl.optimizer' op momentum, dampening and weight_decay must be >= 0}}
+// expected-error @+1 {{'sdl.optimizer' op momentum must be >= 0}}
 sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = -0.5 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false}
 
 // -----
 
-// expected-error @+1 {{'sdl.optimizer' op momentum, dampening and weight_decay must be >= 0}}
+// expected-error @+1 {{'sdl.optimizer' op weight_decay must be >= 0}}
 sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = -1.0 : f64, nesterov = false}
 
 // -----
@@ -96,6 +96,31 @@ sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64
 
 // expected-error @+1 {{'sdl.optimizer' op nesterov needs momentum > 0 and dampening = 0}}
 sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.9 : f64, dampening = 0.1 : f64, weight_decay = 0.0 : f64, nesterov = true}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op 'adam' needs 'beta2'}}
+sdl.optimizer "adam" {lr = 0.1 : f64, beta1 = 0.9 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64, amsgrad = false}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op beta1 must be in [0, 1)}}
+sdl.optimizer "adamw" {lr = 0.1 : f64, beta1 = 1.0 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64, amsgrad = false}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op unknown hyperparameter 'momentum' for 'adagrad'}}
+sdl.optimizer "adagrad" {lr = 0.1 : f64, lr_decay = 0.0 : f64, weight_decay = 0.0 : f64, initial_accumulator_value = 0.0 : f64, eps = 1.0e-10 : f64, momentum = 0.9 : f64}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op invalid sparse "eager"}}
+sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false, sparse = "eager"}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op schedule 'cosine' needs t_max > 0}}
+sdl.optimizer "rmsprop" {lr = 0.1 : f64, alpha = 0.99 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64, momentum = 0.0 : f64, centered = false, schedule = "cosine"}
 
 // -----
 

@@ -19,6 +19,8 @@ module @RoundTrip {
   sdl.param @w : tensor<9x3xf32> {kind = "dense", init = "uniform", init_a = 0.5 : f64}
   // CHECK: sdl.optimizer "sgd" {dampening = 0.000000e+00 : f64, lr = 5.000000e-02 : f64, momentum = 9.000000e-01 : f64, nesterov = true, weight_decay = 1.000000e-04 : f64}
   sdl.optimizer "sgd" {lr = 0.05 : f64, momentum = 0.9 : f64, dampening = 0.0 : f64, weight_decay = 1.0e-4 : f64, nesterov = true}
+  // CHECK: sdl.optimizer "adamw" {amsgrad = true, beta1 = 8.000000e-01 : f64, beta2 = {{[0-9.eE+-]+}} : f64, clip_grad_norm = 1.000000e+00 : f64, eps = {{[0-9.eE+-]+}} : f64, lr = 1.000000e-03 : f64, schedule = "step", sparse = "catchup", step_size = 10 : i64, warmup = 3 : i64, weight_decay = 0.000000e+00 : f64}
+  sdl.optimizer "adamw" {lr = 1.0e-3 : f64, beta1 = 0.8 : f64, beta2 = 0.99 : f64, eps = 1.0e-6 : f64, weight_decay = 0.0 : f64, amsgrad = true, sparse = "catchup", clip_grad_norm = 1.0 : f64, schedule = "step", step_size = 10 : i64, warmup = 3 : i64}
 
   // CHECK-LABEL: func.func @forward_ops(
   // CHECK-SAME: %[[IDS:[^:]+]]: tensor<?xi64>, %[[X:[^:]+]]: tensor<?x6xf32>, %[[Y:[^:]+]]: tensor<?x3xf32>, %[[L:[^:]+]]: tensor<?xi64>)
@@ -98,7 +100,7 @@ module @RoundTrip {
 
 // The generic form names every op and keeps the attributes as properties.
 // GENERIC: "sdl.param"() <{init = "fan_in_uniform", init_a = 6.000000e+00 : f64, kind = "csr", nnz = 15 : i64, sym_name = "fc1.weight", type = tensor<5x6xf32, #{{.+}}>}> : () -> ()
-// GENERIC: "sdl.optimizer"() <{dampening = 0.000000e+00 : f64, kind = "sgd", lr = 5.000000e-02 : f64, momentum = 9.000000e-01 : f64, nesterov = true, weight_decay = 1.000000e-04 : f64}> : () -> ()
+// GENERIC: "sdl.optimizer"() <{kind = "sgd"}> {dampening = 0.000000e+00 : f64, lr = 5.000000e-02 : f64, momentum = 9.000000e-01 : f64, nesterov = true, weight_decay = 1.000000e-04 : f64} : () -> ()
 // GENERIC: "sdl.get_param"() <{param = @emb}> : () -> tensor<10x4xf32>
 // GENERIC: "sdl.embedding"
 // GENERIC: "sdl.linear"

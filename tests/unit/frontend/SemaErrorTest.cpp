@@ -316,8 +316,19 @@ std::vector<ErrorCase> cases() {
         "of the same shape, got f32[B, 3] and i64[B]"}},
       // Optimizer.
       {"UnknownOptimizer",
-       model("", "", "", "  optimizer = adam(lr = 1)\n"),
-       {"9:15: error: unknown optimizer 'adam'; expected sgd"}},
+       model("", "", "", "  optimizer = adamax(lr = 1)\n"),
+       {"9:15: error: unknown optimizer 'adamax'; expected sgd, adagrad, "
+        "rowwise_adagrad, rmsprop, adam or adamw"}},
+      {"BetaRange",
+       model("", "", "", "  optimizer = adam(beta2 = 1.0)\n"),
+       {"9:28: error: argument 'beta2' of 'adam' must be in [0, 1)"}},
+      {"UnknownSparseMode",
+       model("", "", "", "  optimizer = adamw(sparse = eager)\n"),
+       {"9:30: error: unknown sparse mode 'eager'; expected lazy, catchup or "
+        "dense"}},
+      {"CosineNeedsTMax",
+       model("", "", "", "  optimizer = adagrad(schedule = cosine)\n"),
+       {"9:34: error: schedule 'cosine' needs t_max > 0"}},
       {"MissingLr",
        model("", "", "", "  optimizer = sgd(momentum = 0.9)\n"),
        {"9:15: error: missing required argument 'lr' for 'sgd'"}},

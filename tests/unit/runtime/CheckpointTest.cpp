@@ -6,7 +6,7 @@
 // files with a precise message and without changing the model.
 //
 //===----------------------------------------------------------------------===//
-#include "TestModels.h"
+#include "CheckpointUtil.h"
 
 #include <gtest/gtest.h>
 
@@ -25,57 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string lastError() { return sparsec_last_error(); }
-
-std::string readBytes(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void writeBytes(const std::string &path, const std::string &bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), (std::streamsize)bytes.size());
-}
-
-uint64_t headerLen(const std::string &file) {
-  uint64_t h = 0;
-  for (int i = 7; i >= 0; --i)
-    h = (h << 8) | (unsigned char)file[i];
-  return h;
-}
-
-std::string header(const std::string &file) {
-  return file.substr(8, headerLen(file));
-}
-
-/// Recomputes the CRC32 in the header after the data section was edited.
-void fixCrc(std::string &file) {
-  size_t dataAt = 8 + headerLen(file);
-  uint32_t crc = sparsec__crc32(0, file.data() + dataAt, file.size() - dataAt);
-  size_t at = file.find("\"crc32\":\"");
-  ASSERT_NE(at, std::string::npos);
-  char hex[9];
-  snprintf(hex, sizeof(hex), "%08x", crc);
-  file.replace(at + 9, 8, hex);
-}
-
-/// Replaces `from` by the same-length `to` inside the header.
-void editHeader(std::string &file, const std::string &from,
-                const std::string &to) {
-  ASSERT_EQ(from.size(), to.size());
-  size_t at = file.find(from, 8);
-  ASSERT_NE(at, std::string::npos) << from;
-  ASSERT_LT(at, 8 + headerLen(file));
-  file.replace(at, from.size(), to);
-}
-
-/// Byte offset (in the file) of tensor `name`'s data.
-size_t tensorAt(const std::string &file, const std::string &name) {
-  std::string h = header(file);
-  size_t at = h.find("\"" + name + "\":");
-  EXPECT_NE(at, std::string::npos) << name;
-  size_t off = h.find("\"data_offsets\":[", at);
-  return 8 + h.size() + std::stoull(h.substr(off + 16));
-}
 
 /// A model with all three layouts and momentum, trained a few steps.
 struct Trained {

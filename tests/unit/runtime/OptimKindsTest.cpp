@@ -101,10 +101,20 @@ std::vector<Config> configs() {
 /// Batches of ids [batch, 2]: duplicates, a batch of one repeated row, row
 /// 3 never touched, row 4 touched at the first step and after a long gap.
 const std::vector<std::vector<int64_t>> &batches() {
-  static const std::vector<std::vector<int64_t>> b = {
-      {0, 1, 1, 1, 2, 0}, {4, 4}, {0, 2, 5, 5}, {1, 1}, {6, 7, 7, 6},
-      {1, 2},             {0, 0}, {5, 6},       {2, 2, 2, 2}, {1, 5},
-      {0, 7},             {2, 1}, {4, 0},       {6, 6}};
+  static const std::vector<std::vector<int64_t>> b = {{0, 1, 1, 1, 2, 0},
+                                                      {4, 4},
+                                                      {0, 2, 5, 5},
+                                                      {1, 1},
+                                                      {6, 7, 7, 6},
+                                                      {1, 2},
+                                                      {0, 0},
+                                                      {5, 6},
+                                                      {2, 2, 2, 2},
+                                                      {1, 5},
+                                                      {0, 7},
+                                                      {2, 1},
+                                                      {4, 0},
+                                                      {6, 6}};
   return b;
 }
 
@@ -433,8 +443,8 @@ TEST(LazyRows, ZeroGradientRowsInTheBatchStillStep) {
   float loss;
   ASSERT_EQ(sparsec_train_step(h.m, 1, in, &loss), SPARSEC_OK);
   const std::vector<float> after = values(h.m, "e");
-  EXPECT_NE(after[0], before[0]);                     // row 0 coasts
-  EXPECT_EQ(after[kFeedDim], before[kFeedDim]);       // row 1 does not
+  EXPECT_NE(after[0], before[0]);               // row 0 coasts
+  EXPECT_EQ(after[kFeedDim], before[kFeedDim]); // row 1 does not
 }
 
 } // namespace

@@ -37,10 +37,10 @@ inline double refLr(const sparsec_optimizer_desc &d, double base, int64_t e) {
     return lr;
   }
   if (d.schedule == SPARSEC_SCHED_COSINE)
-    return d.eta_min + (base - d.eta_min) *
-                           (1 + std::cos(3.141592653589793 * double(e) /
-                                         double(d.t_max))) /
-                           2;
+    return d.eta_min +
+           (base - d.eta_min) *
+               (1 + std::cos(3.141592653589793 * double(e) / double(d.t_max))) /
+               2;
   return base;
 }
 
@@ -109,8 +109,8 @@ struct RefOpt {
       case SPARSEC_OPT_SGD: {
         double step = g[i];
         if (d.momentum != 0) {
-          T.buf[k] = init ? d.momentum * T.buf[k] + (1 - d.dampening) * g[i]
-                          : g[i];
+          T.buf[k] =
+              init ? d.momentum * T.buf[k] + (1 - d.dampening) * g[i] : g[i];
           step = d.nesterov ? g[i] + d.momentum * T.buf[k] : T.buf[k];
         }
         p -= lr * step;
@@ -199,7 +199,7 @@ struct RefOpt {
         const double vv = d.amsgrad ? T.vmax[e] : T.v[e];
         const double den = std::sqrt(vv) / std::sqrt(bc2) + d.eps;
         const double U = T.m[e] != 0 && den > 0 ? lr / bc1 * T.m[e] / den : 0;
-        double ratio = d.amsgrad ? d.beta1
+        double ratio = d.amsgrad     ? d.beta1
                        : d.beta2 > 0 ? d.beta1 / std::sqrt(d.beta2)
                                      : 1.0;
         if (!(ratio < 1))

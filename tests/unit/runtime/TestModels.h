@@ -312,14 +312,14 @@ inline int feedTrain(void *const *bufs, int64_t batch) {
 inline Desc feedDesc(sparsec_optimizer_desc opt) {
   Desc d;
   d.inputs = {makeInput("ids", SPARSEC_I64, {-1, kFeedBag}, 0, kFeedRows)};
-  d.params = {makeParam("w", SPARSEC_LAYOUT_DENSE, {5, 3}, 15,
-                        SPARSEC_INIT_NORMAL, 1.0),
-              makeParam("b", SPARSEC_LAYOUT_DENSE, {4}, 4, SPARSEC_INIT_NORMAL,
-                        1.0),
-              makeParam("s", SPARSEC_LAYOUT_CSR, {4, 6}, kFeedNnz,
-                        SPARSEC_INIT_NORMAL, 1.0),
-              makeParam("e", SPARSEC_LAYOUT_EMBEDDING, {kFeedRows, kFeedDim},
-                        kFeedRows * kFeedDim, SPARSEC_INIT_NORMAL, 1.0, 0)};
+  d.params = {
+      makeParam("w", SPARSEC_LAYOUT_DENSE, {5, 3}, 15, SPARSEC_INIT_NORMAL,
+                1.0),
+      makeParam("b", SPARSEC_LAYOUT_DENSE, {4}, 4, SPARSEC_INIT_NORMAL, 1.0),
+      makeParam("s", SPARSEC_LAYOUT_CSR, {4, 6}, kFeedNnz, SPARSEC_INIT_NORMAL,
+                1.0),
+      makeParam("e", SPARSEC_LAYOUT_EMBEDDING, {kFeedRows, kFeedDim},
+                kFeedRows * kFeedDim, SPARSEC_INIT_NORMAL, 1.0, 0)};
   d.desc.abi_version = SPARSEC_ABI_VERSION;
   d.desc.name = "Feed";
   d.desc.output_rank = 1;
@@ -331,9 +331,9 @@ inline Desc feedDesc(sparsec_optimizer_desc opt) {
 }
 
 /// An optimizer descriptor of `kind` with PyTorch's defaults.
-inline sparsec_optimizer_desc makeOpt(sparsec_optimizer_kind kind, double lr,
-                                      sparsec_sparse_mode mode =
-                                          SPARSEC_SPARSE_LAZY) {
+inline sparsec_optimizer_desc
+makeOpt(sparsec_optimizer_kind kind, double lr,
+        sparsec_sparse_mode mode = SPARSEC_SPARSE_LAZY) {
   sparsec_optimizer_desc o{};
   o.kind = kind;
   o.lr = lr;
@@ -380,18 +380,13 @@ inline uint64_t hashModel(sparsec_model *m) {
     for (int k = 0; k < SPARSEC_NSTATE; ++k)
       if (p->state[k])
         mix(p->state[k],
-            static_cast<size_t>(k == SPARSEC_ST_SUM &&
-                                        m->opt.kind ==
-                                            SPARSEC_OPT_ROWWISE_ADAGRAD
-                                    ? p->rows
-                                    : p->nnz) *
+            static_cast<size_t>(sparsec__state_elems(&m->opt, p, k)) *
                 sizeof(float));
     mix(&p->mom_init, 1);
     if (p->mom_row_init)
       mix(p->mom_row_init, static_cast<size_t>(p->desc.dims[0]));
     if (p->last_step)
-      mix(p->last_step,
-          static_cast<size_t>(p->desc.dims[0]) * sizeof(int64_t));
+      mix(p->last_step, static_cast<size_t>(p->desc.dims[0]) * sizeof(int64_t));
   }
   int64_t steps = 0;
   double lr = 0;

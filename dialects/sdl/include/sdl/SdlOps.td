@@ -56,11 +56,32 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
 
 def Sdl_OptimizerOp : Sdl_Op<"optimizer"> {
   let summary = "the optimizer applied after each training step";
-  let arguments = (ins StrAttr:$kind, F64Attr:$lr, F64Attr:$momentum,
-                       F64Attr:$dampening, F64Attr:$weight_decay,
-                       BoolAttr:$nesterov);
+  let description = [{
+    `kind` is one of sgd, adagrad, rowwise_adagrad, rmsprop, adam, adamw.
+    Its hyperparameters are attributes with PyTorch's names, all present:
+    sgd: lr, momentum, dampening, weight_decay, nesterov; adagrad: lr,
+    lr_decay, weight_decay, initial_accumulator_value, eps; rowwise_adagrad:
+    lr, weight_decay, initial_accumulator_value, eps; rmsprop: lr, alpha,
+    eps, weight_decay, momentum, centered; adam/adamw: lr, beta1, beta2, eps,
+    weight_decay, amsgrad. Optional for every kind: sparse ("lazy",
+    "catchup", "dense"), clip_grad_norm, schedule ("constant", "step",
+    "cosine") with step_size/gamma or t_max/eta_min, warmup.
+
+    ```mlir
+    sdl.optimizer "adam" {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.999 : f64,
+                          eps = 1.0e-08 : f64, weight_decay = 0.0 : f64, amsgrad = false,
+                          sparse = "catchup"}
+    ```
+  }];
+  let arguments = (ins StrAttr:$kind);
   let assemblyFormat = "$kind attr-dict";
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// A numeric hyperparameter (f64 or integer attribute; bools as 0/1).
+    std::optional<double> getNumber(::llvm::StringRef name);
+    /// A string hyperparameter (sparse, schedule).
+    ::llvm::StringRef getString(::llvm::StringRef name, ::llvm::StringRef dflt);
+  }];
 }
 
 def Sdl_GetParamOp : Sdl_Op<"get_param",
