@@ -201,12 +201,26 @@ void emitEntryPoints(const ModelAbi &abi, bool define, llvm::raw_ostream &os) {
      "return sparsec_create(&" + M + "_desc, seed, (sparsec_model **)out);");
   fn("Destroys an instance (NULL is accepted).",
      "void " + M + "_destroy(" + M + " *m)", "sparsec_destroy(" + h + ");");
+  // With `catchup` optimizers, rows untouched for a while hold their value
+  // of the last touch; forward first applies their skipped steps.
+  bool catchup = abi.sparseMode == "catchup";
   fn("Runs the model on `batch` samples; `output` is " +
-         shapeDoc(abi.outputShape) + " floats.",
+         shapeDoc(abi.outputShape) + " floats." +
+         (catchup ? " Brings lagging embedding rows up to date first." : ""),
      "int " + M + "_forward(" + M + " *m, int64_t batch" +
          typedInputs(abi, false) + ", float *output)",
-     "const void *in[] = {" + inputArray(abi, false) +
-         "};\n  return sparsec_forward(" + h + ", batch, in, output);");
+     "const void *in[] = {" + inputArray(abi, false) + "};\n" +
+         (catchup ? "  int s = sparsec_catch_up(" + h +
+                        ");\n  if (s != SPARSEC_OK) return s;\n"
+                  : std::string()) +
+         "  return sparsec_forward(" + h + ", batch, in, output);");
+  fn("Applies the skipped optimizer steps of every lagging embedding row "
+     "(sparse = catchup; a no-op otherwise).",
+     "int " + M + "_catch_up(" + M + " *m)",
+     "return sparsec_catch_up(" + h + ");");
+  fn("The scheduled learning rate of the next step.",
+     "int " + M + "_current_lr(const " + M + " *m, double *lr)",
+     "return sparsec_current_lr(" + ch + ", lr);");
   fn("One training step (forward, backward, optimizer); stores the "
      "batch's mean loss in *loss.",
      "int " + M + "_train_step(" + M + " *m, int64_t batch" +

@@ -120,8 +120,22 @@ StringRef ast::layerKindName(LayerKind k) {
     return "sparse_linear";
   case LayerKind::Embedding:
     return "embedding";
+  case LayerKind::EmbeddingBag:
+    return "embedding_bag";
   case LayerKind::Tensor:
     return "tensor";
+  }
+  return "?";
+}
+
+StringRef ast::bagModeName(BagMode m) {
+  switch (m) {
+  case BagMode::Sum:
+    return "sum";
+  case BagMode::Mean:
+    return "mean";
+  case BagMode::Max:
+    return "max";
   }
   return "?";
 }
@@ -379,6 +393,10 @@ private:
       break;
     case LayerKind::Embedding:
       os << "num=" << l.num << ", dim=" << l.dim;
+      break;
+    case LayerKind::EmbeddingBag:
+      os << "num=" << l.num << ", dim=" << l.dim
+         << ", mode=" << bagModeName(l.mode);
       break;
     case LayerKind::Tensor:
       os << "dims=[";

@@ -157,7 +157,11 @@ struct Argument {
 // Parameters
 //===----------------------------------------------------------------------===//
 
-enum class LayerKind { Linear, SparseLinear, Embedding, Tensor };
+enum class LayerKind { Linear, SparseLinear, Embedding, EmbeddingBag, Tensor };
+
+/// How embedding_bag reduces the rows of a bag.
+enum class BagMode { Sum, Mean, Max };
+llvm::StringRef bagModeName(BagMode m);
 llvm::StringRef layerKindName(LayerKind k);
 
 enum class InitKind { Zeros, Normal, Uniform };
@@ -175,9 +179,10 @@ struct Layer {
   // nnz = llround((1.0 - sparsity) * double(in) * double(out)) >= 1.
   double sparsity = 0.0;
   int64_t nnz = 0;
-  // embedding: table [num, dim].
+  // embedding, embedding_bag: table [num, dim]; bag reduction.
   int64_t num = 0;
   int64_t dim = 0;
+  BagMode mode = BagMode::Sum;
   // tensor: shape (rank 1 or 2), initializer and its std/bound.
   std::vector<int64_t> dims;
   InitKind init = InitKind::Normal;

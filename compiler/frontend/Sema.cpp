@@ -326,6 +326,10 @@ void ModelChecker::checkCall(CallExpr &c) {
     return;
   }
   size_t expected = (kind == CallKind::Add || kind == CallKind::MatMul) ? 2 : 1;
+  // embedding_bag(ids) or embedding_bag(ids, per_sample_weights).
+  if (kind == CallKind::ApplyLayer && param->isResolved &&
+      param->layer.kind == LayerKind::EmbeddingBag && n == 2)
+    expected = 2;
   if (n != expected) {
     diags.error(c.getLoc(),
                 (kind == CallKind::ApplyLayer ? "layer '" : "'") + c.callee +
@@ -453,6 +457,31 @@ Type ModelChecker::applyLayer(CallExpr &c, const ParamDecl &p,
                               const Expr &arg) {
   const Type &t = arg.type;
   const Layer &l = p.layer;
+  if (l.kind == LayerKind::EmbeddingBag) {
+    if (!isIntegerElemType(t.elem) || t.elem == ElemType::I8 ||
+        t.getRank() != 2 || !t.hasBatchDim()) {
+      diags.error(c.getLoc(), "embedding_bag '" + p.name +
+                                  "' expects i32 or i64 indices of shape [" +
+                                  batch + ", K] (K ids per bag), got " + ty(t));
+      return Type();
+    }
+    if (c.args.size() == 2) {
+      const Type &w = c.args[1]->type;
+      if (w.elem != ElemType::F32 || w.shape != t.shape) {
+        diags.error(c.args[1]->getLoc(),
+                    "per-sample weights of '" + p.name +
+                        "' must be f32 with the shape of the ids, " + ty(t) +
+                        ", got " + ty(w));
+        return Type();
+      }
+      if (l.mode != BagMode::Sum) {
+        diags.error(c.args[1]->getLoc(),
+                    "per-sample weights need mode = sum (as in PyTorch)");
+        return Type();
+      }
+    }
+    return Type(ElemType::F32, {kBatch, l.dim});
+  }
   if (l.kind == LayerKind::Embedding) {
     if (!isIntegerElemType(t.elem) || t.elem == ElemType::I8 ||
         (t.getRank() != 1 && t.getRank() != 2) || !t.hasBatchDim()) {

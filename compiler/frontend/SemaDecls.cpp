@@ -63,6 +63,9 @@ const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
                                      {"bias", ArgType::Bool, false}};
 const ArgSpec kEmbeddingArgs[] = {{"num", ArgType::Int, true},
                                   {"dim", ArgType::Int, true}};
+const ArgSpec kEmbeddingBagArgs[] = {{"num", ArgType::Int, true},
+                                     {"dim", ArgType::Int, true},
+                                     {"mode", ArgType::Name, false}};
 const ArgSpec kTensorArgs[] = {{"d0", ArgType::Int, true},
                                {"d1", ArgType::Int, false},
                                {"init", ArgType::Name, false, true},
@@ -244,12 +247,13 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
                   .Case("linear", LayerKind::Linear)
                   .Case("sparse_linear", LayerKind::SparseLinear)
                   .Case("embedding", LayerKind::Embedding)
+                  .Case("embedding_bag", LayerKind::EmbeddingBag)
                   .Case("tensor", LayerKind::Tensor)
                   .Default(std::nullopt);
   if (!kind) {
     diags.error(p.kindLoc, "unknown parameter kind '" + p.kindName +
-                               "'; expected linear, sparse_linear, embedding "
-                               "or tensor");
+                               "'; expected linear, sparse_linear, embedding, "
+                               "embedding_bag or tensor");
     return false;
   }
   ArrayRef<ArgSpec> specs;
@@ -262,6 +266,9 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     break;
   case LayerKind::Embedding:
     specs = kEmbeddingArgs;
+    break;
+  case LayerKind::EmbeddingBag:
+    specs = kEmbeddingBagArgs;
     break;
   case LayerKind::Tensor:
     specs = kTensorArgs;
@@ -309,9 +316,25 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     break;
   }
   case LayerKind::Embedding:
+  case LayerKind::EmbeddingBag:
     l.num = args[0]->value.intValue;
     l.dim = args[1]->value.intValue;
     count = toAPInt(l.num) * toAPInt(l.dim);
+    if (*kind == LayerKind::EmbeddingBag && args[2]) {
+      auto m = llvm::StringSwitch<std::optional<BagMode>>(args[2]->value.text)
+                   .Case("sum", BagMode::Sum)
+                   .Case("mean", BagMode::Mean)
+                   .Case("max", BagMode::Max)
+                   .Default(std::nullopt);
+      if (m) {
+        l.mode = *m;
+      } else {
+        diags.error(args[2]->value.loc, "unknown bag mode '" +
+                                            args[2]->value.text +
+                                            "'; expected sum, mean or max");
+        ok = false;
+      }
+    }
     break;
   case LayerKind::Tensor: {
     l.dims.push_back(args[0]->value.intValue);

@@ -120,7 +120,7 @@ private:
   Value genExpr(const ast::Expr &e);
   Value genRef(const ast::ValueRef &ref, llvm::SMLoc l);
   Value genCall(const ast::CallExpr &call);
-  Value genApply(const ast::CallExpr &call, Value x);
+  Value genApply(const ast::CallExpr &call, Value x, Value weights);
   Value genLoss(const ast::LossDecl &loss);
 };
 
@@ -148,6 +148,7 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
                    fanIn(l), l.nnz);
       break;
     case ast::LayerKind::Embedding:
+    case ast::LayerKind::EmbeddingBag:
       declareParam(pl, w,
                    RankedTensorType::get({l.num, l.dim}, b.getF32Type()),
                    "embedding", "normal", 1.0);
@@ -251,12 +252,14 @@ Value MLIRGenImpl::genRef(const ast::ValueRef &ref, llvm::SMLoc l) {
   return fail(l, "internal error: unresolved name");
 }
 
-Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x) {
+Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
+                            Value weights) {
   const ast::ParamDecl &p = *call.param;
   const ast::Layer &l = p.layer;
   Location cl = loc(call.getLoc());
   Type resultType = tensorType(call.type);
-  if (l.kind == ast::LayerKind::Embedding) {
+  if (l.kind == ast::LayerKind::Embedding ||
+      l.kind == ast::LayerKind::EmbeddingBag) {
     // Ids index the table: the runtime checks them against its size.
     if (const auto *id = dyn_cast<ast::IdentExpr>(call.args[0].get()))
       if (id->ref.kind == ast::ValueRef::Kind::Input)
@@ -264,7 +267,11 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x) {
     Value table = getParam(cl, p.name + ".weight",
                            RankedTensorType::get({l.num, l.dim},
                                                  b.getF32Type()));
-    return sdl::EmbeddingOp::create(b, cl, resultType, x, table);
+    if (l.kind == ast::LayerKind::Embedding)
+      return sdl::EmbeddingOp::create(b, cl, resultType, x, table);
+    return sdl::EmbeddingBagOp::create(
+        b, cl, resultType, x, table, weights,
+        b.getStringAttr(ast::bagModeName(l.mode)));
   }
   RankedTensorType wt =
       l.kind == ast::LayerKind::SparseLinear
@@ -298,7 +305,7 @@ Value MLIRGenImpl::genCall(const ast::CallExpr &call) {
   case ast::CallKind::Concat:
     return sdl::ConcatOp::create(b, cl, t, args);
   case ast::CallKind::ApplyLayer:
-    return genApply(call, args[0]);
+    return genApply(call, args[0], args.size() > 1 ? args[1] : Value());
   case ast::CallKind::Unresolved:
     break;
   }

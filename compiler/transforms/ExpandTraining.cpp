@@ -99,6 +99,23 @@ public:
                                              emb.getIds(), dy, table);
       return success();
     }
+    if (auto bag = dyn_cast<EmbeddingBagOp>(op)) {
+      Value table = bag.getTable();
+      if (!needsGrad.contains(table))
+        return success();
+      if (grads.count(table))
+        return emitError(loc)
+               << "an embedding table used more than once is not supported yet";
+      auto ids = cast<RankedTensorType>(bag.getIds().getType());
+      auto rowsType = RankedTensorType::get(
+          {ids.getDimSize(0), ids.getDimSize(1),
+           cast<RankedTensorType>(table.getType()).getDimSize(1)},
+          cast<RankedTensorType>(dy.getType()).getElementType());
+      grads[table] = EmbeddingBagGradOp::create(
+          b, loc, rowsType, bag.getIds(), dy, table, bag.getResult(),
+          bag.getWeights(), bag.getModeAttr());
+      return success();
+    }
     if (auto mm = dyn_cast<MatmulOp>(op)) {
       Value a = mm.getLhs(), rhs = mm.getRhs();
       if (needsGrad.contains(a) &&
@@ -235,7 +252,8 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
       } else if (isSparse(dy.getType())) {
         return (*gp->getUsers().begin())->emitError(
             "a sparse weight used more than once is not supported yet");
-      } else if (dy.getDefiningOp<EmbeddingGradOp>()) {
+      } else if (dy.getDefiningOp<EmbeddingGradOp>() ||
+                 dy.getDefiningOp<EmbeddingBagGradOp>()) {
         return (*gp->getUsers().begin())->emitError(
             "an embedding table used more than once is not supported yet");
       } else {
@@ -258,10 +276,15 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
              << p.getSymName() << "' does not influence the loss";
     SmallVector<NamedAttribute> attrs{
         b.getNamedAttr(kGradOfAttr, p.getSymNameAttr())};
-    if (auto eg = g.getDefiningOp<EmbeddingGradOp>()) {
-      auto arg = dyn_cast<BlockArgument>(eg.getIds());
+    Value ids;
+    if (auto eg = g.getDefiningOp<EmbeddingGradOp>())
+      ids = eg.getIds();
+    else if (auto bg = g.getDefiningOp<EmbeddingBagGradOp>())
+      ids = bg.getIds();
+    if (ids) {
+      auto arg = dyn_cast<BlockArgument>(ids);
       if (!arg)
-        return eg.emitOpError("ids must be a model input");
+        return g.getDefiningOp()->emitOpError("ids must be a model input");
       attrs.push_back(b.getNamedAttr(
           "sdl.ids_input", b.getI64IntegerAttr(arg.getArgNumber())));
     }

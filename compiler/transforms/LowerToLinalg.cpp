@@ -210,6 +210,114 @@ Value lowerEmbedding(OpBuilder &b, EmbeddingOp op) {
                  });
 }
 
+/// table[ids(b, k), d] inside a generic whose dims include b, k, d.
+Value gatherRow(OpBuilder &b, Location loc, Value table, Value id,
+                unsigned dDim) {
+  Value col = linalg::IndexOp::create(b, loc, dDim);
+  return tensor::ExtractOp::create(b, loc, table,
+                                   ValueRange{toIndex(b, loc, id), col});
+}
+
+/// out(b, d) = reduce_k table[ids(b, k), d] (x weights(b, k) for sum).
+Value lowerEmbeddingBag(OpBuilder &b, EmbeddingBagOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  RankedTensorType yt = op.getType();
+  Type elt = yt.getElementType();
+  StringRef mode = op.getMode();
+  int64_t bagSize = tensorOf(op.getIds()).getDimSize(1);
+  Value table = op.getTable();
+  // Dims (b, d, k); k is the bag reduction.
+  SmallVector<Value> ins = {op.getIds()};
+  SmallVector<AffineMap> maps = {pick(ctx, 3, {0, 2})};
+  if (Value w = op.getWeights()) {
+    ins.push_back(w);
+    maps.push_back(pick(ctx, 3, {0, 2}));
+  }
+  maps.push_back(pick(ctx, 3, {0, 1}));
+  double init = mode == "max" ? -std::numeric_limits<double>::infinity() : 0;
+  Value acc = filled(b, loc, yt, op.getIds(), init);
+  return generic(
+      b, loc, ins, acc, maps,
+      {IteratorType::parallel, IteratorType::parallel, IteratorType::reduction},
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value v = gatherRow(nb, nl, table, a[0], 1);
+        if (mode == "max")
+          return arith::MaximumFOp::create(nb, nl, a.back(), v);
+        if (ins.size() == 2)
+          v = arith::MulFOp::create(nb, nl, v, a[1]);
+        else if (mode == "mean")
+          v = arith::MulFOp::create(nb, nl, v,
+                                    constF(nb, nl, elt, 1.0 / bagSize));
+        return arith::AddFOp::create(nb, nl, a.back(), v);
+      });
+}
+
+/// One gradient row per id: rows(b, k, d).
+Value lowerEmbeddingBagGrad(OpBuilder &b, EmbeddingBagGradOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  RankedTensorType rt = op.getType();
+  Type elt = rt.getElementType();
+  StringRef mode = op.getMode();
+  int64_t bagSize = rt.getDimSize(1);
+  Value table = op.getTable();
+  SmallVector<Value> ins = {op.getIds(), op.getGrad(), op.getOutput()};
+  SmallVector<AffineMap> maps = {pick(ctx, 3, {0, 1}), pick(ctx, 3, {0, 2}),
+                                 pick(ctx, 3, {0, 2})};
+  if (Value w = op.getWeights()) {
+    ins.push_back(w);
+    maps.push_back(pick(ctx, 3, {0, 1}));
+  }
+  if (mode == "max") {
+    // The gradient goes to the first k of the bag that holds the maximum
+    // (PyTorch's max_indices): argmax(b, d), then a select.
+    auto idxT = RankedTensorType::get(tensorOf(op.getGrad()).getShape(),
+                                      b.getIndexType());
+    Value none = arith::ConstantIndexOp::create(b, loc, -1);
+    Value init = linalg::FillOp::create(
+                     b, loc, none, emptyLike(b, loc, idxT, op.getGrad()))
+                     .getResult(0);
+    Value argmax = generic(
+        b, loc, {op.getIds(), op.getOutput()}, init,
+        {pick(ctx, 3, {0, 2}), pick(ctx, 3, {0, 1}), pick(ctx, 3, {0, 1})},
+        {IteratorType::parallel, IteratorType::parallel,
+         IteratorType::reduction},
+        [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+          Value v = gatherRow(nb, nl, table, a[0], 1);
+          Value hit = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+                                            v, a[1]);
+          Value unset = arith::CmpIOp::create(
+              nb, nl, arith::CmpIPredicate::slt, a[2],
+              arith::ConstantIndexOp::create(nb, nl, 0));
+          Value take = arith::AndIOp::create(nb, nl, hit, unset);
+          Value k = linalg::IndexOp::create(nb, nl, 2);
+          return arith::SelectOp::create(nb, nl, take, k, a[2]);
+        });
+    ins[2] = argmax;
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(3, ctx));
+  return generic(
+      b, loc, ins, emptyLike(b, loc, rt, op.getIds()), maps,
+      SmallVector<IteratorType>(3, IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value dy = a[1];
+        if (mode == "max") {
+          Value k = linalg::IndexOp::create(nb, nl, 1);
+          Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
+                                            k, a[2]);
+          return arith::SelectOp::create(nb, nl, hit, dy,
+                                         constF(nb, nl, elt, 0.0));
+        }
+        if (ins.size() == 4)
+          return arith::MulFOp::create(nb, nl, dy, a[3]);
+        if (mode == "mean")
+          return arith::MulFOp::create(nb, nl, dy,
+                                       constF(nb, nl, elt, 1.0 / bagSize));
+        return dy;
+      });
+}
+
 Value lowerConcat(OpBuilder &b, ConcatOp op) {
   Location loc = op.getLoc();
   RankedTensorType yt = op.getType();
@@ -500,6 +608,10 @@ FailureOr<Value> lowerOp(OpBuilder &b, Operation *op) {
     return lowerEmbedding(b, o);
   if (auto o = dyn_cast<ConcatOp>(op))
     return lowerConcat(b, o);
+  if (auto o = dyn_cast<EmbeddingBagOp>(op))
+    return lowerEmbeddingBag(b, o);
+  if (auto o = dyn_cast<EmbeddingBagGradOp>(op))
+    return lowerEmbeddingBagGrad(b, o);
   if (auto o = dyn_cast<SliceOp>(op))
     return lowerSlice(b, o);
   if (auto o = dyn_cast<ReluOp>(op))

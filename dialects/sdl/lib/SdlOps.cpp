@@ -320,6 +320,54 @@ LogicalResult EmbeddingOp::verify() {
   return success();
 }
 
+namespace {
+/// Shared rules of embedding_bag and its gradient: ids [B, K] integers, a
+/// static [N, D] table, weights (sum only) shaped like the ids.
+LogicalResult verifyBag(Operation *op, StringRef mode, Value idsV, Value tableV,
+                        Value weights) {
+  RankedTensorType ids = tensorOf(idsV), table = tensorOf(tableV);
+  if (mode != "sum" && mode != "mean" && mode != "max")
+    return op->emitOpError("mode must be sum, mean or max, got '")
+           << mode << "'";
+  if (!isa<IntegerType>(ids.getElementType()) || ids.getRank() != 2)
+    return op->emitOpError("ids must be integers of shape [B, K], got ")
+           << ids;
+  if (failed(expectMatrix(op, "table", table)))
+    return failure();
+  if (weights) {
+    if (mode != "sum")
+      return op->emitOpError("per-sample weights need mode sum");
+    if (failed(expectSameShape(op, "weights", tensorOf(weights), "ids", ids)))
+      return failure();
+  }
+  return success();
+}
+} // namespace
+
+LogicalResult EmbeddingBagOp::verify() {
+  if (failed(verifyBag(*this, getMode(), getIds(), getTable(), getWeights())))
+    return failure();
+  RankedTensorType ids = tensorOf(getIds()), y = getType();
+  if (y.getRank() != 2 || !sizesMatch(y.getDimSize(0), ids.getDimSize(0)) ||
+      lastDim(y) != tensorOf(getTable()).getDimSize(1))
+    return emitOpError("result must be [B, D], got ") << y;
+  return success();
+}
+
+LogicalResult EmbeddingBagGradOp::verify() {
+  if (failed(verifyBag(*this, getMode(), getIds(), getTable(), getWeights())))
+    return failure();
+  RankedTensorType ids = tensorOf(getIds()), dy = tensorOf(getGrad()),
+                   rows = getType();
+  if (dy != tensorOf(getOutput()).clone(dy.getElementType()) ||
+      dy.getRank() != 2)
+    return emitOpError("grad and output must be [B, D] of the same type");
+  if (rows.getRank() != 3 || lastDim(rows) != lastDim(dy) ||
+      !sizesMatch(rows.getDimSize(1), ids.getDimSize(1)))
+    return emitOpError("result must be [B, K, D], got ") << rows;
+  return success();
+}
+
 LogicalResult ReluOp::verify() {
   return expectFloat(*this, "input", getType());
 }

@@ -109,6 +109,18 @@ def Sdl_EmbeddingOp : Sdl_ValueOp<"embedding"> {
   let results = (outs AnyRankedTensor:$result);
 }
 
+def Sdl_EmbeddingBagOp : Sdl_ValueOp<"embedding_bag"> {
+  let summary = "bags of rows reduced: out[b, :] = reduce_k table[ids[b, k], :]";
+  let description = [{
+    `mode` is `sum` (optionally weighted by `weights[b, k]`), `mean` or
+    `max` (element-wise maximum over the bag). `ids` is [B, K]: K ids per
+    bag; the result is [B, D].
+  }];
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$table,
+                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode);
+  let results = (outs AnyRankedTensor:$result);
+}
+
 def Sdl_ReluOp : Sdl_ValueOp<"relu", [SameOperandsAndResultType]> {
   let summary = "max(x, 0)";
   let arguments = (ins AnyRankedTensor:$input);
@@ -207,6 +219,20 @@ def Sdl_EmbeddingGradOp : Sdl_ValueOp<"embedding_grad"> {
   }];
   let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad,
                        AnyRankedTensor:$table);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_EmbeddingBagGradOp : Sdl_ValueOp<"embedding_bag_grad"> {
+  let summary = "row-sparse COO gradient of an embedding_bag table";
+  let description = [{
+    One gradient row per id of `ids` ([B, K] -> rows [B, K, D]), indexed by
+    the ids: `sum` rows are `weights[b, k] * grad[b, :]` (weights 1 when
+    absent), `mean` rows `grad[b, :] / K`, `max` rows `grad[b, d]` where
+    `table[ids[b, k], d]` equals the bag's maximum `output[b, d]`, else 0.
+  }];
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad,
+                       AnyRankedTensor:$table, AnyRankedTensor:$output,
+                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode);
   let results = (outs AnyRankedTensor:$result);
 }
 
