@@ -392,11 +392,17 @@ private:
          << ", bias=" << (l.bias ? "true" : "false") << ", nnz=" << l.nnz;
       break;
     case LayerKind::Embedding:
-      os << "num=" << l.num << ", dim=" << l.dim;
-      break;
     case LayerKind::EmbeddingBag:
-      os << "num=" << l.num << ", dim=" << l.dim
-         << ", mode=" << bagModeName(l.mode);
+      os << "num=" << l.num << ", dim=" << l.dim;
+      if (l.kind == LayerKind::EmbeddingBag)
+        os << ", mode=" << bagModeName(l.mode);
+      if (l.paddingIdx >= 0)
+        os << ", padding_idx=" << l.paddingIdx;
+      if (l.maxNorm > 0)
+        os << ", max_norm=" << formatDouble(l.maxNorm)
+           << ", norm_type=" << formatDouble(l.normType);
+      if (l.scaleGradByFreq)
+        os << ", scale_grad_by_freq=true";
       break;
     case LayerKind::Tensor:
       os << "dims=[";

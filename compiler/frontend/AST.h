@@ -183,6 +183,11 @@ struct Layer {
   int64_t num = 0;
   int64_t dim = 0;
   BagMode mode = BagMode::Sum;
+  // embedding, embedding_bag: PyTorch's options.
+  int64_t paddingIdx = -1; // -1: none
+  double maxNorm = 0;      // 0: no renormalisation
+  double normType = 2;
+  bool scaleGradByFreq = false;
   // tensor: shape (rank 1 or 2), initializer and its std/bound.
   std::vector<int64_t> dims;
   InitKind init = InitKind::Normal;

@@ -61,11 +61,21 @@ const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
                                      {"out", ArgType::Int, true},
                                      {"sparsity", ArgType::Number, false},
                                      {"bias", ArgType::Bool, false}};
-const ArgSpec kEmbeddingArgs[] = {{"num", ArgType::Int, true},
-                                  {"dim", ArgType::Int, true}};
-const ArgSpec kEmbeddingBagArgs[] = {{"num", ArgType::Int, true},
-                                     {"dim", ArgType::Int, true},
-                                     {"mode", ArgType::Name, false}};
+const ArgSpec kEmbeddingArgs[] = {
+    {"num", ArgType::Int, true},
+    {"dim", ArgType::Int, true},
+    {"padding_idx", ArgType::Int, false, true},
+    {"max_norm", ArgType::Number, false, true},
+    {"norm_type", ArgType::Number, false, true},
+    {"scale_grad_by_freq", ArgType::Bool, false, true}};
+const ArgSpec kEmbeddingBagArgs[] = {
+    {"num", ArgType::Int, true},
+    {"dim", ArgType::Int, true},
+    {"mode", ArgType::Name, false},
+    {"padding_idx", ArgType::Int, false, true},
+    {"max_norm", ArgType::Number, false, true},
+    {"norm_type", ArgType::Number, false, true},
+    {"scale_grad_by_freq", ArgType::Bool, false, true}};
 const ArgSpec kTensorArgs[] = {{"d0", ArgType::Int, true},
                                {"d1", ArgType::Int, false},
                                {"init", ArgType::Name, false, true},
@@ -282,7 +292,8 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   bool ok = true;
   for (size_t i = 0, e = specs.size(); i != e; ++i) {
     if (specs[i].type != ArgType::Int || !args[i] ||
-        args[i]->value.intValue > 0)
+        args[i]->value.intValue > 0 ||
+        StringRef(specs[i].name) == "padding_idx")
       continue;
     diags.error(args[i]->value.loc, "argument '" + Twine(specs[i].name) +
                                         "' of '" + p.kindName +
@@ -320,6 +331,38 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     l.num = args[0]->value.intValue;
     l.dim = args[1]->value.intValue;
     count = toAPInt(l.num) * toAPInt(l.dim);
+    {
+      // padding_idx, max_norm, norm_type, scale_grad_by_freq follow num,
+      // dim (and embedding_bag's mode).
+      size_t o = *kind == LayerKind::EmbeddingBag ? 3 : 2;
+      if (const Argument *a = args[o]) {
+        l.paddingIdx = a->value.intValue;
+        if (l.paddingIdx < 0 || l.paddingIdx >= l.num) {
+          diags.error(a->value.loc, "argument 'padding_idx' of '" +
+                                        p.kindName + "' must be in [0, " +
+                                        Twine(l.num) + ")");
+          ok = false;
+        }
+      }
+      if (const Argument *a = args[o + 1]) {
+        l.maxNorm = a->value.getNumber();
+        if (!(l.maxNorm > 0)) {
+          diags.error(a->value.loc, "argument 'max_norm' of '" + p.kindName +
+                                        "' must be positive");
+          ok = false;
+        }
+      }
+      if (const Argument *a = args[o + 2]) {
+        l.normType = a->value.getNumber();
+        if (!(l.normType > 0)) {
+          diags.error(a->value.loc, "argument 'norm_type' of '" + p.kindName +
+                                        "' must be positive");
+          ok = false;
+        }
+      }
+      if (const Argument *a = args[o + 3])
+        l.scaleGradByFreq = a->value.boolValue;
+    }
     if (*kind == LayerKind::EmbeddingBag && args[2]) {
       auto m = llvm::StringSwitch<std::optional<BagMode>>(args[2]->value.text)
                    .Case("sum", BagMode::Sum)

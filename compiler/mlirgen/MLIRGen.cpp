@@ -101,15 +101,16 @@ private:
     return RankedTensorType::get({rows, cols}, b.getF32Type(), enc);
   }
 
-  void declareParam(Location l, StringRef name, RankedTensorType t,
-                    StringRef kind, StringRef init, double initA,
-                    std::optional<int64_t> nnz = std::nullopt) {
-    auto p = sdl::ParamOp::create(b, l, b.getStringAttr(name), TypeAttr::get(t),
-                                  b.getStringAttr(kind),
-                                  b.getStringAttr(init),
-                                  b.getF64FloatAttr(initA), IntegerAttr());
+  sdl::ParamOp declareParam(Location l, StringRef name, RankedTensorType t,
+                            StringRef kind, StringRef init, double initA,
+                            std::optional<int64_t> nnz = std::nullopt) {
+    auto p = sdl::ParamOp::create(
+        b, l, b.getStringAttr(name), TypeAttr::get(t), b.getStringAttr(kind),
+        b.getStringAttr(init), b.getF64FloatAttr(initA), IntegerAttr(),
+        IntegerAttr(), FloatAttr(), FloatAttr(), BoolAttr());
     if (nnz)
       p.setNnzAttr(b.getI64IntegerAttr(*nnz));
+    return p;
   }
 
   void genParams(const ast::Model &model);
@@ -148,11 +149,20 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
                    fanIn(l), l.nnz);
       break;
     case ast::LayerKind::Embedding:
-    case ast::LayerKind::EmbeddingBag:
-      declareParam(pl, w,
-                   RankedTensorType::get({l.num, l.dim}, b.getF32Type()),
-                   "embedding", "normal", 1.0);
+    case ast::LayerKind::EmbeddingBag: {
+      auto table = declareParam(
+          pl, w, RankedTensorType::get({l.num, l.dim}, b.getF32Type()),
+          "embedding", "normal", 1.0);
+      if (l.paddingIdx >= 0)
+        table.setPaddingIdxAttr(b.getI64IntegerAttr(l.paddingIdx));
+      if (l.maxNorm > 0) {
+        table.setMaxNormAttr(b.getF64FloatAttr(l.maxNorm));
+        table.setNormTypeAttr(b.getF64FloatAttr(l.normType));
+      }
+      if (l.scaleGradByFreq)
+        table.setScaleGradByFreqAttr(b.getBoolAttr(true));
       break;
+    }
     case ast::LayerKind::Tensor: {
       StringRef init = l.init == ast::InitKind::Zeros    ? "zeros"
                        : l.init == ast::InitKind::Normal ? "normal"
@@ -271,7 +281,8 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
       return sdl::EmbeddingOp::create(b, cl, resultType, x, table);
     return sdl::EmbeddingBagOp::create(
         b, cl, resultType, x, table, weights,
-        b.getStringAttr(ast::bagModeName(l.mode)));
+        b.getStringAttr(ast::bagModeName(l.mode)),
+        l.paddingIdx >= 0 ? b.getI64IntegerAttr(l.paddingIdx) : IntegerAttr());
   }
   RankedTensorType wt =
       l.kind == ast::LayerKind::SparseLinear

@@ -113,7 +113,7 @@ public:
           cast<RankedTensorType>(dy.getType()).getElementType());
       grads[table] = EmbeddingBagGradOp::create(
           b, loc, rowsType, bag.getIds(), dy, table, bag.getResult(),
-          bag.getWeights(), bag.getModeAttr());
+          bag.getWeights(), bag.getModeAttr(), bag.getPaddingIdxAttr());
       return success();
     }
     if (auto mm = dyn_cast<MatmulOp>(op)) {

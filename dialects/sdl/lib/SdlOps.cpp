@@ -115,6 +115,18 @@ LogicalResult ParamOp::verify() {
   }
   if (kind == "embedding" && t.getRank() != 2)
     return emitOpError("an embedding table must have rank 2");
+  bool options = getPaddingIdx() || getMaxNorm() || getNormType() ||
+                 getScaleGradByFreq();
+  if (options && kind != "embedding")
+    return emitOpError("padding_idx, max_norm, norm_type and "
+                       "scale_grad_by_freq are for embedding tables only");
+  if (getPaddingIdx() && (static_cast<int64_t>(*getPaddingIdx()) < 0 ||
+                          static_cast<int64_t>(*getPaddingIdx()) >=
+                              t.getDimSize(0)))
+    return emitOpError("padding_idx must be a row of the table");
+  if ((getMaxNorm() && !(getMaxNorm()->convertToDouble() > 0)) ||
+      (getNormType() && !(getNormType()->convertToDouble() > 0)))
+    return emitOpError("max_norm and norm_type must be positive");
   return success();
 }
 

@@ -42,7 +42,12 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$type, StrAttr:$kind,
                        StrAttr:$init, F64Attr:$init_a,
-                       OptionalAttr<I64Attr>:$nnz);
+                       OptionalAttr<I64Attr>:$nnz,
+                       // Embedding options (PyTorch nn.Embedding).
+                       OptionalAttr<I64Attr>:$padding_idx,
+                       OptionalAttr<F64Attr>:$max_norm,
+                       OptionalAttr<F64Attr>:$norm_type,
+                       OptionalAttr<BoolAttr>:$scale_grad_by_freq);
   let assemblyFormat = "$sym_name `:` $type attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -114,10 +119,12 @@ def Sdl_EmbeddingBagOp : Sdl_ValueOp<"embedding_bag"> {
   let description = [{
     `mode` is `sum` (optionally weighted by `weights[b, k]`), `mean` or
     `max` (element-wise maximum over the bag). `ids` is [B, K]: K ids per
-    bag; the result is [B, D].
+    bag; the result is [B, D]. Ids equal to `padding_idx` are left out of
+    the bag (mean divides by the non-padding count; an empty bag is 0).
   }];
   let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$table,
-                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode);
+                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode,
+                       OptionalAttr<I64Attr>:$padding_idx);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -232,7 +239,8 @@ def Sdl_EmbeddingBagGradOp : Sdl_ValueOp<"embedding_bag_grad"> {
   }];
   let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad,
                        AnyRankedTensor:$table, AnyRankedTensor:$output,
-                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode);
+                       Optional<AnyRankedTensor>:$weights, StrAttr:$mode,
+                       OptionalAttr<I64Attr>:$padding_idx);
   let results = (outs AnyRankedTensor:$result);
 }
 
