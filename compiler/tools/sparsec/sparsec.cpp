@@ -288,6 +288,13 @@ static int runBackend(mlir::ModuleOp module, const sparsec::ModelAbi &abi,
   }
   std::string output =
       outputFilename == "-" ? defaultOutput(".so") : std::string(outputFilename);
+  llvm::StringRef outDir = llvm::sys::path::parent_path(output);
+  if (!outDir.empty())
+    if (std::error_code ec = llvm::sys::fs::create_directories(outDir)) {
+      llvm::WithColor::error() << "cannot create the output directory '"
+                               << outDir << "': " << ec.message() << '\n';
+      return 1;
+    }
   sparsec::RuntimeLocation rt;
   if (!sparsec::findRuntime(argv0, rt, error)) {
     llvm::WithColor::error() << error << '\n';
