@@ -99,12 +99,13 @@ Value elementwise(OpBuilder &b, Location loc, RankedTensorType t,
 }
 
 /// Sum of `f(args)` over every element of the `ins` (all of one shape),
-/// returned as an f32 scalar.
+/// accumulated in f64 (losses over large batches keep f32 accuracy) and
+/// returned as a scalar of the first input's element type.
 Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
   RankedTensorType t = tensorOf(ins.front());
   unsigned n = t.getRank();
   MLIRContext *ctx = b.getContext();
-  Type elt = t.getElementType();
+  Type elt = b.getF64Type();
   auto scalarT = RankedTensorType::get({}, elt);
   Value empty = tensor::EmptyOp::create(b, loc, scalarT, ValueRange{});
   Value acc =
@@ -117,9 +118,17 @@ Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
   Value r = generic(b, loc, ins, acc, maps, iters,
                     [&](OpBuilder &nb, Location nl, ValueRange args) {
                       Value v = f(nb, nl, args.drop_back());
+                      if (v.getType() != elt)
+                        v = arith::ExtFOp::create(nb, nl, elt, v);
                       return arith::AddFOp::create(nb, nl, args.back(), v);
                     });
-  return tensor::ExtractOp::create(b, loc, r, ValueRange{});
+  Value sum = tensor::ExtractOp::create(b, loc, r, ValueRange{});
+  Type resultElt = t.getElementType();
+  if (!isa<FloatType>(resultElt))
+    resultElt = b.getF32Type();
+  if (resultElt == elt)
+    return sum;
+  return arith::TruncFOp::create(b, loc, resultElt, sum);
 }
 
 /// Number of elements of `v` (dynamic dims included) as a float of type `t`.

@@ -202,6 +202,15 @@ typedef struct sparsec__undo {
   float *data;   /* n * width */
 } sparsec__undo;
 
+/* Rows a max_norm renorm rescaled before a kernel (their old values):
+ * restored when the call then fails, so a failed call changes nothing. */
+typedef struct sparsec__renorm_log {
+  int64_t cap; /* rows the log holds */
+  int64_t n;   /* rows logged */
+  int32_t *ids;
+  float *rows; /* n * dim */
+} sparsec__renorm_log;
+
 typedef struct sparsec__param {
   sparsec_param_desc desc; /* owned copy; desc.name points into the model */
   int64_t numel;           /* product of dims */
@@ -225,6 +234,10 @@ typedef struct sparsec__param {
   uint8_t *mom_row_init;        /* SGD momentum, EMBEDDING lazy/catchup: per row */
   int64_t *last_step;           /* EMBEDDING catchup: step each row is up to date with */
   sparsec__undo undo;
+  /* EMBEDDING options (embedding.c). */
+  int32_t *row_count;         /* max_norm / scale_grad_by_freq: one counter per
+                                 row, all zero between calls */
+  sparsec__renorm_log renorm; /* max_norm: the last renorm's old rows */
 } sparsec__param;
 
 struct sparsec_model {
@@ -354,9 +367,34 @@ void sparsec__catchup_undo(sparsec_model *m);
 int sparsec__undo_reserve(const sparsec_model *m, sparsec__param *p, int64_t rows);
 /* Brings every row of every CATCHUP table up to date. */
 void sparsec__catchup_all(sparsec_model *m);
-/* After a successful kernel: prepares the gradients (coalesce or densify),
- * clips them, and steps every parameter. Cannot fail. */
+/* After a successful kernel: prepares the gradients (padding rows and
+ * scale_grad_by_freq, then coalesce or densify), clips them, and steps
+ * every parameter. Cannot fail. */
 void sparsec__opt_step(sparsec_model *m);
+
+/*===-- Embedding options (embedding.c) -------------------------------------===*/
+
+/* Element `e` of the id input `in` (I32 or I64 data). */
+static inline int64_t sparsec__id_at(const sparsec_input_desc *in, const void *ids, int64_t e) {
+  return in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e]
+                                  : ((const int64_t *)ids)[e];
+}
+/* At create, once the values are initialised: zeroes the padding row and
+ * allocates the per-row counters; returns 0 or -1 (out of memory). */
+int sparsec__emb_setup(sparsec__param *p);
+void sparsec__emb_free(sparsec__param *p);
+/* Sizes the renorm log of every max_norm table for a call of `batch`
+ * (`what`: the call's name); returns a status, changing nothing on failure. */
+int sparsec__renorm_reserve(sparsec_model *m, const char *what, int64_t batch);
+/* Renorms (logged) the rows each max_norm table's ids reference in a call's
+ * validated `inputs` (`with_targets`: train_step's layout, targets listed). */
+void sparsec__renorm_batch(sparsec_model *m, int64_t batch, const void *const *inputs,
+                           int with_targets);
+/* Restores what sparsec__renorm_batch changed (the call failed). */
+void sparsec__renorm_undo(sparsec_model *m);
+/* After a successful kernel: zeroes the raw gradient rows of padding_idx and
+ * divides every row by its id's count in the batch (scale_grad_by_freq). */
+void sparsec__emb_grad_prepare(sparsec__param *p);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define SPARSEC_ABI_VERSION 2
+#define SPARSEC_ABI_VERSION 3
 #define SPARSEC_MAX_RANK 4
 
 /* Status codes returned by every runtime and generated entry point. */
@@ -54,7 +54,8 @@ typedef enum sparsec_layout {
   SPARSEC_LAYOUT_CSR = 1,      /* rank 2, CSR with i32 positions/coordinates;
                                   gradient on the weight's own pattern */
   SPARSEC_LAYOUT_EMBEDDING = 2 /* rank 2 dense table [rows, dim]; gradient is
-                                  row-sparse COO: (ids of an input, rows) */
+                                  row-sparse COO: (ids of an input, rows);
+                                  nn.Embedding's options in the param desc */
 } sparsec_layout;
 
 /* Parameter initialisers (PyTorch conventions). */
@@ -120,6 +121,21 @@ typedef struct sparsec_param_desc {
   sparsec_init init; /* initialiser of the values */
   double init_a;     /* initialiser parameter (see sparsec_init) */
   int32_t ids_input; /* EMBEDDING: index (into inputs) of the id input */
+  /* --- ABI 3: appended fields (nn.Embedding / nn.EmbeddingBag options;
+   * every other layout must leave them off: padding_idx -1, max_norm 0,
+   * scale_grad_by_freq 0; norm_type > 0 for every layout) --- */
+  int64_t padding_idx;        /* EMBEDDING: -1 = none; else the row that is
+                                 zero-initialised and never updated by the
+                                 optimizer (its gradient rows are dropped) */
+  double max_norm;            /* > 0: before each forward/train kernel call,
+                                 every row referenced by the batch's ids whose
+                                 norm_type-norm exceeds max_norm is rescaled in
+                                 place to max_norm (PyTorch embedding_renorm_:
+                                 scale = max_norm / (norm + 1e-7)) */
+  double norm_type;           /* p of the p-norm; the compiler always emits it
+                                 (default 2) */
+  int32_t scale_grad_by_freq; /* gradient rows scaled by 1 / (count of the id
+                                 in the batch) before the optimizer */
 } sparsec_param_desc;
 
 /* Optimizer settings. No field has a hidden default: zero means zero, so
@@ -209,7 +225,10 @@ int sparsec_create(const sparsec_model_desc *desc, uint64_t seed, sparsec_model 
 void sparsec_destroy(sparsec_model *m);
 
 /* `inputs` lists every non-target input in declaration order; `output` has
- * room for the output for `batch` samples. */
+ * room for the output for `batch` samples. Read-only on the handle unless an
+ * embedding has max_norm > 0: its referenced rows are then renormed in place
+ * first (as PyTorch's forward does), so such a forward needs exclusive
+ * access like train_step. */
 int sparsec_forward(sparsec_model *m, int64_t batch, const void *const *inputs, float *output);
 /* `inputs` lists every input incl. targets in declaration order. Runs the
  * generated forward+backward, then the optimizer step; stores the loss. */
@@ -237,7 +256,9 @@ int sparsec_param_csr(sparsec_model *m, const char *name, const int32_t **positi
                       const int32_t **coordinates);
 /* Gradient computed by the last train_step, scaled by gradient clipping
  * when it applied (dense/CSR: nnz floats; EMBEDDING: rows * dim floats for
- * the ids of the last batch, uncoalesced, in batch order). */
+ * the ids of the last batch, uncoalesced, in batch order; the rows of
+ * padding_idx are zero and, with scale_grad_by_freq, every row is divided
+ * by its id's count in the batch). */
 int sparsec_param_grad(sparsec_model *m, const char *name, const float **grad, int64_t *count);
 
 /* SPARSEC_SPARSE_CATCHUP embeddings: applies every row's skipped steps now
