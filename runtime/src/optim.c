@@ -6,8 +6,8 @@
  * dispatch to the per-optimizer kernels (optim_sgd.c, optim_adagrad.c,
  * optim_rmsprop.c, optim_adam.c), the step on dense and CSR values, and
  * the driver that train_step runs after a successful kernel: prepare the
- * embedding gradients (coalesce or densify), clip the global gradient
- * norm, step every parameter. Embedding modes live in optim_sparse.c.
+ * embedding gradients (drop padding rows, scale_grad_by_freq, coalesce or
+ * densify), clip the global gradient norm, step every parameter. Embedding modes live in optim_sparse.c.
  * docs/optimizers.md has every formula.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
@@ -217,23 +217,40 @@ void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t
   }
 }
 
-void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *grad) {
+/* The step on values [lo, hi) (elementwise optimizers). */
+static void sparsec__opt_range(const sparsec__opt *o, sparsec__param *p, const float *grad,
+                               int64_t lo, int64_t hi) {
   sparsec__span s;
   memset(&s, 0, sizeof(s));
-  s.p = p->values;
-  s.g = grad;
+  s.p = p->values + lo;
+  s.g = grad + lo;
   for (int k = 0; k < SPARSEC_NSTATE; ++k)
-    s.s[k] = p->state[k];
+    s.s[k] = p->state[k] ? p->state[k] + lo : NULL;
+  s.n = hi - lo;
+  sparsec__opt_span(o, &s, p->mom_init, 0);
+}
+
+void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *grad) {
+  /* Rows: CSR rows by positions, dense rows of nnz / rows values. An
+   * embedding's padding row is skipped (it never moves). */
+  const int64_t width = p->rows > 0 ? p->nnz / p->rows : 0;
+  const int64_t skip = p->desc.layout == SPARSEC_LAYOUT_EMBEDDING ? p->desc.padding_idx : -1;
   if (o->kind != SPARSEC_OPT_ROWWISE_ADAGRAD) {
-    s.n = p->nnz;
-    sparsec__opt_span(o, &s, p->mom_init, 0);
+    if (skip < 0) {
+      sparsec__opt_range(o, p, grad, 0, p->nnz);
+    } else {
+      sparsec__opt_range(o, p, grad, 0, skip * width);
+      sparsec__opt_range(o, p, grad, (skip + 1) * width, p->nnz);
+    }
     if (o->kind == SPARSEC_OPT_SGD && p->state[SPARSEC_ST_MOMENTUM])
       p->mom_init = 1;
     return;
   }
-  /* Row-wise: CSR rows by positions, dense rows of nnz / rows values. */
-  const int64_t width = p->rows > 0 ? p->nnz / p->rows : 0;
+  sparsec__span s;
+  memset(&s, 0, sizeof(s));
   for (int64_t r = 0; r < p->rows; ++r) {
+    if (r == skip)
+      continue;
     int64_t lo = r * width, hi = lo + width;
     if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
       lo = p->positions[r];
@@ -315,6 +332,7 @@ void sparsec__opt_step(sparsec_model *m) {
     sparsec__param *p = &m->params[i];
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
       continue;
+    sparsec__emb_grad_prepare(p);
     sparsec__coo_grad g = {p->grad_rows, p->desc.dims[1], p->grad_ids, p->grad, 0};
     p->cur = g;
     if (p->dense_grad)

@@ -71,6 +71,8 @@ void sparsec__opt_rows(const sparsec__opt *o, sparsec__param *p, const sparsec__
     /* Plain lazy SGD: PyTorch adds the uncoalesced gradient, in batch order. */
     const float neg_lr = o->maximize ? -o->neg_lr : o->neg_lr;
     for (int64_t i = 0; i < g->n; ++i) {
+      if (g->ids[i] == p->desc.padding_idx)
+        continue;
       float *v = p->values + (size_t)g->ids[i] * (size_t)dim;
       const float *r = g->rows + (size_t)i * (size_t)dim;
       for (int64_t c = 0; c < dim; ++c)
@@ -80,6 +82,8 @@ void sparsec__opt_rows(const sparsec__opt *o, sparsec__param *p, const sparsec__
   }
   for (int64_t i = 0; i < g->n; ++i) {
     const int32_t id = g->ids[i];
+    if (id == p->desc.padding_idx)
+      continue; /* dropped: the padding row never steps */
     const sparsec__span s = sparsec__row_span(o->d, p, id, g->rows + (size_t)i * (size_t)dim);
     sparsec__opt_span(o, &s, p->mom_row_init ? p->mom_row_init[id] : 0, !catchup);
     if (p->mom_row_init)
@@ -91,10 +95,11 @@ void sparsec__opt_rows(const sparsec__opt *o, sparsec__param *p, const sparsec__
 
 /*===-- Catch-up --------------------------------------------------------------===*/
 
-/* Brings row `r` up to date with step `T` (steps last_step + 1 .. T). */
+/* Brings row `r` up to date with step `T` (steps last_step + 1 .. T); the
+ * padding row never moves. */
 static void sparsec__catchup_row(const sparsec__opt *o, sparsec__param *p, int64_t r, int64_t T) {
   const int64_t k = T - p->last_step[r];
-  if (k <= 0)
+  if (k <= 0 || r == p->desc.padding_idx)
     return;
   const sparsec__span s = sparsec__row_span(o->d, p, r, NULL);
   sparsec__opt_catchup(o, &s, k, p->mom_row_init ? p->mom_row_init[r] : 0);
@@ -188,9 +193,8 @@ void sparsec__catchup_batch(sparsec_model *m, int64_t batch, const void *const *
     const void *ids = inputs[p->desc.ids_input];
     const int64_t n = sparsec__input_numel(in, batch);
     for (int64_t e = 0; e < n; ++e) {
-      const int64_t r =
-          in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e] : ((const int64_t *)ids)[e];
-      if (p->last_step[r] >= T)
+      const int64_t r = sparsec__id_at(in, ids, e);
+      if (p->last_step[r] >= T || r == p->desc.padding_idx)
         continue; /* up to date (or already caught up for this batch) */
       u->ids[u->n] = (int32_t)r;
       u->last[u->n] = p->last_step[r];

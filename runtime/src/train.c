@@ -2,12 +2,13 @@
  *
  * The two hot entry points. Each validates the call completely, then builds
  * the `bufs` array in the order runtime.h documents and calls the compiled
- * kernel. train_step additionally sizes the embedding gradient buffers for
- * the batch (before the kernel, so a failed allocation changes nothing),
- * brings the batch's rows of catch-up tables up to date (undone if the step
- * then fails), zero-fills every gradient (kernels may accumulate), checks
- * the loss, and only then runs the optimizer step on every parameter
- * (optim.c) and counts the step.
+ * kernel. Both renorm the batch's rows of max_norm embeddings first
+ * (embedding.c; undone if the call then fails). train_step additionally
+ * sizes the embedding gradient buffers for the batch (before the kernel, so
+ * a failed allocation changes nothing), brings the batch's rows of catch-up
+ * tables up to date (undone if the step then fails), zero-fills every
+ * gradient (kernels may accumulate), checks the loss, and only then runs
+ * the optimizer step on every parameter (optim.c) and counts the step.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
@@ -63,6 +64,9 @@ SPARSEC_API int sparsec_forward(sparsec_model *m, int64_t batch, const void *con
   if (!m->forward)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "forward: model '%s' has no forward kernel",
                          m->name);
+  rc = sparsec__renorm_reserve(m, "forward", batch);
+  if (rc != SPARSEC_OK)
+    return rc;
 
   int64_t n = 1;
   for (int32_t i = 0; i < m->num_inputs; ++i)
@@ -79,13 +83,22 @@ SPARSEC_API int sparsec_forward(sparsec_model *m, int64_t batch, const void *con
       bufs[k++] = sparsec__unconst(inputs[j++]);
   k = sparsec__push_params(m, bufs, k);
   bufs[k++] = output;
+  sparsec__renorm_batch(m, batch, inputs, 0);
   int krc = m->forward(bufs, batch);
   if (bufs != stack)
     free(bufs);
-  if (krc != 0)
+  if (krc != 0) {
+    sparsec__renorm_undo(m);
     return sparsec__fail(SPARSEC_ERR_KERNEL, "forward: kernel of model '%s' failed with code %d",
                          m->name, krc);
+  }
   return SPARSEC_OK;
+}
+
+/* A failed train_step: undoes the renorm, then the catch-up before it. */
+static void sparsec__undo_call(sparsec_model *m) {
+  sparsec__renorm_undo(m);
+  sparsec__catchup_undo(m);
 }
 
 /* Grows the gradient storage of embedding `p` to `rows` ids (and the
@@ -148,6 +161,9 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
     if (rc != SPARSEC_OK)
       return rc;
   }
+  rc = sparsec__renorm_reserve(m, "train_step", batch);
+  if (rc != SPARSEC_OK)
+    return rc;
 
   int64_t n = 1 + m->num_inputs;
   for (int32_t i = 0; i < m->num_params; ++i)
@@ -157,8 +173,10 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   if (!bufs)
     return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
 
-  /* Catch-up tables: the kernel must read the batch's rows up to date. */
+  /* Catch-up tables: the kernel must read the batch's rows up to date;
+   * then max_norm renorms what it reads (PyTorch: forward after the step). */
   sparsec__catchup_batch(m, batch, inputs);
+  sparsec__renorm_batch(m, batch, inputs, 1);
 
   /* Gradients: zero-filled; embedding ids converted for the optimizer. */
   for (int32_t i = 0; i < m->num_params; ++i) {
@@ -170,11 +188,8 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
     const sparsec_input_desc *in = &m->inputs[p->desc.ids_input];
     const void *ids = inputs[p->desc.ids_input];
     int64_t rows = sparsec__input_numel(in, batch);
-    if (in->dtype == SPARSEC_I32)
-      memcpy(p->grad_ids, ids, (size_t)rows * sizeof(int32_t));
-    else
-      for (int64_t r = 0; r < rows; ++r)
-        p->grad_ids[r] = (int32_t)((const int64_t *)ids)[r];
+    for (int64_t r = 0; r < rows; ++r)
+      p->grad_ids[r] = (int32_t)sparsec__id_at(in, ids, r);
     p->grad_rows = rows;
     memset(p->grad, 0, (size_t)(rows * p->desc.dims[1]) * sizeof(float));
   }
@@ -191,13 +206,13 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   if (bufs != stack)
     free(bufs);
   if (krc != 0) {
-    sparsec__catchup_undo(m);
+    sparsec__undo_call(m);
     return sparsec__fail(SPARSEC_ERR_KERNEL, "train_step: kernel of model '%s' failed with code %d",
                          m->name, krc);
   }
   *loss = loss_value;
   if (!isfinite(loss_value)) {
-    sparsec__catchup_undo(m);
+    sparsec__undo_call(m);
     return sparsec__fail(SPARSEC_ERR_NONFINITE,
                          "train_step: loss is not finite (%g); optimizer step skipped",
                          (double)loss_value);

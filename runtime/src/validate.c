@@ -44,6 +44,41 @@ static int sparsec__validate_input_desc(const sparsec_model_desc *d, int32_t i) 
   return SPARSEC_OK;
 }
 
+/* The ABI 3 fields: norm_type > 0 on every parameter (the compiler always
+ * emits it, so a zero-filled descriptor is caught), the others only set on
+ * EMBEDDING tables (dims already checked). */
+static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
+  if (!(p->norm_type > 0.0))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has norm_type %g, expected a value > 0 (the "
+                         "compiler emits 2 by default)",
+                         p->name, p->norm_type);
+  if (p->layout != SPARSEC_LAYOUT_EMBEDDING) {
+    if (p->padding_idx != -1 || p->max_norm != 0.0 || p->scale_grad_by_freq != 0)
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: parameter '%s' is not an embedding but sets padding_idx "
+                           "%lld, max_norm %g or scale_grad_by_freq %d (expected -1, 0, 0)",
+                           p->name, (long long)p->padding_idx, p->max_norm,
+                           p->scale_grad_by_freq);
+    return SPARSEC_OK;
+  }
+  if (p->padding_idx < -1 || p->padding_idx >= p->dims[0])
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: embedding '%s' has padding_idx %lld, expected -1 (none) or a "
+                         "row in [0, %lld)",
+                         p->name, (long long)p->padding_idx, (long long)p->dims[0]);
+  if (!isfinite(p->max_norm) || p->max_norm < 0.0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: embedding '%s' has max_norm %g, expected a finite value >= 0 "
+                         "(0: off)",
+                         p->name, p->max_norm);
+  if (p->scale_grad_by_freq != 0 && p->scale_grad_by_freq != 1)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: embedding '%s' has scale_grad_by_freq %d, expected 0 or 1",
+                         p->name, p->scale_grad_by_freq);
+  return SPARSEC_OK;
+}
+
 static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) {
   const sparsec_param_desc *p = &d->params[i];
   if (!p->name)
@@ -93,6 +128,9 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                          "create: parameter '%s' has invalid initialiser argument %g", p->name,
                          p->init_a);
+  int rc = sparsec__validate_embedding_options(p);
+  if (rc != SPARSEC_OK)
+    return rc;
   if (p->layout == SPARSEC_LAYOUT_EMBEDDING) {
     if (p->dims[0] < 1) /* ids are checked against the row count */
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: embedding '%s' has no rows", p->name);

@@ -94,17 +94,20 @@ module @Tiny {
 // CHECK-NEXT: arith.subf
 // CHECK-NEXT: math.exp
 // CHECK-NEXT: arith.addf
-// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>], iterator_types = ["reduction"]} ins(%[[MAX]], %[[SUM]], %[[YT]] : tensor<?xf32>, tensor<?xf32>, tensor<?xi64>) outs(%{{.+}} : tensor<f32>)
-// CHECK-NEXT: ^bb0(%[[RMAX:[^:]+]]: f32, %[[RSUM:[^:]+]]: f32, %[[LABEL:[^:]+]]: i64, %[[ACC:[^:]+]]: f32):
+// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>], iterator_types = ["reduction"]} ins(%[[MAX]], %[[SUM]], %[[YT]] : tensor<?xf32>, tensor<?xf32>, tensor<?xi64>) outs(%{{.+}} : tensor<f64>)
+// CHECK-NEXT: ^bb0(%[[RMAX:[^:]+]]: f32, %[[RSUM:[^:]+]]: f32, %[[LABEL:[^:]+]]: i64, %[[ACC:[^:]+]]: f64):
 // CHECK-NEXT: %[[ROW:.+]] = linalg.index 0 : index
 // CHECK-NEXT: %[[COL:.+]] = arith.index_cast %[[LABEL]] : i64 to index
 // CHECK-NEXT: %[[PICK:.+]] = tensor.extract %[[LOGITS]][%[[ROW]], %[[COL]]] : tensor<?x3xf32>
 // CHECK-NEXT: %[[LOG:.+]] = math.log %[[RSUM]] : f32
 // CHECK-NEXT: %[[LSE:.+]] = arith.addf %[[RMAX]], %[[LOG]] : f32
 // CHECK-NEXT: %[[TERM:.+]] = arith.subf %[[LSE]], %[[PICK]] : f32
-// CHECK-NEXT: %[[NEXT:.+]] = arith.addf %[[ACC]], %[[TERM]] : f32
-// CHECK-NEXT: linalg.yield %[[NEXT]] : f32
-// CHECK: %[[T:.+]] = tensor.extract %[[TOTAL]][] : tensor<f32>
+// The loss is accumulated in f64.
+// CHECK-NEXT: %[[WIDE:.+]] = arith.extf %[[TERM]] : f32 to f64
+// CHECK-NEXT: %[[NEXT:.+]] = arith.addf %[[ACC]], %[[WIDE]] : f64
+// CHECK-NEXT: linalg.yield %[[NEXT]] : f64
+// CHECK: %[[T64:.+]] = tensor.extract %[[TOTAL]][] : tensor<f64>
+// CHECK-NEXT: %[[T:.+]] = arith.truncf %[[T64]] : f64 to f32
 // CHECK: %[[NB:.+]] = arith.uitofp %{{.+}} : i64 to f32
 // CHECK-NEXT: %[[LOSS:.+]] = arith.divf %[[T]], %[[NB]] : f32
 // CHECK-NEXT: %[[LOSST:.+]] = tensor.from_elements %[[LOSS]] : tensor<f32>
@@ -203,7 +206,7 @@ module @Mixed {
 // CHECK: %[[W2:.+]] = sparse_tensor.assemble {{.+}} to tensor<3x5xf32, [[CSR]]>
 // CHECK: %[[OUT:.+]] = linalg.generic {{.+}} ins(%{{.+}}, %[[W2]] : tensor<?x5xf32>, tensor<3x5xf32, [[CSR]]>) outs(%{{.+}} : tensor<?x3xf32>)
 // BCE with logits: sum of max(x, 0) - x t + log1p(exp(-|x|)) / numel.
-// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ()>], iterator_types = ["reduction", "reduction"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<f32>)
+// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ()>], iterator_types = ["reduction", "reduction"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<f64>)
 // CHECK: arith.maximumf
 // CHECK: arith.mulf
 // CHECK: math.absf
