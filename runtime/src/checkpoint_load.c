@@ -125,14 +125,13 @@ static int sparsec__parse_meta(const char *path, const sparsec__json_doc *doc,
   if (strcmp(v[1]->str, m->name) != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' is for model '%s', not '%s'",
                          path, v[1]->str, m->name);
-  /* ABI 1 checkpoints (SGD only) have the same format. */
-  char abi[16];
-  snprintf(abi, sizeof(abi), "%d", SPARSEC_ABI_VERSION);
-  if (strcmp(v[2]->str, abi) != 0 && strcmp(v[2]->str, "1") != 0)
+  /* Every ABI so far has the same format (ABI 1: the SGD subset; ABI 3
+   * added descriptor fields only). */
+  if (v[2]->len != 1 || v[2]->str[0] < '1' || v[2]->str[0] > '0' + SPARSEC_ABI_VERSION)
     return sparsec__fail(SPARSEC_ERR_FORMAT,
                          "load: checkpoint '%s' has ABI version '%s', this runtime reads '1' to "
-                         "'%s'",
-                         path, v[2]->str, abi);
+                         "'%d'",
+                         path, v[2]->str, SPARSEC_ABI_VERSION);
   if (sparsec__parse_u64(v[3]->str, v[3]->len, &meta->step) != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has an invalid step '%s'", path,
                          v[3]->str);
