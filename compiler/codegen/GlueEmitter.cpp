@@ -304,10 +304,14 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
        << (in.isTarget ? 1 : 0) << ", " << in.idBound << "},\n";
   os << "};\n\nstatic const sparsec_param_desc " << M << "_params[] = {\n";
   for (const AbiParam &p : abi.params)
-    os << "  {\"" << p.name << "\", " << layoutEnum(p.kind) << ", "
-       << p.shape.size() << ", " << dims(p.shape) << ", " << p.nnz << ", "
-       << initEnum(p.init) << ", " << exact(p.initA) << ", " << p.idsInput
-       << "},\n";
+    os << "  {.name = \"" << p.name << "\", .layout = " << layoutEnum(p.kind)
+       << ", .rank = " << p.shape.size() << ", .dims = " << dims(p.shape)
+       << ", .nnz = " << p.nnz << ", .init = " << initEnum(p.init)
+       << ", .init_a = " << exact(p.initA) << ", .ids_input = " << p.idsInput
+       << ", .padding_idx = " << p.paddingIdx
+       << ", .max_norm = " << exact(p.maxNorm)
+       << ", .norm_type = " << exact(p.normType)
+       << ", .scale_grad_by_freq = " << (p.scaleGradByFreq ? 1 : 0) << "},\n";
   os << "};\n\n";
   os << "static const sparsec_model_desc " << M << "_desc = {\n"
      << "  SPARSEC_ABI_VERSION, \"" << M << "\",\n"

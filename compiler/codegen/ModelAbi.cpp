@@ -78,6 +78,13 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
     ap.nnz = p.getNnz() ? static_cast<int64_t>(*p.getNnz())
                         : p.getTensorType().getNumElements();
     ap.init = p.getInit().str();
+    if (std::optional<uint64_t> pad = p.getPaddingIdx())
+      ap.paddingIdx = static_cast<int64_t>(*pad);
+    if (std::optional<APFloat> mn = p.getMaxNorm())
+      ap.maxNorm = mn->convertToDouble();
+    if (std::optional<APFloat> nt = p.getNormType())
+      ap.normType = nt->convertToDouble();
+    ap.scaleGradByFreq = p.getScaleGradByFreq().value_or(false);
     ap.initA = p.getInitA().convertToDouble();
     if (gradIdx >= train.getNumResults()) {
       p.emitError("no gradient result for this parameter in @train");

@@ -38,6 +38,11 @@ struct AbiParam {
   double initA = 0;
   int idsInput = -1;              // embedding: index into inputs
   std::vector<int64_t> gradShape; // embedding: rows [batch.., dim]
+  // Embedding options (PyTorch nn.Embedding).
+  int64_t paddingIdx = -1;
+  double maxNorm = 0;
+  double normType = 2;
+  bool scaleGradByFreq = false;
 };
 
 struct ModelAbi {

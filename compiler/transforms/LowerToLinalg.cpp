@@ -153,6 +153,23 @@ Value toIndex(OpBuilder &b, Location loc, Value v) {
 // Layers
 //===----------------------------------------------------------------------===//
 
+/// [M, N] -> [N, M] (either may be dynamic).
+Value transposed(OpBuilder &b, Location loc, Value v) {
+  RankedTensorType t = tensorOf(v);
+  auto tt = RankedTensorType::get({t.getDimSize(1), t.getDimSize(0)},
+                                  t.getElementType());
+  SmallVector<Value> dyn; // result dim k is input dim 1 - k
+  for (int64_t k = 0; k < 2; ++k)
+    if (tt.isDynamicDim(k))
+      dyn.push_back(tensor::DimOp::create(b, loc, v, 1 - k));
+  Value empty = tensor::EmptyOp::create(b, loc, tt, dyn);
+  MLIRContext *ctx = b.getContext();
+  return generic(b, loc, {v}, empty,
+                 {pick(ctx, 2, {1, 0}), pick(ctx, 2, {0, 1})},
+                 {IteratorType::parallel, IteratorType::parallel},
+                 [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+}
+
 /// out(lead, o) = init + sum_i x(lead, i) * w(o, i)   [w dense or CSR]
 /// For matmul, `rhsTransposed` = false reads w as (i, o).
 Value contractFeatures(OpBuilder &b, Location loc, Value x, Value w,
@@ -175,9 +192,48 @@ Value contractFeatures(OpBuilder &b, Location loc, Value x, Value w,
                  });
 }
 
+/// y = x Wᵀ + b for a CSR W and x [B, I], computed feature-major:
+/// yᵀ(o, b) += W(o, i) xᵀ(i, b) with the batch loop innermost, so each
+/// stored weight updates a unit-stride row of yᵀ.
+Value lowerSparseLinear(OpBuilder &b, LinearOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  Value xT = transposed(b, loc, op.getInput());
+  RankedTensorType xtT = tensorOf(xT), wt = tensorOf(op.getWeight());
+  auto ytT = RankedTensorType::get({wt.getDimSize(0), xtT.getDimSize(1)},
+                                   xtT.getElementType());
+  SmallVector<Value> dyn;
+  if (ytT.isDynamicDim(1))
+    dyn.push_back(tensor::DimOp::create(b, loc, xT, 1));
+  Value empty = tensor::EmptyOp::create(b, loc, ytT, dyn);
+  Value init;
+  if (Value bias = op.getBias())
+    init = generic(b, loc, {bias}, empty,
+                   {pick(ctx, 2, {0}), pick(ctx, 2, {0, 1})},
+                   {IteratorType::parallel, IteratorType::parallel},
+                   [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  else
+    init = linalg::FillOp::create(
+               b, loc, constF(b, loc, ytT.getElementType(), 0.0), empty)
+               .getResult(0);
+  // Dims (o, i, b): i is the reduction, b innermost.
+  Value yT = generic(
+      b, loc, {op.getWeight(), xT}, init,
+      {pick(ctx, 3, {0, 1}), pick(ctx, 3, {1, 2}), pick(ctx, 3, {0, 2})},
+      {IteratorType::parallel, IteratorType::reduction,
+       IteratorType::parallel},
+      [](OpBuilder &nb, Location nl, ValueRange a) {
+        Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+        return arith::AddFOp::create(nb, nl, a[2], m);
+      });
+  return transposed(b, loc, yT);
+}
+
 Value lowerLinear(OpBuilder &b, LinearOp op) {
   Location loc = op.getLoc();
   RankedTensorType yt = op.getType();
+  if (isSparse(op.getWeight().getType()) && yt.getRank() == 2)
+    return lowerSparseLinear(b, op);
   Value init;
   if (Value bias = op.getBias()) {
     unsigned n = yt.getRank();
@@ -484,6 +540,14 @@ Value outerProduct(OpBuilder &b, Location loc, Value dy, Value x, Value init,
   SmallVector<AffineMap> maps = {pick(ctx, n, cat(leads, {o})),
                                  pick(ctx, n, cat(leads, {i})),
                                  pick(ctx, n, {o, i})};
+  if (lead == 1) {
+    // The reduction runs over the batch: read feature-major copies so its
+    // innermost loop is unit-stride (the copies cost B*(O+I), the product
+    // nnz*B or O*I*B).
+    dy = transposed(b, loc, dy);
+    x = transposed(b, loc, x);
+    maps = {pick(ctx, n, {o, 2}), pick(ctx, n, {i, 2}), pick(ctx, n, {o, i})};
+  }
   SmallVector<IteratorType> iters = {IteratorType::parallel,
                                      IteratorType::parallel};
   iters.append(lead, IteratorType::reduction);

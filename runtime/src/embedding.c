@@ -185,7 +185,7 @@ void sparsec__emb_grad_prepare(sparsec__param *p) {
   /* PyTorch adds grad[i] * (1.0 / count) with the factor cast to float. */
   for (int64_t i = 0; i < n; ++i) {
     const int32_t count = p->row_count[ids[i]];
-    if (count == 1)
+    if (count >= 1)
       continue;
     const float scale = (float)(1.0 / (double)count);
     float *row = p->grad + (size_t)i * (size_t)dim;

@@ -56,15 +56,18 @@ module @Tiny {
 // CHECK: %[[XT:.+]] = bufferization.to_tensor %[[X]]
 // CHECK: %[[W1:.+]] = sparse_tensor.assemble {{.+}} to tensor<4x8xf32, [[CSR]]>
 // CHECK: %[[B1:.+]] = bufferization.to_tensor %{{.+}} : memref<4xf32> to tensor<4xf32>
-// The bias is broadcast into the accumulator of the SpMM.
-// CHECK: %[[INIT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[B1]] : tensor<4xf32>) outs(%{{.+}} : tensor<?x4xf32>)
-// SpMM with the CSR operand: y(b, o) += x(b, i) * W(o, i).
-// CHECK: %[[H:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]}
-// CHECK-SAME: ins(%[[XT]], %[[W1]] : tensor<?x8xf32>, tensor<4x8xf32, [[CSR]]>) outs(%[[INIT]] : tensor<?x4xf32>)
+// The CSR layer runs feature-major: x is transposed, the bias broadcast into
+// the accumulator yT(o, b), then yT(o, b) += W(o, i) * xT(i, b) with dims
+// (o, i, b) -- the batch loop innermost -- and yT is transposed back.
+// CHECK: %[[XTT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[XT]] : tensor<?x8xf32>) outs(%{{.+}} : tensor<8x?xf32>)
+// CHECK: %[[INIT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[B1]] : tensor<4xf32>) outs(%{{.+}} : tensor<4x?xf32>)
+// CHECK: %[[HT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
+// CHECK-SAME: ins(%[[W1]], %[[XTT]] : tensor<4x8xf32, [[CSR]]>, tensor<8x?xf32>) outs(%[[INIT]] : tensor<4x?xf32>)
 // CHECK-NEXT: ^bb0(%[[A:[^:]+]]: f32, %[[B:[^:]+]]: f32, %[[C:[^:]+]]: f32):
 // CHECK-NEXT: %[[M:.+]] = arith.mulf %[[A]], %[[B]] : f32
 // CHECK-NEXT: %[[S:.+]] = arith.addf %[[C]], %[[M]] : f32
 // CHECK-NEXT: linalg.yield %[[S]] : f32
+// CHECK: %[[H:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[HT]] : tensor<4x?xf32>) outs(%{{.+}} : tensor<?x4xf32>)
 // ReLU.
 // CHECK: %[[R:.+]] = linalg.generic {{.+}} ins(%[[H]] : tensor<?x4xf32>)
 // CHECK: arith.maximumf
@@ -80,7 +83,8 @@ module @Tiny {
 // CHECK: %[[POST:.+]] = bufferization.to_tensor %[[POS]]
 // CHECK: %[[CRDT:.+]] = bufferization.to_tensor %[[CRD]]
 // CHECK: %[[W1:.+]] = sparse_tensor.assemble (%[[POST]], %[[CRDT]]), %{{.+}} to tensor<4x8xf32, [[CSR]]>
-// CHECK: %[[PRE:.+]] = linalg.generic {{.+}} ins(%[[XT]], %[[W1]] : tensor<?x8xf32>, tensor<4x8xf32, [[CSR]]>)
+// CHECK: %[[PRET:.+]] = linalg.generic {{.+}} ins(%[[W1]], %{{.+}} : tensor<4x8xf32, [[CSR]]>, tensor<8x?xf32>)
+// CHECK: %[[PRE:.+]] = linalg.generic {{.+}} ins(%[[PRET]] : tensor<4x?xf32>) outs(%{{.+}} : tensor<?x4xf32>)
 // CHECK: %[[LOGITS:.+]] = linalg.generic {{.+}} ins(%{{.+}}, %{{.+}} : tensor<?x4xf32>, tensor<3x4xf32>)
 
 // Cross-entropy: row max (from -inf), row sum of exp(x - max), then the
@@ -120,7 +124,8 @@ module @Tiny {
 // CHECK: arith.select
 
 // ReLU backward, then the SDDMM: dW(o, i) = sum_b dh(b, o) x(b, i), computed
-// only at W's stored entries, into a zeroed copy of W's pattern.
+// only at W's stored entries, into a zeroed copy of W's pattern, reading
+// feature-major copies dhT(o, b), xT(i, b) so the batch loop is unit-stride.
 // CHECK: %[[DH:.+]] = linalg.generic {{.+}} ins(%[[PRE]], %{{.+}} : tensor<?x4xf32>, tensor<?x4xf32>)
 // CHECK-NEXT: ^bb0
 // CHECK-NEXT: arith.constant 0.0
@@ -128,8 +133,10 @@ module @Tiny {
 // CHECK-NEXT: arith.select
 // CHECK: %[[ZERO:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<16xf32>) -> tensor<16xf32>
 // CHECK: %[[PATTERN:.+]] = sparse_tensor.assemble (%[[POST]], %[[CRDT]]), %[[ZERO]] : (tensor<5xi32>, tensor<16xi32>), tensor<16xf32> to tensor<4x8xf32, [[CSR]]>
-// CHECK: %[[GW1:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]}
-// CHECK-SAME: ins(%[[DH]], %[[XT]] : tensor<?x4xf32>, tensor<?x8xf32>) outs(%[[PATTERN]] : tensor<4x8xf32, [[CSR]]>)
+// CHECK: %[[DHT:.+]] = linalg.generic {{.+}} ins(%[[DH]] : tensor<?x4xf32>) outs(%{{.+}} : tensor<4x?xf32>)
+// CHECK: %[[XTT2:.+]] = linalg.generic {{.+}} ins(%[[XT]] : tensor<?x8xf32>) outs(%{{.+}} : tensor<8x?xf32>)
+// CHECK: %[[GW1:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[DHT]], %[[XTT2]] : tensor<4x?xf32>, tensor<8x?xf32>) outs(%[[PATTERN]] : tensor<4x8xf32, [[CSR]]>)
 // CHECK-NEXT: ^bb0(%[[DY:[^:]+]]: f32, %[[XV:[^:]+]]: f32, %[[OLD:[^:]+]]: f32):
 // CHECK-NEXT: %[[U:.+]] = sparse_tensor.unary %[[OLD]] : f32 to f32
 // CHECK-NEXT: present = {
@@ -204,7 +211,8 @@ module @Mixed {
 // CHECK-SAME: %[[X:[^:]+]]: memref<?x6xf32>, %[[Y:[^:]+]]: memref<?x3xf32>,
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]]
 // CHECK: %[[W2:.+]] = sparse_tensor.assemble {{.+}} to tensor<3x5xf32, [[CSR]]>
-// CHECK: %[[OUT:.+]] = linalg.generic {{.+}} ins(%{{.+}}, %[[W2]] : tensor<?x5xf32>, tensor<3x5xf32, [[CSR]]>) outs(%{{.+}} : tensor<?x3xf32>)
+// CHECK: %[[OUTT:.+]] = linalg.generic {{.+}} ins(%[[W2]], %{{.+}} : tensor<3x5xf32, [[CSR]]>, tensor<5x?xf32>) outs(%{{.+}} : tensor<3x?xf32>)
+// CHECK: %[[OUT:.+]] = linalg.generic {{.+}} ins(%[[OUTT]] : tensor<3x?xf32>) outs(%{{.+}} : tensor<?x3xf32>)
 // BCE with logits: sum of max(x, 0) - x t + log1p(exp(-|x|)) / numel.
 // CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ()>], iterator_types = ["reduction", "reduction"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<f64>)
 // CHECK: arith.maximumf
@@ -224,11 +232,12 @@ module @Mixed {
 // Transposed SpMM: dh(b, i) += dout(b, o) * W(o, i), W CSR.
 // CHECK: %[[DH:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]}
 // CHECK-SAME: ins(%[[DOUT]], %[[W2]] : tensor<?x3xf32>, tensor<3x5xf32, [[CSR]]>) outs(%{{.+}} : tensor<?x5xf32>)
-// CHECK: linalg.generic {{.+}} ins(%[[DOUT]], %{{.+}} : tensor<?x3xf32>, tensor<?x5xf32>) outs(%{{.+}} : tensor<3x5xf32, [[CSR]]>)
+// CHECK: %[[DOUTT:.+]] = linalg.generic {{.+}} ins(%[[DOUT]] : tensor<?x3xf32>) outs(%{{.+}} : tensor<3x?xf32>)
+// CHECK: linalg.generic {{.+}} ins(%[[DOUTT]], %{{.+}} : tensor<3x?xf32>, tensor<5x?xf32>) outs(%{{.+}} : tensor<3x5xf32, [[CSR]]>)
 // CHECK: sparse_tensor.unary
 // CHECK: sparse_tensor.reduce
 // The first layer's weight is dense: a plain outer product.
-// CHECK: linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.+}}, %{{.+}} : tensor<?x5xf32>, tensor<?x6xf32>) outs(%{{.+}} : tensor<5x6xf32>)
+// CHECK: linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.+}}, %{{.+}} : tensor<5x?xf32>, tensor<6x?xf32>) outs(%{{.+}} : tensor<5x6xf32>)
 // CHECK: return
 
 // -----
@@ -316,7 +325,10 @@ module @Rich {
 // matmul_grad_lhs: dc(b, i) = sum_o dout(b, o) w(i, o).
 // CHECK: %[[DC:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d2)>], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[DOUT]], %[[WT]] : tensor<?x3xf32>, tensor<9x3xf32>) outs(%{{.+}} : tensor<?x9xf32>)
 // matmul_grad_rhs: dw(i, o) = sum_b c(b, i) dout(b, o).
-// CHECK: %[[DW:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[C]], %[[DOUT]] : tensor<?x9xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<9x3xf32>)
+// (batch-major operands are transposed first: the batch loop is unit-stride)
+// CHECK: %[[CT:.+]] = linalg.generic {{.+}} ins(%[[C]] : tensor<?x9xf32>) outs(%{{.+}} : tensor<9x?xf32>)
+// CHECK: %[[DOUTT2:.+]] = linalg.generic {{.+}} ins(%[[DOUT]] : tensor<?x3xf32>) outs(%{{.+}} : tensor<3x?xf32>)
+// CHECK: %[[DW:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[CT]], %[[DOUTT2]] : tensor<9x?xf32>, tensor<3x?xf32>) outs(%{{.+}} : tensor<9x3xf32>)
 // The concat's gradient is sliced.
 // CHECK: %[[DE:.+]] = tensor.extract_slice %[[DC]][0, 0] [%{{.+}}, 4] [1, 1] : tensor<?x9xf32> to tensor<?x4xf32>
 // CHECK: %[[DA:.+]] = tensor.extract_slice %[[DC]][0, 4] [%{{.+}}, 5] [1, 1] : tensor<?x9xf32> to tensor<?x5xf32>

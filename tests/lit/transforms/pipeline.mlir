@@ -26,12 +26,13 @@
 // MEM: malloc [[N:[1-9][0-9]*]] free [[N]]{{$}}
 //
 // Results are computed in the caller's buffers (eliminate-empty-tensors runs
-// before bufferization): the forward kernel allocates the two hidden [B, 4]
-// activations only and copies nothing into its output.
+// before bufferization): the forward kernel allocates the hidden [B, 4]
+// activations and the feature-major copies of the CSR layer (xT [8, B],
+// yT [4, B]) only, and copies nothing into its output.
 // RUN: sparsec-opt %s -sparsec-all \
 // RUN:   | %python -c 'import re, sys; f = re.search(r"llvm\.func @sparsec_kernel_Tiny_forward\(.*?\n  \}", sys.stdin.read(), re.S).group(0); print("forward: malloc", f.count("llvm.call @malloc("), "memcpy", f.count("memcpy"))' \
 // RUN:   | FileCheck %s --check-prefix=FWD
-// FWD: forward: malloc 2 memcpy 0{{$}}
+// FWD: forward: malloc 4 memcpy 0{{$}}
 //
 // RUN: sparsec-opt %s -sparsec-all | FileCheck %s \
 // RUN:   --implicit-check-not=newSparseTensor --implicit-check-not=memrefCopy --implicit-check-not='sdl.{{[a-z_]+}} {{[%@"]}}'

@@ -206,7 +206,7 @@ TEST(Checkpoint, FileLayoutAndNames) {
   ASSERT_NE(meta, nullptr);
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "format")->str, "sparsec");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "model")->str, "LinearCsr");
-  EXPECT_STREQ(sparsec__json_get(&doc, meta, "abi")->str, "2");
+  EXPECT_STREQ(sparsec__json_get(&doc, meta, "abi")->str, "3");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "step")->str, "2");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "lr")->str, "0.10000000000000001");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "fc.weight.size")->str, "[4,6]");
@@ -688,10 +688,15 @@ TEST_F(HandmadeLoad, Rejections) {
            a + "," + b + "}",
        "is not a sparsec checkpoint"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
-       "\"3\",\"step\":\"0\","
+       "\"4\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '3', this runtime reads '1' to '2'"},
+       "ABI version '4', this runtime reads '1' to '3'"},
+      {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
+       "\"0\",\"step\":\"0\","
+       "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
+           a + "," + b + "}",
+       "ABI version '0', this runtime reads '1' to '3'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"1\",\"step\":\"-1\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +

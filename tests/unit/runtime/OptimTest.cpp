@@ -64,6 +64,7 @@ void runtimeRows(const sparsec_optimizer_desc &d, double lr, float *table,
                  uint8_t *rowInit, sparsec__coo_workspace *ws) {
   sparsec__param p{};
   p.desc.layout = SPARSEC_LAYOUT_EMBEDDING;
+  p.desc.padding_idx = -1; // none
   p.desc.rank = 2;
   p.desc.dims[0] = rows;
   p.desc.dims[1] = g->dim;

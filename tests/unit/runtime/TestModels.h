@@ -174,6 +174,8 @@ inline sparsec_param_desc makeParam(const char *name, sparsec_layout layout,
   p.init = init;
   p.init_a = a;
   p.ids_input = ids;
+  p.padding_idx = -1; // what the compiler emits when an option is off
+  p.norm_type = 2.0;
   return p;
 }
 
@@ -222,6 +224,8 @@ constexpr int kRows = 10, kDim = 3, kBag = 2;
 
 template <typename Id> int embedForward(void *const *bufs, int64_t batch) {
   lastBufs().assign(bufs, bufs + 3);
+  if (kernelMode() == KernelMode::Fail)
+    return 6;
   const Id *ids = static_cast<const Id *>(bufs[0]);
   const float *e = static_cast<const float *>(bufs[1]);
   float *out = static_cast<float *>(bufs[2]);
@@ -238,6 +242,8 @@ template <typename Id> int embedForward(void *const *bufs, int64_t batch) {
 template <typename Id> int embedTrain(void *const *bufs, int64_t batch) {
   lastBufs().assign(bufs, bufs + 5);
   lastBatch() = batch;
+  if (kernelMode() == KernelMode::Fail)
+    return 8;
   const float *y = static_cast<const float *>(bufs[1]);
   float *g = static_cast<float *>(bufs[3]);
   float *loss = static_cast<float *>(bufs[4]);

@@ -42,6 +42,7 @@ except ImportError as e:  # pragma: no cover
 
 warnings.filterwarnings("ignore")  # lr_scheduler's epoch warnings
 
+ABI_VERSION = 3
 MAX_RANK = 4
 F32, I64 = 0, 3
 DENSE, CSR, EMB = 0, 1, 2
@@ -62,7 +63,8 @@ class InputDesc(C.Structure):
 class ParamDesc(C.Structure):
     _fields_ = [("name", C.c_char_p), ("layout", C.c_int), ("rank", C.c_int32), ("dims", Dims),
                 ("nnz", C.c_int64), ("init", C.c_int), ("init_a", C.c_double),
-                ("ids_input", C.c_int32)]
+                ("ids_input", C.c_int32), ("padding_idx", C.c_int64), ("max_norm", C.c_double),
+                ("norm_type", C.c_double), ("scale_grad_by_freq", C.c_int32)]
 
 
 class OptDesc(C.Structure):
@@ -116,12 +118,12 @@ class Runtime:
         self.train_fn = KERNEL(self._train)
         inputs = (InputDesc * 1)(InputDesc(b"ids", I64, 2, Dims(-1, BAG), 0, ROWS))
         params = (ParamDesc * 4)(
-            ParamDesc(b"w", DENSE, 2, Dims(*W_SHAPE), 15, ZEROS, 0, 0),
-            ParamDesc(b"b", DENSE, 1, Dims(*B_SHAPE), 4, ZEROS, 0, 0),
-            ParamDesc(b"s", CSR, 2, Dims(*S_SHAPE), S_NNZ, ZEROS, 0, 0),
-            ParamDesc(b"e", EMB, 2, Dims(ROWS, DIM), ROWS * DIM, ZEROS, 0, 0))
+            ParamDesc(b"w", DENSE, 2, Dims(*W_SHAPE), 15, ZEROS, 0, 0, -1, 0, 2, 0),
+            ParamDesc(b"b", DENSE, 1, Dims(*B_SHAPE), 4, ZEROS, 0, 0, -1, 0, 2, 0),
+            ParamDesc(b"s", CSR, 2, Dims(*S_SHAPE), S_NNZ, ZEROS, 0, 0, -1, 0, 2, 0),
+            ParamDesc(b"e", EMB, 2, Dims(ROWS, DIM), ROWS * DIM, ZEROS, 0, 0, -1, 0, 2, 0))
         self.keep = (inputs, params)
-        desc = ModelDesc(2, b"Oracle", 1, inputs, 4, params, 1, Dims(-1), opt, KERNEL(),
+        desc = ModelDesc(ABI_VERSION, b"Oracle", 1, inputs, 4, params, 1, Dims(-1), opt, KERNEL(),
                          self.train_fn)
         self.model = C.c_void_p()
         rc = lib.sparsec_create(C.byref(desc), 7, C.byref(self.model))

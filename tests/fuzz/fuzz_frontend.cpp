@@ -1,0 +1,214 @@
+//===- fuzz_frontend.cpp - libFuzzer target of the sparsec front end ------===//
+//
+// Part of sparsec, a compiler for sparse neural-network models.
+//
+//===----------------------------------------------------------------------===//
+//
+// Feeds arbitrary bytes as a `.sdl` file through what `sparsec --emit=sdl-train`
+// runs: lexer -> parser -> sema (parseAndCheck) -> AST dump -> MLIRGen
+// (which runs the MLIR verifier) for every model of the file -> the
+// training pipeline (sdl-expand-training, canonicalize; the pass manager
+// verifies after each pass).
+//
+// Every input must end in success or in diagnostics. Besides what the
+// sanitizers catch (crash, ASan, UBSan, LeakSanitizer, LLVM/MLIR asserts,
+// libFuzzer's -timeout), the harness aborts -- i.e. reports a finding --
+// when:
+//   * parseAndCheck fails without reporting an error, or succeeds after
+//     reporting one;
+//   * MLIRGen or the pipeline fails without a diagnostic;
+//   * a model the checker accepted gets a diagnostic that is not a user
+//     diagnostic: an MLIR verifier / op error ("'sdl.x' op ...") or a
+//     message containing "internal error".
+// Diagnostics that the passes emit on purpose for valid-but-unsupported
+// models (e.g. "a sparse weight used more than once is not supported yet")
+// are accepted.
+//
+// Environment:
+//   SPARSEC_FUZZ_DEPTH=ast|sdl|train (default train): how far to go.
+//   SPARSEC_FUZZ_ALLOW_INTERNAL=1: do not abort on internal/verifier
+//     diagnostics (to keep fuzzing while such a finding is open).
+//   SPARSEC_FUZZ_VERBOSE=1: print every diagnostic to stderr (for
+//     reproducing a finding).
+//
+//===----------------------------------------------------------------------===//
+
+#include "frontend/Frontend.h"
+#include "mlirgen/MLIRGen.h"
+#include "sdl/SdlDialect.h"
+#include "transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SparseTensor/IR/SparseTensor.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+enum class Depth { AST, SDL, Train };
+
+struct Config {
+  Depth depth = Depth::Train;
+  bool allowInternal = false;
+  bool verbose = false;
+};
+
+Config &config() {
+  static Config c;
+  return c;
+}
+
+mlir::DialectRegistry &registry() {
+  static mlir::DialectRegistry *r = [] {
+    auto *reg = new mlir::DialectRegistry();
+    reg->insert<mlir::sdl::SdlDialect, mlir::func::FuncDialect,
+                mlir::sparse_tensor::SparseTensorDialect,
+                mlir::tensor::TensorDialect, mlir::arith::ArithDialect>();
+    return reg;
+  }();
+  return *r;
+}
+
+[[noreturn]] void finding(const char *what, const std::string &detail) {
+  std::fprintf(stderr, "==sparsec-fuzz== FINDING: %s\n%s\n", what,
+               detail.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+/// Collects the MLIR diagnostics of one context.
+struct MlirDiags {
+  std::string text;
+  unsigned errors = 0;
+  bool internal = false;
+
+  explicit MlirDiags(mlir::MLIRContext &ctx)
+      : handler(&ctx, [this](mlir::Diagnostic &d) {
+          std::string msg = d.str();
+          llvm::raw_string_ostream os(text);
+          os << d.getLocation() << ": " << msg << "\n";
+          for (const mlir::Diagnostic &n : d.getNotes())
+            os << "  note: " << n.str() << "\n";
+          if (d.getSeverity() == mlir::DiagnosticSeverity::Error) {
+            ++errors;
+            // emitOpError prefixes "'<op name>' op "; the verifier reports
+            // through it. The front end's own messages never start so.
+            if ((msg.size() > 1 && msg[0] == '\'' &&
+                 msg.find("' op ") != std::string::npos) ||
+                msg.find("internal error") != std::string::npos)
+              internal = true;
+          }
+          if (config().verbose)
+            llvm::errs() << d.getLocation() << ": " << msg << "\n";
+          return mlir::success();
+        }) {}
+
+private:
+  mlir::ScopedDiagnosticHandler handler;
+};
+
+void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
+  const Config &cfg = config();
+  mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
+  MlirDiags diags(ctx);
+  mlir::OwningOpRef<mlir::ModuleOp> module = sparsec::mlirGen(ctx, model, sm);
+  if (!module) {
+    if (diags.errors == 0)
+      finding("MLIRGen failed without a diagnostic", model.name);
+    if (diags.internal && !cfg.allowInternal)
+      finding("MLIRGen reported an internal/verifier error on a checked model",
+              diags.text);
+    return;
+  }
+  if (diags.errors != 0)
+    finding("MLIRGen succeeded after reporting an error", diags.text);
+  if (mlir::failed(mlir::verify(*module)))
+    finding("MLIRGen returned a module that does not verify", diags.text);
+  if (cfg.depth == Depth::SDL)
+    return;
+
+  mlir::PassManager pm(&ctx);
+  pm.enableVerifier(true);
+  pm.addPass(mlir::sdl::createSdlExpandTraining());
+  pm.addPass(mlir::createCanonicalizerPass());
+  if (mlir::failed(pm.run(*module))) {
+    if (diags.errors == 0)
+      finding("the training pipeline failed without a diagnostic", model.name);
+    if (diags.internal && !cfg.allowInternal)
+      finding("the training pipeline reported an internal/verifier error",
+              diags.text);
+    return;
+  }
+  if (diags.errors != 0)
+    finding("the training pipeline succeeded after reporting an error",
+            diags.text);
+  if (mlir::failed(mlir::verify(*module)))
+    finding("the training pipeline produced a module that does not verify",
+            diags.text);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+  Config &c = config();
+  if (const char *d = std::getenv("SPARSEC_FUZZ_DEPTH")) {
+    if (!std::strcmp(d, "ast"))
+      c.depth = Depth::AST;
+    else if (!std::strcmp(d, "sdl"))
+      c.depth = Depth::SDL;
+  }
+  c.allowInternal = std::getenv("SPARSEC_FUZZ_ALLOW_INTERNAL") != nullptr;
+  c.verbose = std::getenv("SPARSEC_FUZZ_VERBOSE") != nullptr;
+  registry();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const Config &cfg = config();
+  llvm::SourceMgr sm;
+  // As `sparsec` reads a file: a copy of the bytes, named like a file.
+  std::unique_ptr<llvm::MemoryBuffer> buf = llvm::MemoryBuffer::getMemBufferCopy(
+      llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.sdl");
+  unsigned id = sm.AddNewSourceBuffer(std::move(buf), llvm::SMLoc());
+
+  std::string diagText;
+  llvm::raw_string_ostream diagOS(diagText);
+  llvm::raw_ostream &diagStream = cfg.verbose ? static_cast<llvm::raw_ostream &>(llvm::errs()) : diagOS;
+  sparsec::DiagEngine diags(sm, diagStream);
+  diags.setErrorLimit(20); // the driver's default
+  std::unique_ptr<sparsec::ast::Module> module =
+      sparsec::parseAndCheck(sm, id, diags);
+  if (!module) {
+    if (!diags.hasErrors())
+      finding("parseAndCheck failed without an error", "");
+    return 0;
+  }
+  if (diags.hasErrors())
+    finding("parseAndCheck succeeded after reporting an error", diagText);
+  if (module->models.empty())
+    finding("parseAndCheck accepted a file without models", "");
+
+  std::string dump;
+  llvm::raw_string_ostream dumpOS(dump);
+  sparsec::dumpAST(*module, dumpOS);
+  if (cfg.depth == Depth::AST)
+    return 0;
+  for (const auto &model : module->models)
+    runModel(*model, sm);
+  return 0;
+}
