@@ -33,7 +33,7 @@ int sparsec__emb_setup(sparsec__param *p) {
     memset(p->values + (size_t)p->desc.padding_idx * (size_t)dim, 0, (size_t)dim * sizeof(float));
   if (p->desc.max_norm > 0.0 || p->desc.scale_grad_by_freq) {
     /* dims[0] <= 2^31 (validated), so the size cannot overflow. */
-    p->row_count = (int32_t *)sparsec__calloc((size_t)p->desc.dims[0], sizeof(int32_t));
+    p->row_count = (uint32_t *)sparsec__calloc((size_t)p->desc.dims[0], sizeof(uint32_t));
     if (!p->row_count)
       return -1;
   }
@@ -184,8 +184,8 @@ void sparsec__emb_grad_prepare(sparsec__param *p) {
     ++p->row_count[ids[i]];
   /* PyTorch adds grad[i] * (1.0 / count) with the factor cast to float. */
   for (int64_t i = 0; i < n; ++i) {
-    const int32_t count = p->row_count[ids[i]];
-    if (count >= 1)
+    const uint32_t count = p->row_count[ids[i]]; /* <= the ids: < 2^32 */
+    if (count == 1)
       continue;
     const float scale = (float)(1.0 / (double)count);
     float *row = p->grad + (size_t)i * (size_t)dim;

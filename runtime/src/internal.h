@@ -235,7 +235,7 @@ typedef struct sparsec__param {
   int64_t *last_step;           /* EMBEDDING catchup: step each row is up to date with */
   sparsec__undo undo;
   /* EMBEDDING options (embedding.c). */
-  int32_t *row_count;         /* max_norm / scale_grad_by_freq: one counter per
+  uint32_t *row_count;        /* max_norm / scale_grad_by_freq: one counter per
                                  row, all zero between calls */
   sparsec__renorm_log renorm; /* max_norm: the last renorm's old rows */
 } sparsec__param;
@@ -376,8 +376,7 @@ void sparsec__opt_step(sparsec_model *m);
 
 /* Element `e` of the id input `in` (I32 or I64 data). */
 static inline int64_t sparsec__id_at(const sparsec_input_desc *in, const void *ids, int64_t e) {
-  return in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e]
-                                  : ((const int64_t *)ids)[e];
+  return in->dtype == SPARSEC_I32 ? (int64_t)((const int32_t *)ids)[e] : ((const int64_t *)ids)[e];
 }
 /* At create, once the values are initialised: zeroes the padding row and
  * allocates the per-row counters; returns 0 or -1 (out of memory). */

@@ -3,10 +3,10 @@
  * A model instance owns a deep copy of its descriptor (so callers may build
  * descriptors on the stack), the parameters (values, CSR structure),
  * their gradients and the optimizer state. Parameters are initialised from
- * the seed at create (an embedding's padding row is then zeroed); every allocation is size-checked and a failure
- * releases everything and reports SPARSEC_ERR_NOMEM. This file also holds
- * the by-name accessors and the learning-rate / step-count getters (the
- * scheduled rate is in optim.c).
+ * the seed at create (an embedding's padding row is then zeroed); every
+ * allocation is size-checked and a failure releases everything and reports
+ * SPARSEC_ERR_NOMEM. This file also holds the by-name accessors and the
+ * learning-rate / step-count getters (the scheduled rate is in optim.c).
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
@@ -64,7 +64,7 @@ static int sparsec__param_setup(sparsec_model *m, sparsec__param *p, uint64_t se
     return sparsec__nomem("CSR sampling scratch", d->name, p->nnz, 2 * sizeof(uint64_t));
   sparsec__init_values(&rng, d->init, d->init_a, p->values, p->nnz);
   if (sparsec__emb_setup(p) != 0)
-    return sparsec__nomem("row counters", d->name, d->dims[0], sizeof(int32_t));
+    return sparsec__nomem("row counters", d->name, d->dims[0], sizeof(uint32_t));
   return SPARSEC_OK;
 }
 

@@ -7,8 +7,8 @@
  * optim_rmsprop.c, optim_adam.c), the step on dense and CSR values, and
  * the driver that train_step runs after a successful kernel: prepare the
  * embedding gradients (drop padding rows, scale_grad_by_freq, coalesce or
- * densify), clip the global gradient norm, step every parameter. Embedding modes live in optim_sparse.c.
- * docs/optimizers.md has every formula.
+ * densify), clip the global gradient norm, step every parameter. Embedding
+ * modes live in optim_sparse.c. docs/optimizers.md has every formula.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 

@@ -58,8 +58,7 @@ static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                            "create: parameter '%s' is not an embedding but sets padding_idx "
                            "%lld, max_norm %g or scale_grad_by_freq %d (expected -1, 0, 0)",
-                           p->name, (long long)p->padding_idx, p->max_norm,
-                           p->scale_grad_by_freq);
+                           p->name, (long long)p->padding_idx, p->max_norm, p->scale_grad_by_freq);
     return SPARSEC_OK;
   }
   if (p->padding_idx < -1 || p->padding_idx >= p->dims[0])

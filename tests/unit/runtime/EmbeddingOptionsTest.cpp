@@ -1,4 +1,4 @@
-//===- EmbeddingOptionsTest.cpp - padding_idx, max_norm, scale_grad_by_freq ===//
+//===- EmbeddingOptionsTest.cpp - nn.Embedding's options ------------------===//
 //
 // nn.Embedding's options on EMBEDDING parameters: every option set x every
 // optimizer configuration x every sparse mode against the f64 reference
@@ -10,8 +10,8 @@
 // `embedding-options` group.
 //
 //===----------------------------------------------------------------------===//
-#include "OptimHarness.h"
 #include "CheckpointUtil.h"
+#include "OptimHarness.h"
 
 #include <gtest/gtest.h>
 
@@ -147,11 +147,9 @@ TEST(EmbeddingOptions, CreateChecksEveryField) {
       {false, [](auto &p) { p.padding_idx = 0; },
        "parameter 'fc.weight' is not an embedding but sets padding_idx 0"},
       {false, [](auto &p) { p.max_norm = 1; }, "is not an embedding"},
-      {false, [](auto &p) { p.scale_grad_by_freq = 1; },
-       "is not an embedding"},
+      {false, [](auto &p) { p.scale_grad_by_freq = 1; }, "is not an embedding"},
       // A zero-filled descriptor (no norm_type) is caught on any layout.
-      {false, [](auto &p) { p.norm_type = 0; },
-       "'fc.weight' has norm_type 0"},
+      {false, [](auto &p) { p.norm_type = 0; }, "'fc.weight' has norm_type 0"},
   };
   for (const Case &c : bad) {
     std::string msg;
@@ -176,8 +174,8 @@ TEST(EmbeddingOptions, CreateChecksEveryField) {
         << msg;
   }
   std::string msg; // other layouts: norm_type must be > 0, else ignored
-  EXPECT_EQ(createEdited(linearDesc(true), 0,
-                         [](auto &p) { p.norm_type = 3; }, &msg),
+  EXPECT_EQ(createEdited(
+                linearDesc(true), 0, [](auto &p) { p.norm_type = 3; }, &msg),
             SPARSEC_OK)
       << msg;
 }
@@ -244,8 +242,7 @@ TEST(EmbeddingOptions, BatchOfPaddingIdsOnlyIsAnEmptyStep) {
 }
 
 /// The runtime's renorm of one row, replayed: what the test expects.
-std::vector<float> renormed(std::vector<float> row, double maxNorm,
-                            double p) {
+std::vector<float> renormed(std::vector<float> row, double maxNorm, double p) {
   double s = 0;
   for (float x : row)
     s = std::isinf(p) ? std::max(s, (double)std::fabs(x))
@@ -329,9 +326,8 @@ TEST(EmbeddingOptions, ForwardFindsTheIdsAfterATargetInput) {
   ASSERT_EQ(sparsec_forward(m.m, 1, in, &out), SPARSEC_OK);
   const std::vector<float> after = values(m.m, "emb.weight");
   for (int64_t r = 0; r < kRows; ++r)
-    EXPECT_EQ(row(after, r), r == 6 || r == 7
-                                 ? renormed(row(before, r), 0.5, 2)
-                                 : row(before, r))
+    EXPECT_EQ(row(after, r), r == 6 || r == 7 ? renormed(row(before, r), 0.5, 2)
+                                              : row(before, r))
         << r;
 }
 
@@ -502,9 +498,9 @@ TEST(EmbeddingOptions, CheckpointRoundTripIsUnaffected) {
         f.e.assign(ids.size() * kFeedDim, 0.2f - 0.05f * (float)i);
         const void *in[1] = {ids.data()};
         float loss;
-        ASSERT_EQ(sparsec_train_step(h->m, (int64_t)ids.size() / kFeedBag,
-                                     in, &loss),
-                  SPARSEC_OK);
+        ASSERT_EQ(
+            sparsec_train_step(h->m, (int64_t)ids.size() / kFeedBag, in, &loss),
+            SPARSEC_OK);
       }
       EXPECT_EQ(hashModel(b.m), hashModel(a.m)) << "step " << i;
     }

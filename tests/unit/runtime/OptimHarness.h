@@ -1,5 +1,4 @@
-//===- OptimHarness.h - Optimizer configs and the Feed-model harness -*- C++
-//-*-===//
+//===- OptimHarness.h - Optimizer configs, Feed-model harness -*- C++ -*-===//
 //
 // Shared by OptimKindsTest and EmbeddingOptionsTest: the optimizer
 // configurations every test runs, the id batches, and a harness that steps
@@ -29,7 +28,7 @@ struct Config {
 };
 
 inline sparsec_optimizer_desc with(sparsec_optimizer_desc d,
-                            void (*edit)(sparsec_optimizer_desc &)) {
+                                   void (*edit)(sparsec_optimizer_desc &)) {
   edit(d);
   return d;
 }
@@ -213,7 +212,8 @@ struct Harness {
                  double lr, int64_t skip = -1) {
     for (size_t r = 0; r < T.rows.size(); ++r)
       if ((int64_t)r != skip)
-        ref.stepRow(T, r, g.data() + T.rows[r].first, T.init != 0, false, t, lr);
+        ref.stepRow(T, r, g.data() + T.rows[r].first, T.init != 0, false, t,
+                    lr);
     if (d.kind == SPARSEC_OPT_SGD && d.momentum != 0)
       T.init = 1;
   }
@@ -357,9 +357,9 @@ inline void runHarness(const sparsec_optimizer_desc &d,
       const bool inBatch = std::find(ids.begin(), ids.end(), r) != ids.end();
       // Rows outside the batch are bit-identical (lazy and catch-up); the
       // padding row never moves unless max_norm renorms it (PyTorch too).
-      const bool frozen = r == pad ? eo.maxNorm == 0 || !inBatch
-                                   : !inBatch && d.sparse_mode !=
-                                                     SPARSEC_SPARSE_DENSE;
+      const bool frozen =
+          r == pad ? eo.maxNorm == 0 || !inBatch
+                   : !inBatch && d.sparse_mode != SPARSEC_SPARSE_DENSE;
       if (frozen)
         for (int c = 0; c < kFeedDim; ++c)
           ASSERT_EQ(after[r * kFeedDim + c], before[r * kFeedDim + c])

@@ -19,7 +19,12 @@ back from a checkpoint), with torch.optim (f32, relative error <= 1e-5):
   * global-norm clipping against torch.nn.utils.clip_grad_norm_;
   * lr schedules against torch.optim.lr_scheduler (StepLR,
     CosineAnnealingLR, and LinearLR warm-up chained with SequentialLR),
-    including sparsec_current_lr against get_last_lr().
+    including sparsec_current_lr against get_last_lr();
+  * nn.Embedding's options (padding_idx, max_norm with norm types 1, 2, 3
+    and inf, scale_grad_by_freq, a non-zero padding row) on a table read by
+    a gather kernel: sparsec_train_step and sparsec_forward against the
+    module's forward (which renorms in place) and backward, lazy with SGD,
+    Adagrad and SparseAdam, dense with every dense optimizer (see EmbCase).
 
 Usage: optim_torch_oracle.py LIBSPARSEC_RUNTIME_SO. Exits 77 (skipped) when
 torch or numpy is missing.
@@ -109,50 +114,30 @@ def read_checkpoint(path):
     return out
 
 
-class Runtime:
-    """A runtime model with parameters w, b (dense), s (CSR), e (embedding)."""
+def param_desc(name, layout, dims, init=ZEROS, init_a=0.0, ids_input=0, padding_idx=-1,
+               max_norm=0.0, norm_type=2.0, scale_grad_by_freq=0, nnz=None):
+    """A ParamDesc as the compiler emits it (padding_idx -1 and norm_type 2
+    when an embedding option is off)."""
+    numel = int(np.prod(dims)) if dims else 1
+    return ParamDesc(name, layout, len(dims), Dims(*dims), numel if nnz is None else nnz, init,
+                     init_a, ids_input, padding_idx, max_norm, norm_type, scale_grad_by_freq)
 
-    def __init__(self, lib, opt, init):
-        self.lib = lib
-        self.grads = {}
-        self.train_fn = KERNEL(self._train)
-        inputs = (InputDesc * 1)(InputDesc(b"ids", I64, 2, Dims(-1, BAG), 0, ROWS))
-        params = (ParamDesc * 4)(
-            ParamDesc(b"w", DENSE, 2, Dims(*W_SHAPE), 15, ZEROS, 0, 0, -1, 0, 2, 0),
-            ParamDesc(b"b", DENSE, 1, Dims(*B_SHAPE), 4, ZEROS, 0, 0, -1, 0, 2, 0),
-            ParamDesc(b"s", CSR, 2, Dims(*S_SHAPE), S_NNZ, ZEROS, 0, 0, -1, 0, 2, 0),
-            ParamDesc(b"e", EMB, 2, Dims(ROWS, DIM), ROWS * DIM, ZEROS, 0, 0, -1, 0, 2, 0))
-        self.keep = (inputs, params)
-        desc = ModelDesc(ABI_VERSION, b"Oracle", 1, inputs, 4, params, 1, Dims(-1), opt, KERNEL(),
-                         self.train_fn)
+
+class Model:
+    """A runtime model created from a descriptor built here; `keep` holds the
+    ctypes objects the descriptor points to."""
+
+    def __init__(self, lib, desc, keep, seed=7):
+        self.lib, self.keep = lib, keep
         self.model = C.c_void_p()
-        rc = lib.sparsec_create(C.byref(desc), 7, C.byref(self.model))
+        rc = lib.sparsec_create(C.byref(desc), seed, C.byref(self.model))
         assert rc == 0, lib.sparsec_last_error()
-        for name, v in init.items():
-            self.values(name)[:] = v.ravel()  # zero-copy writes
-        pos, crd = C.POINTER(C.c_int32)(), C.POINTER(C.c_int32)()
-        assert lib.sparsec_param_csr(self.model, b"s", C.byref(pos), C.byref(crd)) == 0
-        self.crow = np.ctypeslib.as_array(pos, shape=(S_SHAPE[0] + 1,)).copy()
-
-    def _train(self, bufs, batch):
-        for slot, name in ((7, "w"), (8, "b"), (9, "s"), (10, "e")):
-            flat = np.ascontiguousarray(self.grads[name], dtype=np.float32).ravel()
-            C.memmove(C.cast(bufs[slot], C.POINTER(C.c_float)), flat.ctypes.data, flat.nbytes)
-        C.cast(bufs[11], C.POINTER(C.c_float))[0] = 1.0
-        return 0
 
     def values(self, name):
         ptr, count = C.POINTER(C.c_float)(), C.c_int64()
         assert self.lib.sparsec_param_values(self.model, name.encode(), C.byref(ptr),
                                              C.byref(count)) == 0
         return np.ctypeslib.as_array(ptr, shape=(count.value,))
-
-    def step(self, ids, grads):
-        self.grads = grads
-        loss = C.c_float()
-        ptrs = (C.c_void_p * 1)(ids.ctypes.data)
-        rc = self.lib.sparsec_train_step(self.model, ids.shape[0], ptrs, C.byref(loss))
-        assert rc == 0, self.lib.sparsec_last_error()
 
     def current_lr(self):
         lr = C.c_double()
@@ -171,6 +156,40 @@ class Runtime:
 
     def __del__(self):
         self.lib.sparsec_destroy(self.model)
+
+
+class Runtime(Model):
+    """A runtime model with parameters w, b (dense), s (CSR), e (embedding)."""
+
+    def __init__(self, lib, opt, init):
+        self.grads = {}
+        self.train_fn = KERNEL(self._train)
+        inputs = (InputDesc * 1)(InputDesc(b"ids", I64, 2, Dims(-1, BAG), 0, ROWS))
+        params = (ParamDesc * 4)(
+            param_desc(b"w", DENSE, W_SHAPE), param_desc(b"b", DENSE, B_SHAPE),
+            param_desc(b"s", CSR, S_SHAPE, nnz=S_NNZ), param_desc(b"e", EMB, (ROWS, DIM)))
+        desc = ModelDesc(ABI_VERSION, b"Oracle", 1, inputs, 4, params, 1, Dims(-1), opt, KERNEL(),
+                         self.train_fn)
+        super().__init__(lib, desc, (inputs, params))
+        for name, v in init.items():
+            self.values(name)[:] = v.ravel()  # zero-copy writes
+        pos, crd = C.POINTER(C.c_int32)(), C.POINTER(C.c_int32)()
+        assert lib.sparsec_param_csr(self.model, b"s", C.byref(pos), C.byref(crd)) == 0
+        self.crow = np.ctypeslib.as_array(pos, shape=(S_SHAPE[0] + 1,)).copy()
+
+    def _train(self, bufs, batch):
+        for slot, name in ((7, "w"), (8, "b"), (9, "s"), (10, "e")):
+            flat = np.ascontiguousarray(self.grads[name], dtype=np.float32).ravel()
+            C.memmove(C.cast(bufs[slot], C.POINTER(C.c_float)), flat.ctypes.data, flat.nbytes)
+        C.cast(bufs[11], C.POINTER(C.c_float))[0] = 1.0
+        return 0
+
+    def step(self, ids, grads):
+        self.grads = grads
+        loss = C.c_float()
+        ptrs = (C.c_void_p * 1)(ids.ctypes.data)
+        rc = self.lib.sparsec_train_step(self.model, ids.shape[0], ptrs, C.byref(loss))
+        assert rc == 0, self.lib.sparsec_last_error()
 
 
 def opt_desc(kind, lr, **kw):
@@ -401,11 +420,189 @@ def dense_cases():
     return out
 
 
+# --- Embedding options: nn.Embedding(padding_idx, max_norm, norm_type,
+# scale_grad_by_freq) against the runtime with a gather kernel. ---
+
+NORMAL = 2
+
+
+def f32_array(ptr, count):
+    return np.ctypeslib.as_array(C.cast(ptr, C.POINTER(C.c_float)), shape=(count,))
+
+
+class EmbRuntime(Model):
+    """One embedding table e [ROWS, DIM] with nn.Embedding's options, read by
+    ids [batch, BAG]; the forward kernel gathers out = e[ids] [batch, BAG,
+    DIM] and the train kernel adds the loss 0.5 * sum((out - y)^2), whose
+    gradient row of each id is out - y (padding ids included: the runtime
+    drops them). Test scaffolding, in numpy."""
+
+    def __init__(self, lib, opt, padding_idx, max_norm, norm_type, freq):
+        self.forward_fn, self.train_fn = KERNEL(self._forward), KERNEL(self._train)
+        inputs = (InputDesc * 2)(InputDesc(b"ids", I64, 2, Dims(-1, BAG), 0, ROWS),
+                                 InputDesc(b"y", F32, 3, Dims(-1, BAG, DIM), 1, 0))
+        params = (ParamDesc * 1)(param_desc(b"e", EMB, (ROWS, DIM), NORMAL, 1.0, 0, padding_idx,
+                                            max_norm, norm_type, freq))
+        desc = ModelDesc(ABI_VERSION, b"EmbOracle", 2, inputs, 1, params, 3, Dims(-1, BAG, DIM),
+                         opt, self.forward_fn, self.train_fn)
+        super().__init__(lib, desc, (inputs, params))
+
+    @staticmethod
+    def _gather(bufs, batch, table_slot):
+        ids = np.ctypeslib.as_array(C.cast(bufs[0], C.POINTER(C.c_int64)), shape=(batch * BAG,))
+        return f32_array(bufs[table_slot], ROWS * DIM).reshape(ROWS, DIM)[ids]
+
+    def _forward(self, bufs, batch):
+        f32_array(bufs[2], batch * BAG * DIM)[:] = self._gather(bufs, batch, 1).ravel()
+        return 0
+
+    def _train(self, bufs, batch):
+        diff = self._gather(bufs, batch, 2) - f32_array(bufs[1], batch * BAG * DIM).reshape(-1, DIM)
+        f32_array(bufs[3], diff.size)[:] = diff.ravel()
+        C.cast(bufs[4], C.POINTER(C.c_float))[0] = float(0.5 * np.sum(diff.astype(np.float64) ** 2))
+        return 0
+
+    def step(self, ids, y):
+        loss = C.c_float()
+        ptrs = (C.c_void_p * 2)(ids.ctypes.data, y.ctypes.data)
+        rc = self.lib.sparsec_train_step(self.model, ids.shape[0], ptrs, C.byref(loss))
+        assert rc == 0, self.lib.sparsec_last_error()
+        return loss.value
+
+    def forward(self, ids):
+        out = np.zeros((ids.shape[0], BAG, DIM), dtype=np.float32)
+        ptrs = (C.c_void_p * 1)(ids.ctypes.data)
+        rc = self.lib.sparsec_forward(self.model, ids.shape[0], ptrs, out.ctypes.data)
+        assert rc == 0, self.lib.sparsec_last_error()
+        return out
+
+
+class EmbCase:
+    """An EmbRuntime and its nn.Embedding twin, stepped together. Lazy tables
+    use nn.Embedding(sparse=True) with torch's sparse optimizers (Adam:
+    SparseAdam); dense tables use nn.Embedding(sparse=False) with the dense
+    optimizer, whose weight decay would move a non-zero padding row: sparsec
+    never moves it, so the twin's padding row is put back after each step
+    and its state is not compared. torch 1.13 refuses scale_grad_by_freq
+    with sparse=True ("not supported with sparse gradients"): the twin then
+    takes the dense backward's rows (which apply it) at the batch's
+    non-padding ids as a coalesced sparse gradient."""
+
+    def __init__(self, lib, kind, d, padding_idx=-1, max_norm=0.0, norm_type=2.0, freq=0,
+                 pad_nonzero=False, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.kind, self.d, self.pad = kind, d, padding_idx
+        self.lazy = d.sparse_mode == LAZY
+        self.rt = EmbRuntime(lib, d, padding_idx, max_norm, norm_type, freq)
+        table = self.rt.values("e").reshape(ROWS, DIM)
+        if padding_idx >= 0:  # zeroed after the normal initialiser, as nn.Embedding does
+            assert not table[padding_idx].any() and table.any(), table
+        init = self.rng.standard_normal((ROWS, DIM)).astype(np.float32)
+        if padding_idx >= 0:
+            init[padding_idx] = (0.5, -0.7, 1.3) if pad_nonzero else 0.0
+        table[:] = init
+        self.emb = torch.nn.Embedding(ROWS, DIM, padding_idx=padding_idx if padding_idx >= 0
+                                      else None, max_norm=max_norm or None, norm_type=norm_type,
+                                      scale_grad_by_freq=bool(freq),
+                                      sparse=self.lazy and not freq)
+        self.densified = self.lazy and bool(freq)
+        w = self.emb.weight
+        with torch.no_grad():
+            w.copy_(torch.tensor(init))
+        if not self.lazy:
+            self.opt = make_torch_opt(kind, [w], d, [[(r * DIM, r * DIM + DIM)
+                                                      for r in range(ROWS)]])
+        elif kind == ADAM:
+            self.opt = torch.optim.SparseAdam([w], lr=d.lr, betas=(d.beta1, d.beta2), eps=d.eps,
+                                              maximize=bool(d.maximize))
+        else:
+            self.opt = make_torch_opt(kind, [w], d)
+
+    def ids(self, batch):
+        ids = self.rng.integers(0, ROWS, size=(batch, BAG)).astype(np.int64)
+        if self.pad >= 0:
+            ids[self.rng.random(ids.shape) < 0.3] = self.pad
+        return ids
+
+    def step(self, i):
+        batch = int(self.rng.integers(1, 5))
+        ids = self.ids(batch)
+        if self.pad >= 0 and i == 3:
+            ids[:] = self.pad  # a batch of padding ids only: an empty gradient
+        y = self.rng.standard_normal((batch, BAG, DIM)).astype(np.float32)
+        loss = self.rt.step(ids, y)
+        w = self.emb.weight
+        w.grad = None
+        want = 0.5 * ((self.emb(torch.tensor(ids)) - torch.tensor(y)) ** 2).sum()
+        want.backward()
+        expect([loss], [want.item()], "loss")
+        if self.densified:
+            rows = torch.tensor(np.unique(ids[ids != self.pad]), dtype=torch.int64)
+            w.grad = torch.sparse_coo_tensor(rows[None, :], w.grad[rows], (ROWS, DIM)).coalesce()
+        pad_row = w.detach()[self.pad].clone() if self.pad >= 0 else None
+        try:
+            self.opt.step()
+        except RuntimeError:
+            # torch 1.13's SparseAdam and sparse Adagrad fail on an empty
+            # gradient (a batch of padding ids only; issue #82486, fixed by
+            # skipping the update in PR #86459) after counting the step and
+            # before changing anything else: the fixed behaviour.
+            assert self.lazy and w.grad._nnz() == 0
+        if pad_row is not None:
+            with torch.no_grad():
+                w[self.pad] = pad_row
+        expect(self.rt.values("e"), w.detach().numpy(), "e after step %d" % i)
+        # A forward renorms the rows it reads, in place, on both sides.
+        ids = self.ids(2)
+        got = self.rt.forward(ids)
+        with torch.no_grad():
+            out = self.emb(torch.tensor(ids))
+        expect(got, out.numpy(), "forward output")
+        expect(self.rt.values("e"), w.detach().numpy(), "e after forward %d" % i)
+
+    def check_state(self):
+        ck = self.rt.checkpoint()
+        st = self.opt.state.get(self.emb.weight, {})
+        keep = [r for r in range(ROWS) if r != self.pad]
+        for name in STATE_NAMES:
+            key = "optimizer.e.%s" % name
+            want = st.get(name)
+            if want is None or (self.kind == ROWWISE and name == "sum"):
+                continue
+            assert key in ck, (key, sorted(ck))
+            expect(ck[key][keep], want.numpy()[keep], key)
+            if self.pad >= 0:  # the padding row's state never changes
+                fresh = self.d.initial_accumulator_value if name == "sum" else 0.0
+                assert np.all(ck[key][self.pad] == np.float32(fresh)), (key, ck[key][self.pad])
+        if self.kind == ROWWISE:
+            expect(ck["optimizer.e.sum"][keep], self.opt.state[self.emb.weight]["sum"][keep],
+                   "rowwise sum")
+
+
+EMB_OPTIONS = [dict(padding_idx=2), dict(max_norm=1.0), dict(max_norm=1.5, norm_type=1.0),
+               dict(max_norm=0.9, norm_type=3.0), dict(max_norm=0.8, norm_type=float("inf")),
+               dict(freq=1), dict(padding_idx=5, max_norm=1.1, freq=1),
+               dict(padding_idx=0, pad_nonzero=True, max_norm=1.2, freq=1)]
+EMB_LAZY = [(SGD, dict(lr=0.1)), (SGD, dict(lr=0.1, maximize=1)),
+            (ADAGRAD, dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.3, eps=1e-10)),
+            (ADAM, dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)),
+            (ADAM, dict(lr=0.01, beta1=0.5, beta2=0.6, eps=1e-3, maximize=1))]
+EMB_DENSE = [(SGD, dict(lr=0.1, momentum=0.9, nesterov=1, weight_decay=0.05)),
+             (ADAGRAD, dict(lr=0.1, weight_decay=0.05, eps=1e-10)),
+             (ROWWISE, dict(lr=0.1, weight_decay=0.05, eps=1e-10)),
+             (RMSPROP, dict(lr=0.01, alpha=0.99, eps=1e-8, centered=1, momentum=0.5,
+                            weight_decay=0.05)),
+             (ADAM, dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=1, weight_decay=0.05)),
+             (ADAMW, dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05))]
+
+
+
 def main():
     lib = C.CDLL(sys.argv[1])
     lib.sparsec_last_error.restype = C.c_char_p
     for f, args in (("sparsec_create", [C.c_void_p, C.c_uint64, C.c_void_p]),
                     ("sparsec_train_step", [C.c_void_p, C.c_int64, C.c_void_p, C.c_void_p]),
+                    ("sparsec_forward", [C.c_void_p, C.c_int64, C.c_void_p, C.c_void_p]),
                     ("sparsec_param_values", [C.c_void_p, C.c_char_p, C.c_void_p, C.c_void_p]),
                     ("sparsec_param_csr", [C.c_void_p, C.c_char_p, C.c_void_p, C.c_void_p]),
                     ("sparsec_current_lr", [C.c_void_p, C.c_void_p]),
@@ -484,6 +681,17 @@ def main():
             d = opt_desc(kind, sparse_mode=DENSE_MODE, **kw, **skw)
             run(Case(lib, kind, d, "dense", seed=200 + i, sched=make), steps=12)
             done("schedule")
+
+    # nn.Embedding's options, lazy (torch's sparse optimizers) and dense.
+    for i, opts in enumerate(EMB_OPTIONS):
+        for mode, cases in ((LAZY, EMB_LAZY), (DENSE_MODE, EMB_DENSE)):
+            for j, (kind, kw) in enumerate(cases):
+                d = opt_desc(kind, sparse_mode=mode, **kw)
+                case = EmbCase(lib, kind, d, seed=300 + i * 20 + j, **opts)
+                for step in range(10):
+                    case.step(step)
+                case.check_state()
+                done("embedding-options")
 
     total = sum(counts.values())
     print(" ".join("%s=%d" % kv for kv in sorted(counts.items())))
