@@ -164,6 +164,8 @@ bool sparsec::linkModelLibrary(const ModelAbi &abi, const std::string &object,
   }
   llvm::ErrorOr<std::string> ccPath = llvm::sys::findProgramByName(cc);
   if (!ccPath) {
+    llvm::sys::fs::remove(glue);
+    llvm::sys::fs::remove(script);
     error = "cannot find the C compiler '" + cc + "' to link " + output;
     return false;
   }

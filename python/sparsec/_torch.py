@@ -1,4 +1,5 @@
 """State dicts: model parameters <-> torch tensors (or numpy arrays)."""
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -23,14 +24,17 @@ def _is_torch(x):
 
 def to_state_dict(model, copy):
     torch = _torch()
+    model.catch_up()
     sd = {}
     for info in model.param_info():
         if info.layout == "csr":
             crow, col, vals = model.csr(info.name)
             values = torch.from_numpy(vals.copy() if copy else vals)
-            sd[info.name] = torch.sparse_csr_tensor(
-                torch.from_numpy(crow.copy()), torch.from_numpy(col.copy()), values,
-                size=info.shape, dtype=torch.float32)
+            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                sd[info.name] = torch.sparse_csr_tensor(
+                    torch.from_numpy(crow.copy()), torch.from_numpy(col.copy()), values,
+                    size=info.shape, dtype=torch.float32)
         else:
             v = model.param(info.name)
             sd[info.name] = torch.from_numpy(v.copy() if copy else v)

@@ -208,6 +208,12 @@ class Model:
                     "%s: input '%s' needs a copy (dtype %s, C-contiguous: %s; the model "
                     "takes C-contiguous %s) and copy=False" % (
                         what, spec.name, src.dtype, src.flags.c_contiguous, spec.dtype))
+            if spec.dtype.kind in "iu" and src.dtype.kind in "iu" and src.size and \
+                    not np.can_cast(src.dtype, spec.dtype, casting="safe"):
+                info = np.iinfo(spec.dtype)
+                if int(src.min()) < info.min or int(src.max()) > info.max:
+                    raise ValueError("%s: input '%s' has values outside the range of %s" % (
+                        what, spec.name, spec.dtype))
             arr = np.ascontiguousarray(src, dtype=spec.dtype)
         if arr.shape != want:
             raise ValueError("%s: input '%s' must have shape %s for batch %d, got %s" % (
@@ -401,7 +407,8 @@ class Model:
         """{name: torch.Tensor}: dense and embedding parameters as strided
         tensors, CSR parameters as torch.sparse_csr_tensor (int32 indices).
         With copy=False (default) the value tensors share the model's memory,
-        like torch.nn.Module.state_dict()."""
+        like torch.nn.Module.state_dict(). Lagging embedding rows
+        (sparse = catchup) are brought up to date first."""
         from ._torch import to_state_dict
         return to_state_dict(self, copy)
 

@@ -1,8 +1,8 @@
 """ctypes access to a sparsec-generated model library (test harness).
 
 Loads `lib<Model>.so`, and wraps the `<Model>_*` C entry points: create,
-forward, train_step, parameter values/CSR structure/gradients by name, save,
-load. Parameters are exposed as zero-copy numpy views.
+forward, train_step, parameter values/CSR structure/gradients by name, lr
+(base and scheduled), catch-up, save, load. Parameters are exposed as zero-copy numpy views.
 """
 import ctypes as C
 
@@ -134,6 +134,16 @@ class Model:
         lr = C.c_double()
         self._check(self._fn("get_lr")(self.handle, C.byref(lr)))
         return lr.value
+
+    def current_lr(self):
+        """The scheduled learning rate of the next step."""
+        lr = C.c_double()
+        self._check(self._fn("current_lr")(self.handle, C.byref(lr)))
+        return lr.value
+
+    def catch_up(self):
+        """Applies the skipped steps of lagging embedding rows (catchup)."""
+        self._check(self._fn("catch_up")(self.handle))
 
     def set_lr(self, lr):
         self._check(self._fn("set_lr")(self.handle, C.c_double(lr)))

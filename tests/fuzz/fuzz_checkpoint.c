@@ -55,7 +55,11 @@ static void cleanup(void) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  const char *tmp = getenv("TMPDIR");
+  /* The input file is rewritten per execution: keep it in memory (tmpfs
+   * is ~15x faster than a disk file here). */
+  const char *tmp = getenv("SPARSEC_FUZZ_TMPDIR");
+  if (!tmp || !*tmp)
+    tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
   if (!tmp || !*tmp)
     tmp = "/tmp";
   snprintf(input_path, sizeof(input_path), "%s/sparsec-fuzz-ckpt-XXXXXX", tmp);

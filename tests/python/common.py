@@ -56,5 +56,5 @@ def rel_err(a, b):
 def tiny_batch(n=8, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 12)).astype(np.float32)
-    y = rng.integers(0, 3, size=n).astype(np.int64)
+    y = np.argmax(x[:, :3], axis=1).astype(np.int64)  # a learnable rule
     return x, y

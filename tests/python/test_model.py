@@ -167,6 +167,10 @@ class TrainTest(unittest.TestCase):
         self.assertLess(losses[-1], losses[0])
         self.assertEqual(m.grad("emb.weight").shape, (16, 8))
         self.assertEqual(m.forward(ids=ids, dense=dense).shape, (16, 1))
+        with self.assertRaisesRegex(ValueError, "outside the range of int64"):
+            m.forward(np.full(16, 2**63, np.uint64), dense)
+        np.testing.assert_array_equal(m.forward(ids.astype(np.uint8), dense),
+                                      m.forward(ids, dense))
         with self.assertRaises(sparsec.SparsecError) as e:
             m.forward(np.full(16, 50), dense)
         self.assertEqual(e.exception.status_name, "SPARSEC_ERR_OUT_OF_RANGE")

@@ -242,16 +242,29 @@ static std::string defaultOutput(llvm::StringRef ext) {
   return std::string(p);
 }
 
-/// Writes the C header of `abi` to `path`.
+/// Writes the C header of `abi` to `path` (creating its directory). An
+/// unchanged header is left alone so that dependents are not rebuilt.
 static bool writeHeader(const sparsec::ModelAbi &abi, llvm::StringRef path) {
+  std::string text;
+  llvm::raw_string_ostream textOS(text);
+  sparsec::emitHeader(abi, textOS);
+  if (auto old = llvm::MemoryBuffer::getFile(path, /*IsText=*/true))
+    if ((*old)->getBuffer() == text)
+      return true;
+  llvm::StringRef dir = llvm::sys::path::parent_path(path);
   std::error_code ec;
+  if (!dir.empty() && (ec = llvm::sys::fs::create_directories(dir))) {
+    llvm::WithColor::error() << "cannot create '" << dir
+                             << "': " << ec.message() << '\n';
+    return false;
+  }
   llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_Text);
   if (ec) {
     llvm::WithColor::error() << "cannot write '" << path
                              << "': " << ec.message() << '\n';
     return false;
   }
-  sparsec::emitHeader(abi, out.os());
+  out.os() << text;
   out.keep();
   return true;
 }
