@@ -266,12 +266,13 @@ LogicalResult OptimizerOp::verify() {
 
 std::optional<double> OptimizerOp::getNumber(StringRef name) {
   Attribute a = (*this)->getAttr(name);
+  // BoolAttr is an i1 IntegerAttr (getInt() of true is -1): test it first.
+  if (auto b = dyn_cast_or_null<BoolAttr>(a))
+    return b.getValue() ? 1.0 : 0.0;
   if (auto f = dyn_cast_or_null<FloatAttr>(a))
     return f.getValueAsDouble();
   if (auto i = dyn_cast_or_null<IntegerAttr>(a))
     return double(i.getInt());
-  if (auto b = dyn_cast_or_null<BoolAttr>(a))
-    return b.getValue() ? 1.0 : 0.0;
   return std::nullopt;
 }
 
