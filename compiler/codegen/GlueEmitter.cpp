@@ -202,18 +202,19 @@ void emitEntryPoints(const ModelAbi &abi, bool define, llvm::raw_ostream &os) {
   fn("Destroys an instance (NULL is accepted).",
      "void " + M + "_destroy(" + M + " *m)", "sparsec_destroy(" + h + ");");
   // With `catchup` optimizers, rows untouched for a while hold their value
-  // of the last touch; forward first applies their skipped steps.
+  // of the last touch until <Model>_catch_up (forward itself never changes
+  // the model, so a rejected call leaves it byte-identical).
   bool catchup = abi.sparseMode == "catchup";
   fn("Runs the model on `batch` samples; `output` is " +
          shapeDoc(abi.outputShape) + " floats." +
-         (catchup ? " Brings lagging embedding rows up to date first." : ""),
+         (catchup ? " The optimizer uses sparse = catchup: call " + M +
+                        "_catch_up first to bring lagging embedding rows up "
+                        "to date."
+                  : ""),
      "int " + M + "_forward(" + M + " *m, int64_t batch" +
          typedInputs(abi, false) + ", float *output)",
-     "const void *in[] = {" + inputArray(abi, false) + "};\n" +
-         (catchup ? "  int s = sparsec_catch_up(" + h +
-                        ");\n  if (s != SPARSEC_OK) return s;\n"
-                  : std::string()) +
-         "  return sparsec_forward(" + h + ", batch, in, output);");
+     "const void *in[] = {" + inputArray(abi, false) +
+         "};\n  return sparsec_forward(" + h + ", batch, in, output);");
   fn("Applies the skipped optimizer steps of every lagging embedding row "
      "(sparse = catchup; a no-op otherwise).",
      "int " + M + "_catch_up(" + M + " *m)",
@@ -245,8 +246,9 @@ void emitEntryPoints(const ModelAbi &abi, bool define, llvm::raw_ostream &os) {
          "int64_t dims[4], int64_t *nnz, double *sparsity)",
      "sparsec_param_info info;\n  int s = sparsec_param_info_at(" + ch +
          ", index, &info);\n  if (s != SPARSEC_OK) return s;\n"
-         "  if (!name || !rank || !dims || !nnz || !sparsity) return "
-         "SPARSEC_ERR_NULL;\n  *name = info.name; *rank = info.rank; *nnz = "
+         "  if (!name || !rank || !dims || !nnz || !sparsity)\n"
+         "    return sparsec_param_info_at(" + ch + ", index, 0); /* NULL: "
+         "sets the message */\n  *name = info.name; *rank = info.rank; *nnz = "
          "info.nnz; *sparsity = info.sparsity;\n  for (int i = 0; i < 4; ++i) "
          "dims[i] = info.dims[i];\n  return SPARSEC_OK;");
   fn("Zero-copy pointer to a parameter's values (`count` floats).",

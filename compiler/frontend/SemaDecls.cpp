@@ -423,6 +423,14 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
                              "* in * out) = 0");
       return false;
     }
+    // Positions and coordinates of the CSR weight are 32-bit.
+    if (l.nnz > kMaxElements - 1) {
+      diags.error(p.loc, "parameter '" + p.name + "' stores " +
+                             Twine(l.nnz) + " weights; the limit is " +
+                             Twine(kMaxElements - 1) +
+                             " (32-bit CSR indices)");
+      return false;
+    }
   }
   p.layer = std::move(l);
   p.isResolved = true;

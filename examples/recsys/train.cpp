@@ -161,7 +161,10 @@ int main(int argc, char **argv) {
                     std::chrono::steady_clock::now() - t0)
                     .count();
 
-  // Held-out evaluation: log-loss and accuracy on fresh samples.
+  // Held-out evaluation: log-loss and accuracy on fresh samples. With
+  // sparse = catchup, rows not touched lately are brought up to date first.
+  if (int s = RecSys_catch_up(m))
+    return fail("catch_up", s);
   double logloss = 0, base = 0;
   int64_t correct = 0, clicks = 0, total = 0;
   for (int r = 0; r < 20; ++r) {

@@ -29,11 +29,14 @@
 
 static int sparsec__read_file(const char *path, unsigned char **out, size_t *out_len) {
   char ebuf[128];
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused
+   * as not a regular file); it changes nothing for regular files. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return sparsec__fail(SPARSEC_ERR_IO, "load: cannot open '%s': %s", path,
                          sparsec__errstr(errno, ebuf, sizeof(ebuf)));
   struct stat st;
+  memset(&st, 0, sizeof(st));
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     int err = errno;
     close(fd);

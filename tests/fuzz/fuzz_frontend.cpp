@@ -73,6 +73,26 @@ Config &config() {
   return c;
 }
 
+/// How far the inputs got (printed at exit: the share of inputs that reach
+/// MLIRGen and the pass pipeline tells whether the fuzzer explores them).
+struct Stats {
+  uint64_t inputs = 0, checked = 0, models = 0, generated = 0, trained = 0,
+           passDiagnostics = 0;
+  ~Stats() {
+    if (inputs)
+      std::fprintf(stderr,
+                   "==sparsec-fuzz== stats: %llu inputs, %llu accepted by the "
+                   "checker, %llu models, %llu through MLIRGen + verifier, "
+                   "%llu through the training pipeline, %llu stopped by a "
+                   "pass diagnostic\n",
+                   (unsigned long long)inputs, (unsigned long long)checked,
+                   (unsigned long long)models, (unsigned long long)generated,
+                   (unsigned long long)trained,
+                   (unsigned long long)passDiagnostics);
+  }
+};
+Stats stats;
+
 mlir::DialectRegistry &registry() {
   static mlir::DialectRegistry *r = [] {
     auto *reg = new mlir::DialectRegistry();
@@ -126,6 +146,7 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
   const Config &cfg = config();
   mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
   MlirDiags diags(ctx);
+  ++stats.models;
   mlir::OwningOpRef<mlir::ModuleOp> module = sparsec::mlirGen(ctx, model, sm);
   if (!module) {
     if (diags.errors == 0)
@@ -139,6 +160,7 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
     finding("MLIRGen succeeded after reporting an error", diags.text);
   if (mlir::failed(mlir::verify(*module)))
     finding("MLIRGen returned a module that does not verify", diags.text);
+  ++stats.generated;
   if (cfg.depth == Depth::SDL)
     return;
 
@@ -147,6 +169,7 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
   pm.addPass(mlir::sdl::createSdlExpandTraining());
   pm.addPass(mlir::createCanonicalizerPass());
   if (mlir::failed(pm.run(*module))) {
+    ++stats.passDiagnostics;
     if (diags.errors == 0)
       finding("the training pipeline failed without a diagnostic", model.name);
     if (diags.internal && !cfg.allowInternal)
@@ -160,6 +183,7 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
   if (mlir::failed(mlir::verify(*module)))
     finding("the training pipeline produced a module that does not verify",
             diags.text);
+  ++stats.trained;
 }
 
 } // namespace
@@ -180,6 +204,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const Config &cfg = config();
+  ++stats.inputs;
   llvm::SourceMgr sm;
   // As `sparsec` reads a file: a copy of the bytes, named like a file.
   std::unique_ptr<llvm::MemoryBuffer> buf = llvm::MemoryBuffer::getMemBufferCopy(
@@ -202,6 +227,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     finding("parseAndCheck succeeded after reporting an error", diagText);
   if (module->models.empty())
     finding("parseAndCheck accepted a file without models", "");
+  ++stats.checked;
 
   std::string dump;
   llvm::raw_string_ostream dumpOS(dump);

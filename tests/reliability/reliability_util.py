@@ -101,8 +101,8 @@ class Compiled:
         with open(header) as f:
             text = f.read()
         self.name = re.search(r"typedef struct (\w+) \1;", text).group(1)
-        # sparse = catchup: the generated forward catches rows up first.
-        self.catchup = "Brings lagging embedding rows up to date first" in text
+        # sparse = catchup: the header tells to call <Model>_catch_up.
+        self.catchup = "_catch_up first to bring lagging" in text
 
     def lib(self):
         return Lib(self)
