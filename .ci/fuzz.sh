@@ -3,7 +3,8 @@
 # clang-22 with -fsanitize=fuzzer,address,undefined; the main build stays
 # unsanitized) in ${SPARSEC_FUZZ_BUILD_DIR:-build-fuzz} and runs each for a
 # short time:
-#   sparsec-fuzz-frontend    ${SPARSEC_FUZZ_FRONTEND_SECONDS:-60} s
+#   sparsec-fuzz-frontend    ${SPARSEC_FUZZ_FRONTEND_SECONDS:-60} s  (.sdl bytes)
+#   sparsec-fuzz-generate    ${SPARSEC_FUZZ_GENERATE_SECONDS:-30} s  (generated models)
 #   sparsec-fuzz-checkpoint  ${SPARSEC_FUZZ_CHECKPOINT_SECONDS:-30} s
 # The front-end corpus is seeded with every .sdl file of the repository and
 # uses tests/fuzz/sdl.dict; the checkpoint corpus is seeded with valid
@@ -22,6 +23,7 @@ start=$(date +%s)
 build=${SPARSEC_FUZZ_BUILD_DIR:-build-fuzz}
 fe_time=${SPARSEC_FUZZ_FRONTEND_SECONDS:-60}
 ck_time=${SPARSEC_FUZZ_CHECKPOINT_SECONDS:-30}
+gen_time=${SPARSEC_FUZZ_GENERATE_SECONDS:-30}
 
 if [ ! -f "$build/build.ninja" ]; then
   cmake -G Ninja -S tests/fuzz -B "$build" \
@@ -33,8 +35,8 @@ echo "fuzz: build took $((t_built - start)) s"
 
 work=$build/fuzz-work
 art=$work/artifacts
-mkdir -p "$work/seeds-frontend" "$work/seeds-checkpoint" "$work/corpus-frontend" \
-         "$work/corpus-checkpoint" "$art"
+mkdir -p "$work/seeds-frontend" "$work/seeds-checkpoint" "$work/seeds-generate" \
+         "$work/corpus-frontend" "$work/corpus-checkpoint" "$work/corpus-generate" "$art"
 
 # Seeds: every .sdl of the repository (tracked or not, build trees excluded).
 find . -name '*.sdl' -not -path './build*' -not -path './.git/*' -print0 |
@@ -59,7 +61,7 @@ run() {
   local log="$work/$target.log"
   local t0
   t0=$(date +%s)
-  if "$exe" -dict="$dict" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+  if "$exe" ${dict:+-dict="$dict"} -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
        -max_len=16384 -print_final_stats=1 -artifact_prefix="$art/$target-" \
        "$work/corpus-$target" "$work/seeds-$target" >"$log" 2>&1; then
     echo "fuzz: $target: no finding in $(( $(date +%s) - t0 )) s:" \
@@ -73,6 +75,7 @@ run() {
 }
 
 run frontend tests/fuzz/sdl.dict "$fe_time"
+run generate "" "$gen_time"
 run checkpoint tests/fuzz/checkpoint.dict "$ck_time"
 echo "fuzz: finished in $(( $(date +%s) - start )) s, status $status"
 exit $status

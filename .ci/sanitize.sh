@@ -21,20 +21,26 @@
 # cc, nm, ldd and test programs it starts run as usual (with leak checks for
 # the instrumented ones).
 #
+# Test programs and the CMake consumer projects of tests/install are built
+# with `cc`/`c++` wrappers (on PATH, and as CC/CXX) that add the same flags.
+#
 # e2e.abi asserts that a model library needs only libc/libm; a sanitized
 # library also needs the ASan runtime, so that ctest entry is replaced by a
 # run of the same module without its two dependency checks
 # (test_ldd_only_libc_libm, test_undefined_symbols_from_libc_libm).
 #
 # Usage: bash .ci/sanitize.sh [--full] [extra ctest arguments]
-#   default  every ctest entry except the three long numerical comparisons
-#            with PyTorch (e2e.parity, e2e.fashion_short,
-#            runtime.optim-torch-oracle; ~15 min more under ASan on 2 cores,
-#            and their code paths -- compiler, glue, runtime optimizers -- are
-#            exercised by lit, the gtest units, e2e.finite_diff, e2e.abi and
-#            tests/reliability): the CI mode.
-#   --full   all of them; e2e.parity is run outside ctest, whose 600 s
-#            TIMEOUT (tests/e2e/CMakeLists.txt) it exceeds under ASan.
+#   default  (the CI mode) every ctest entry except e2e.parity: 41 forward,
+#            loss, gradient and SGD-step comparisons with PyTorch, the
+#            slowest numerics-only test (~100 s unsanitized, ~300 s under
+#            ASan on the shared 2-core VM: it would be the longest step of
+#            the CI mode). What it runs -- the compiler, the glue, the
+#            runtime and kernels of the same layers -- runs under the
+#            sanitizers in lit, e2e.finite_diff, e2e.optimizers,
+#            e2e.embedding, e2e.fashion_short (a 300-step training run),
+#            examples.recsys, the runtime gtests and tests/reliability.
+#   --full   e2e.parity too.
+# Both modes leave out install.tutorial and install.cli_doc (see below).
 # Exits non-zero when the build or any test fails; every sanitizer report
 # aborts the process that hit it (with a stack trace in the test's output).
 set -euo pipefail
@@ -71,6 +77,11 @@ cat > "$tools/cc" <<EOF
 # cc for sanitized builds: what sparsec links model libraries with.
 exec $cc $link -Wno-unused-command-line-argument "\$@"
 EOF
+cat > "$tools/c++" <<EOF
+#!/bin/sh
+# c++ for sanitized builds (programs and projects built against models).
+exec $cxx $link -Wno-unused-command-line-argument "\$@"
+EOF
 cat > "$tools/python3" <<EOF
 #!/bin/sh
 # /usr/bin/python3 with the ASan runtime preloaded, so that it can load
@@ -94,9 +105,16 @@ for _var in ("LD_PRELOAD", "ASAN_OPTIONS"):
     else:
         os.environ.pop(_var, None)
 EOF
-chmod +x "$tools/cc" "$tools/python3"
+chmod +x "$tools/cc" "$tools/c++" "$tools/python3"
 
+# Everything that compiles C or C++ against a model library (tests, the
+# consumer projects of tests/install, the tutorial) must use the sanitizer
+# flags too: `cc`/`c++` on PATH, and CC/CXX for the CMake projects the
+# tests configure.
 export PATH="$tools:$PATH"
+export CC="$tools/cc" CXX="$tools/c++"
+# .ci/install-test.sh (ctest install.consume) runs its Python step with it.
+export SPARSEC_PYTHON="$tools/python3"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-print_suppressions=0}"
@@ -121,21 +139,19 @@ echo "sanitize: build took $((t1 - t0)) s"
 
 # --- tests --------------------------------------------------------------------
 status=0
+# install.tutorial and install.cli_doc run documented commands with
+# /usr/bin first on PATH, so `sparsec` there links with the system cc, which
+# lacks the sanitizer runtime the instrumented runtime archive needs: they
+# cannot run in this build (they would with a driver-level way to choose the
+# linker, e.g. a SPARSEC_CC environment variable; docs/reliability.md).
+# e2e.abi is run below, and e2e.parity only with --full (see the top).
+exclude='^(e2e\.(abi|parity)|install\.(tutorial|cli_doc))$'
 if [ $full = 1 ]; then
-  exclude='^e2e\.(abi|parity)$'
-else
-  exclude='^(e2e\.(abi|parity|fashion_short)|runtime\.optim-torch-oracle)$'
+  exclude='^(e2e\.abi|install\.(tutorial|cli_doc))$'
 fi
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" -E "$exclude" "$@" || status=1
 t2=$(date +%s)
 echo "sanitize: ctest took $((t2 - t1)) s"
-
-if [ $full = 1 ]; then
-  (cd tests/e2e && SPARSEC_BUILD_DIR="$build" PYTHONDONTWRITEBYTECODE=1 \
-     "$tools/python3" -m unittest test_parity) || status=1
-  echo "sanitize: e2e.parity took $(( $(date +%s) - t2 )) s"
-  t2=$(date +%s)
-fi
 
 # e2e.abi without the two "needs only libc/libm" checks.
 (

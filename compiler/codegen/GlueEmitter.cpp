@@ -46,6 +46,8 @@ const char *layoutEnum(llvm::StringRef kind) {
     return "SPARSEC_LAYOUT_CSR";
   if (kind == "embedding")
     return "SPARSEC_LAYOUT_EMBEDDING";
+  if (kind == "buffer")
+    return "SPARSEC_LAYOUT_BUFFER";
   return "SPARSEC_LAYOUT_DENSE";
 }
 
@@ -164,6 +166,74 @@ void emitTrampoline(const ModelAbi &abi, bool train, llvm::raw_ostream &os) {
   if (train)
     os << "  *(float *)bufs[" << args.size() << "] = loss;\n";
   os << "  return 0;\n}\n\n";
+}
+
+/// Name of the fused row update of parameter `k` (sdl-generate-row-updates),
+/// or "" when the runtime steps it.
+std::string rowUpdateName(const ModelAbi &abi, size_t k) {
+  if (!abi.fusedRows || abi.params[k].kind != "embedding")
+    return "";
+  return "sparsec_kernel_" + abi.name + "_rows_" + std::to_string(k);
+}
+
+/// The trampoline from runtime.h's sparsec_row_update_args to the memref
+/// arguments of a generated row update.
+void emitRowTrampoline(const ModelAbi &abi, size_t k, llvm::raw_ostream &os) {
+  const AbiParam &p = abi.params[k];
+  std::string fn = rowUpdateName(abi, k);
+  std::string dim = std::to_string(p.shape[1]);
+  std::vector<std::pair<std::string, std::string>> args = {
+      {"a->values", std::to_string(p.shape[0] * p.shape[1])}};
+  for (int s = 0; s < 7; ++s)
+    args.push_back({"a->state[" + std::to_string(s) + "]",
+                    "a->state_len[" + std::to_string(s) + "]"});
+  args.push_back({"a->row_init", "a->row_init ? a->rows : 0"});
+  args.push_back({"a->grad", "a->n * " + dim});
+  args.push_back({"a->perm", "a->n"});
+  args.push_back({"a->keys", "a->n"});
+  args.push_back({"a->starts", "a->segments + 1"});
+  args.push_back({"a->hyper", "SPARSEC_RH_COUNT"});
+  os << "extern void _mlir_ciface_" << fn << "(";
+  for (size_t i = 0; i < args.size(); ++i)
+    os << (i ? ", " : "") << "sparsec_memref_1 *";
+  os << ");\n\n/* Fused row update of " << p.name
+     << " (coalesce + optimizer step). */\nstatic int " << fn
+     << "_kernel(const sparsec_row_update_args *a) {\n";
+  for (size_t i = 0; i < args.size(); ++i)
+    os << "  sparsec_memref_1 a" << i << " = {(void *)" << args[i].first
+       << ", (void *)" << args[i].first << ", 0, {" << args[i].second
+       << "}, {1}};\n";
+  os << "  _mlir_ciface_" << fn << "(";
+  for (size_t i = 0; i < args.size(); ++i)
+    os << (i ? ", " : "") << "&a" << i;
+  os << ");\n  return 0;\n}\n\n";
+}
+
+/// A static array `name` holding `values`, wrapped at 16 per line.
+void emitIntArray(const std::string &name, const std::vector<int32_t> &values,
+                  llvm::raw_ostream &os) {
+  os << "static const int32_t " << name << "[] = {";
+  for (size_t i = 0; i < values.size(); ++i)
+    os << (i % 16 ? " " : "\n  ") << values[i] << ",";
+  os << "\n};\n";
+}
+
+/// Pattern fields of a CSR parameter's descriptor (after emitting the user
+/// structure, if any, as `<M>_pattern_<k>_{positions,coordinates}`).
+std::string patternFields(const ModelAbi &abi, size_t k) {
+  const AbiParam &p = abi.params[k];
+  std::string dyn;
+  if (p.deltaT > 0)
+    dyn = ", .dynamic = SPARSEC_DYNAMIC_SET, .delta_t = " +
+          std::to_string(p.deltaT) + ", .t_end = " + std::to_string(p.tEnd) +
+          ", .drop_fraction = " + exact(p.dropFraction);
+  if (p.pattern == "small_world")
+    return ", .pattern = SPARSEC_PATTERN_SMALL_WORLD" + dyn;
+  if (p.pattern != "user")
+    return dyn;
+  std::string base = abi.name + "_pattern_" + std::to_string(k);
+  return ", .pattern = SPARSEC_PATTERN_USER, .user_positions = " + base +
+         "_positions, .user_coordinates = " + base + "_coordinates" + dyn;
 }
 
 /// Parameter list of the typed entry point (`const float *x, ...`).
@@ -290,6 +360,8 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
   for (bool train : {false, true})
     for (const KernelArg &a : kernelArgs(abi, train))
       ranks.insert(a.shape.size());
+  if (abi.fusedRows)
+    ranks.insert(1);
   for (size_t r : ranks)
     os << "typedef struct { void *allocated; void *aligned; int64_t offset; "
           "int64_t sizes["
@@ -298,14 +370,29 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
   os << "\n";
   emitTrampoline(abi, false, os);
   emitTrampoline(abi, true, os);
+  for (size_t k = 0; k < abi.params.size(); ++k)
+    if (!rowUpdateName(abi, k).empty())
+      emitRowTrampoline(abi, k, os);
 
+  for (size_t k = 0; k < abi.params.size(); ++k) {
+    const AbiParam &p = abi.params[k];
+    if (p.pattern != "user")
+      continue;
+    std::string base = M + "_pattern_" + std::to_string(k);
+    os << "/* The connectivity of " << p.name << " (CSR). */\n";
+    emitIntArray(base + "_positions", p.userPositions, os);
+    emitIntArray(base + "_coordinates", p.userCoordinates, os);
+    os << "\n";
+  }
   os << "static const sparsec_input_desc " << M << "_inputs[] = {\n";
   for (const AbiInput &in : abi.inputs)
     os << "  {\"" << in.name << "\", " << dtypeEnum(in.dtype) << ", "
        << in.shape.size() << ", " << dims(in.shape) << ", "
        << (in.isTarget ? 1 : 0) << ", " << in.idBound << "},\n";
   os << "};\n\nstatic const sparsec_param_desc " << M << "_params[] = {\n";
-  for (const AbiParam &p : abi.params)
+  for (size_t k = 0; k < abi.params.size(); ++k) {
+    const AbiParam &p = abi.params[k];
+    std::string rows = rowUpdateName(abi, k);
     os << "  {.name = \"" << p.name << "\", .layout = " << layoutEnum(p.kind)
        << ", .rank = " << p.shape.size() << ", .dims = " << dims(p.shape)
        << ", .nnz = " << p.nnz << ", .init = " << initEnum(p.init)
@@ -313,7 +400,10 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
        << ", .padding_idx = " << p.paddingIdx
        << ", .max_norm = " << exact(p.maxNorm)
        << ", .norm_type = " << exact(p.normType)
-       << ", .scale_grad_by_freq = " << (p.scaleGradByFreq ? 1 : 0) << "},\n";
+       << ", .scale_grad_by_freq = " << (p.scaleGradByFreq ? 1 : 0)
+       << (rows.empty() ? "" : ", .row_update = " + rows + "_kernel")
+       << patternFields(abi, k) << "},\n";
+  }
   os << "};\n\n";
   os << "static const sparsec_model_desc " << M << "_desc = {\n"
      << "  SPARSEC_ABI_VERSION, \"" << M << "\",\n"

@@ -85,6 +85,18 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
     if (std::optional<APFloat> nt = p.getNormType())
       ap.normType = nt->convertToDouble();
     ap.scaleGradByFreq = p.getScaleGradByFreq().value_or(false);
+    ap.pattern = p.getPattern().value_or("random").str();
+    if (std::optional<ArrayRef<int32_t>> pos = p.getUserPositions())
+      ap.userPositions.assign(pos->begin(), pos->end());
+    if (std::optional<ArrayRef<int32_t>> crd = p.getUserCoordinates())
+      ap.userCoordinates.assign(crd->begin(), crd->end());
+    if (p.getDynamic()) {
+      ap.deltaT = static_cast<int64_t>(p.getDeltaT().value_or(0));
+      ap.tEnd = static_cast<int64_t>(p.getTEnd().value_or(0));
+      ap.dropFraction = p.getDropFraction()
+                            ? p.getDropFraction()->convertToDouble()
+                            : 0.0;
+    }
     ap.initA = p.getInitA().convertToDouble();
     if (gradIdx >= train.getNumResults()) {
       p.emitError("no gradient result for this parameter in @train");
@@ -113,10 +125,13 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
   abi.optimizer = opt.getKind().str();
   for (NamedAttribute a : opt->getAttrs()) {
     StringRef name = a.getName().getValue();
+    if (name == "fused") // compile time only: fusedRows below
+      continue;
     if (std::optional<double> v = opt.getNumber(name))
       abi.hyper.push_back({name.str(), *v});
   }
   abi.sparseMode = opt.getString("sparse", "lazy").str();
   abi.schedule = opt.getString("schedule", "constant").str();
+  abi.fusedRows = opt.fusesRowUpdates();
   return abi;
 }

@@ -43,6 +43,12 @@ struct AbiParam {
   double maxNorm = 0;
   double normType = 2;
   bool scaleGradByFreq = false;
+  // CSR: the pattern ("random", "small_world", "user" with its structure).
+  std::string pattern = "random";
+  std::vector<int32_t> userPositions, userCoordinates;
+  // CSR, dynamic sparsity (SET): schedule; deltaT = 0 when static.
+  int64_t deltaT = 0, tEnd = 0;
+  double dropFraction = 0;
 };
 
 struct ModelAbi {
@@ -57,6 +63,9 @@ struct ModelAbi {
   std::vector<std::pair<std::string, double>> hyper;
   std::string sparseMode = "lazy";
   std::string schedule = "constant";
+  /// Embedding tables are stepped by the generated fused row updates
+  /// (sdl-generate-row-updates: `sparsec_kernel_<name>_rows_<k>`).
+  bool fusedRows = false;
 };
 
 /// Reads the ABI from a module after sdl-expand-training. Emits an error

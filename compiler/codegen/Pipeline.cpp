@@ -4,7 +4,9 @@
 // (enable-runtime-library=false) with two changes recorded in
 // docs/pipeline.md: eliminate-empty-tensors before sparsification (results
 // are computed in the caller's buffer) and the buffer-deallocation pipeline
-// after bufferization (temporaries are freed). Elementwise fusion is not run:
+// after bufferization (temporaries are freed), and the CSR kernels of
+// sdl-lower-sparse-linear whose parallel loops are outlined onto the
+// runtime's threads (sparsec-outline-parallel). Elementwise fusion is not run:
 // fusing a producer into a generic with a sparse output makes the
 // sparsifier reject the sampled (SDDMM) kernel.
 //
@@ -34,7 +36,10 @@ void ::sparsec::buildTrainingPipeline(OpPassManager &pm) {
 }
 
 void ::sparsec::buildLinalgPipeline(OpPassManager &pm) {
+  pm.addPass(mlir::sdl::createSdlGenerateRowUpdates());
   pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+  pm.addPass(mlir::sdl::createSdlLowerSparseLinear());
+  pm.addPass(mlir::sdl::createSdlLowerKWinners());
   pm.addPass(mlir::sdl::createConvertSdlToLinalg());
   pm.addPass(createCanonicalizerPass());
 }
@@ -64,6 +69,8 @@ void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
       SparseEmitStrategy::kFunctional, SparseParallelizationStrategy::kNone));
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  if (o.threads)
+    pm.addPass(mlir::sdl::createSparsecOutlineParallel());
   pm.addPass(createStorageSpecifierToLLVMPass());
   pm.addNestedPass<func::FuncOp>(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());

@@ -16,6 +16,9 @@ namespace sparsec {
 struct CodegenOptions {
   /// Sparsifier vector length (0 = scalar code).
   unsigned vectorLength = 0;
+  /// Run loops marked `sdl.parallel` on the runtime's thread pool
+  /// (sparsec-outline-parallel); otherwise they run sequentially.
+  bool threads = true;
 };
 
 /// sdl -> sdl-train: sdl-expand-training.

@@ -124,6 +124,8 @@ StringRef ast::layerKindName(LayerKind k) {
     return "embedding_bag";
   case LayerKind::Tensor:
     return "tensor";
+  case LayerKind::KWinners:
+    return "kwinners";
   }
   return "?";
 }
@@ -148,6 +150,18 @@ StringRef ast::initKindName(InitKind k) {
     return "normal";
   case InitKind::Uniform:
     return "uniform";
+  }
+  return "?";
+}
+
+StringRef ast::patternName(Pattern p) {
+  switch (p) {
+  case Pattern::Random:
+    return "random";
+  case Pattern::SmallWorld:
+    return "small_world";
+  case Pattern::User:
+    return "user";
   }
   return "?";
 }
@@ -390,6 +404,13 @@ private:
       os << "in=" << l.in << ", out=" << l.out
          << ", sparsity=" << formatDouble(l.sparsity)
          << ", bias=" << (l.bias ? "true" : "false") << ", nnz=" << l.nnz;
+      if (l.pattern == Pattern::User)
+        os << ", connectivity=\"" << l.connectivityFile << '"';
+      else if (l.pattern != Pattern::Random)
+        os << ", connectivity=" << patternName(l.pattern);
+      if (l.dynamic)
+        os << ", dynamic=set, delta_t=" << l.deltaT << ", t_end=" << l.tEnd
+           << ", drop_fraction=" << formatDouble(l.dropFraction);
       break;
     case LayerKind::Embedding:
     case LayerKind::EmbeddingBag:
@@ -403,6 +424,12 @@ private:
            << ", norm_type=" << formatDouble(l.normType);
       if (l.scaleGradByFreq)
         os << ", scale_grad_by_freq=true";
+      break;
+    case LayerKind::KWinners:
+      os << "n=" << l.num << ", percent_on=" << formatDouble(l.percentOn)
+         << ", k=" << l.k << ", k_inference=" << l.kInference
+         << ", boost_strength=" << formatDouble(l.boostStrength)
+         << ", duty_cycle_period=" << l.dutyCyclePeriod;
       break;
     case LayerKind::Tensor:
       os << "dims=[";
@@ -521,6 +548,8 @@ private:
         os << ", sparse=" << sparseModeName(opt.sparse);
       if (opt.clipGradNorm > 0)
         num("clip_grad_norm", opt.clipGradNorm);
+      if (!opt.fused && opt.sparse == SparseMode::Lazy && opt.clipGradNorm == 0)
+        os << ", fused=false";
       if (opt.schedule != ScheduleKind::Constant)
         os << ", schedule=" << scheduleKindName(opt.schedule);
       if (opt.schedule == ScheduleKind::Step) {

@@ -157,7 +157,14 @@ struct Argument {
 // Parameters
 //===----------------------------------------------------------------------===//
 
-enum class LayerKind { Linear, SparseLinear, Embedding, EmbeddingBag, Tensor };
+enum class LayerKind {
+  Linear,
+  SparseLinear,
+  Embedding,
+  EmbeddingBag,
+  Tensor,
+  KWinners
+};
 
 /// How embedding_bag reduces the rows of a bag.
 enum class BagMode { Sum, Mean, Max };
@@ -166,6 +173,10 @@ llvm::StringRef layerKindName(LayerKind k);
 
 enum class InitKind { Zeros, Normal, Uniform };
 llvm::StringRef initKindName(InitKind k);
+
+/// Where a sparse_linear's pattern comes from.
+enum class Pattern { Random, SmallWorld, User };
+llvm::StringRef patternName(Pattern p);
 
 /// A parameter with its arguments resolved (defaults applied). Fields not
 /// used by a kind keep their default values.
@@ -179,6 +190,15 @@ struct Layer {
   // nnz = llround((1.0 - sparsity) * double(in) * double(out)) >= 1.
   double sparsity = 0.0;
   int64_t nnz = 0;
+  // sparse_linear: the pattern (random, small-world, or a user file read by
+  // Sema into CSR form: positions [out + 1], coordinates [nnz]).
+  Pattern pattern = Pattern::Random;
+  std::string connectivityFile;
+  std::vector<int32_t> userPositions, userCoordinates;
+  // sparse_linear, dynamic = set: prune-and-regrow schedule.
+  bool dynamic = false;
+  int64_t deltaT = 0, tEnd = 0;
+  double dropFraction = 0;
   // embedding, embedding_bag: table [num, dim]; bag reduction.
   int64_t num = 0;
   int64_t dim = 0;
@@ -188,6 +208,10 @@ struct Layer {
   double maxNorm = 0;      // 0: no renormalisation
   double normType = 2;
   bool scaleGradByFreq = false;
+  // kwinners (nupic.torch KWinners): n units (kept in `num`), k winners in
+  // training and kInference at inference, boosting, duty cycle period.
+  double percentOn = 0, kInferenceFactor = 1.5, boostStrength = 1.0;
+  int64_t dutyCyclePeriod = 1000, k = 0, kInference = 0;
   // tensor: shape (rank 1 or 2), initializer and its std/bound.
   std::vector<int64_t> dims;
   InitKind init = InitKind::Normal;
@@ -391,6 +415,10 @@ struct Optimizer {
   int64_t tMax = 0;      // cosine: period in steps
   double etaMin = 0.0;   // cosine: final lr
   int64_t warmup = 0;    // linear warm-up steps (0: none)
+  /// Embedding rows are stepped by the generated fused row update (sum of
+  /// each id's gradient rows + the optimizer step in one pass). Resolved:
+  /// the user's `fused`, else true wherever it applies (lazy, no clipping).
+  bool fused = true;
 };
 
 /// `optimizer = KIND(ARGS)`.

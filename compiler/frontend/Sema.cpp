@@ -168,6 +168,17 @@ void ModelChecker::checkInput(InputDecl &in) {
                 "sparse encodings on model inputs are not supported yet");
     ok = false;
   }
+  // The generated C ABI passes f32, f64, i32 and i64 buffers only (and no
+  // layer or loss takes anything else); refuse the rest here, at the
+  // declaration, rather than late in the C ABI emitter (fuzz finding F-1).
+  if (spec.elem == ElemType::F16 || spec.elem == ElemType::BF16 ||
+      spec.elem == ElemType::I8) {
+    diags.error(spec.loc, "'" + in.name + "' has element type " +
+                              elemTypeName(spec.elem) +
+                              "; model inputs and targets must be f32, f64, "
+                              "i32 or i64 (the types of the C ABI)");
+    ok = false;
+  }
   if (ok && perExample.ugt(toAPInt(kMaxElements))) {
     diags.error(in.loc, "'" + in.name + "' has more than " +
                             Twine(kMaxElements) +
@@ -494,6 +505,16 @@ Type ModelChecker::applyLayer(CallExpr &c, const ParamDecl &p,
     Type result(ElemType::F32, t.shape);
     result.shape.push_back(l.dim);
     return checkValueSize(c.getLoc(), std::move(result));
+  }
+  if (l.kind == LayerKind::KWinners) {
+    if (t.elem != ElemType::F32 || t.getRank() != 2 || !t.hasBatchDim() ||
+        t.shape[1] != l.num) {
+      diags.error(c.getLoc(), "kwinners '" + p.name +
+                                  "' expects an f32 input of shape [" + batch +
+                                  ", " + Twine(l.num) + "], got " + ty(t));
+      return Type();
+    }
+    return t;
   }
   // linear and sparse_linear.
   if (t.elem != ElemType::F32 || t.getRank() != 2 || !t.hasBatchDim()) {

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Connectivity.h"
 #include "Diagnostics.h"
 #include "Sema.h"
 
@@ -44,7 +45,7 @@ static std::string toDecimal(const llvm::APInt &v) {
 // (e.g. embedding's padding_idx) is one new row plus its use below.
 
 namespace {
-enum class ArgType { Int, Number, Bool, Name };
+enum class ArgType { Int, Number, Bool, Name, NameOrString };
 
 struct ArgSpec {
   const char *name;
@@ -60,7 +61,14 @@ const ArgSpec kLinearArgs[] = {{"in", ArgType::Int, true},
 const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
                                      {"out", ArgType::Int, true},
                                      {"sparsity", ArgType::Number, false},
-                                     {"bias", ArgType::Bool, false}};
+                                     {"bias", ArgType::Bool, false},
+                                     {"connectivity", ArgType::NameOrString,
+                                      false, true},
+                                     {"dynamic", ArgType::Name, false, true},
+                                     {"delta_t", ArgType::Int, false, true},
+                                     {"t_end", ArgType::Int, false, true},
+                                     {"drop_fraction", ArgType::Number, false,
+                                      true}};
 const ArgSpec kEmbeddingArgs[] = {
     {"num", ArgType::Int, true},
     {"dim", ArgType::Int, true},
@@ -76,6 +84,12 @@ const ArgSpec kEmbeddingBagArgs[] = {
     {"max_norm", ArgType::Number, false, true},
     {"norm_type", ArgType::Number, false, true},
     {"scale_grad_by_freq", ArgType::Bool, false, true}};
+const ArgSpec kKWinnersArgs[] = {
+    {"n", ArgType::Int, true},
+    {"percent_on", ArgType::Number, true},
+    {"k_inference_factor", ArgType::Number, false, true},
+    {"boost_strength", ArgType::Number, false, true},
+    {"duty_cycle_period", ArgType::Int, false, true}};
 const ArgSpec kTensorArgs[] = {{"d0", ArgType::Int, true},
                                {"d1", ArgType::Int, false},
                                {"init", ArgType::Name, false, true},
@@ -154,7 +168,8 @@ const ArgSpec kCommonOptArgs[] = {
     {"gamma", ArgType::Number, false, true},
     {"t_max", ArgType::Int, false, true},
     {"eta_min", ArgType::Number, false, true},
-    {"warmup", ArgType::Int, false, true}};
+    {"warmup", ArgType::Int, false, true},
+    {"fused", ArgType::Bool, false, true}};
 
 /// Arguments bound to the rows of an ArgSpec table (nullptr = not given).
 using BoundArgs = llvm::SmallVector<const Argument *, 8>;
@@ -226,6 +241,10 @@ static bool bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
       if (v.kind != ArgValue::Kind::Ident)
         expected = "a name";
       break;
+    case ArgType::NameOrString:
+      if (v.kind != ArgValue::Kind::Ident && v.kind != ArgValue::Kind::String)
+        expected = "a name or a file name in quotes";
+      break;
     }
     if (expected) {
       diags.error(v.loc, "argument '" + Twine(spec.name) + "' of '" + kind +
@@ -252,6 +271,124 @@ static bool checkElementCount(DiagEngine &diags, const ParamDecl &p,
   return false;
 }
 
+/// `connectivity = random | small_world | "file"` of sparse_linear; a file
+/// replaces `sparsity` (the pattern fixes nnz).
+static bool resolveConnectivity(const Argument &a, const Argument *sparsity,
+                                Layer &l, DiagEngine &diags) {
+  const ArgValue &v = a.value;
+  if (v.kind == ArgValue::Kind::Ident) {
+    std::optional<Pattern> p = llvm::StringSwitch<std::optional<Pattern>>(v.text)
+                                   .Case("random", Pattern::Random)
+                                   .Case("small_world", Pattern::SmallWorld)
+                                   .Default(std::nullopt);
+    if (!p) {
+      diags.error(v.loc, "unknown connectivity '" + v.text +
+                             "'; expected random, small_world or a file "
+                             "name in quotes");
+      return false;
+    }
+    l.pattern = *p;
+    return true;
+  }
+  if (sparsity) {
+    diags.error(sparsity->value.loc,
+                "'sparsity' cannot be given with a connectivity file (the "
+                "file sets the number of weights)");
+    return false;
+  }
+  if (!loadConnectivity(diags, v.loc, v.text, l.out, l.in, l.userPositions,
+                        l.userCoordinates))
+    return false;
+  if (l.userCoordinates.empty()) {
+    diags.error(v.loc, "connectivity file '" + v.text + "' has no connections");
+    return false;
+  }
+  l.pattern = Pattern::User;
+  l.connectivityFile = v.text;
+  return true;
+}
+
+/// kwinners(n, percent_on, k_inference_factor = 1.5, boost_strength = 1.0,
+/// duty_cycle_period = 1000): nupic.torch's rules (0 < percent_on < 1,
+/// 0 < percent_on * k_inference_factor < 1, k = round(n * percent_on),
+/// k_inference = int(k * k_inference_factor)), both k at least 1.
+static bool resolveKWinners(ArrayRef<const Argument *> args, Layer &l,
+                            DiagEngine &diags) {
+  auto num = [&](size_t i, double dflt) {
+    return args[i] ? args[i]->value.getNumber() : dflt;
+  };
+  l.percentOn = num(1, 0);
+  l.kInferenceFactor = num(2, 1.5);
+  l.boostStrength = num(3, 1.0);
+  l.dutyCyclePeriod = args[4] ? args[4]->value.intValue : 1000;
+  auto bad = [&](size_t i, const Twine &msg) {
+    diags.error(args[i]->value.loc, msg);
+    return false;
+  };
+  if (!(l.percentOn > 0 && l.percentOn < 1))
+    return bad(1, "argument 'percent_on' of 'kwinners' must be in (0, 1)");
+  double inference = l.percentOn * l.kInferenceFactor;
+  if (!(inference > 0 && inference < 1))
+    return bad(args[2] ? 2 : 1, "percent_on * k_inference_factor of "
+                                "'kwinners' must be in (0, 1)");
+  if (!(l.boostStrength >= 0))
+    return bad(3, "argument 'boost_strength' of 'kwinners' must be "
+                  "non-negative");
+  // Python's round (half to even) and int (toward zero).
+  l.k = static_cast<int64_t>(std::nearbyint(double(l.num) * l.percentOn));
+  l.kInference = static_cast<int64_t>(double(l.k) * l.kInferenceFactor);
+  if (l.k < 1 || l.kInference < 1)
+    return bad(1, "kwinners keeps no unit: k = round(n * percent_on) = " +
+                      Twine(l.k) + ", k_inference = int(k * k_inference_factor) = " +
+                      Twine(l.kInference));
+  if (l.kInference > l.num)
+    return bad(args[2] ? 2 : 1, "k_inference = " + Twine(l.kInference) +
+                                    " exceeds n = " + Twine(l.num));
+  return true;
+}
+
+/// `dynamic = none | set` with delta_t (default 100), t_end (required) and
+/// drop_fraction (default 0.3) of sparse_linear.
+static bool resolveDynamic(ArrayRef<const Argument *> a, Layer &l,
+                           DiagEngine &diags) {
+  if (!a[0]) {
+    for (const Argument *x : a.drop_front())
+      if (x) {
+        diags.error(x->loc, "'" + x->key + "' needs 'dynamic = set'");
+        return false;
+      }
+    return true;
+  }
+  StringRef mode = a[0]->value.text;
+  if (mode == "none")
+    return true;
+  if (mode == "rigl") {
+    diags.error(a[0]->value.loc, "dynamic = rigl (gradient-based growth) is "
+                                 "not supported yet; use dynamic = set");
+    return false;
+  }
+  if (mode != "set") {
+    diags.error(a[0]->value.loc,
+                "unknown dynamic sparsity '" + mode + "'; expected none or set");
+    return false;
+  }
+  l.dynamic = true;
+  l.deltaT = a[1] ? a[1]->value.intValue : 100;
+  if (!a[2]) {
+    diags.error(a[0]->value.loc, "dynamic = set needs 't_end' (the last step "
+                                 "that updates the pattern)");
+    return false;
+  }
+  l.tEnd = a[2]->value.intValue;
+  l.dropFraction = a[3] ? a[3]->value.getNumber() : 0.3;
+  if (!(l.dropFraction > 0 && l.dropFraction < 1)) {
+    diags.error(a[3]->value.loc,
+                "argument 'drop_fraction' of 'sparse_linear' must be in (0, 1)");
+    return false;
+  }
+  return true;
+}
+
 bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   auto kind = llvm::StringSwitch<std::optional<LayerKind>>(p.kindName)
                   .Case("linear", LayerKind::Linear)
@@ -259,11 +396,12 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
                   .Case("embedding", LayerKind::Embedding)
                   .Case("embedding_bag", LayerKind::EmbeddingBag)
                   .Case("tensor", LayerKind::Tensor)
+                  .Case("kwinners", LayerKind::KWinners)
                   .Default(std::nullopt);
   if (!kind) {
     diags.error(p.kindLoc, "unknown parameter kind '" + p.kindName +
                                "'; expected linear, sparse_linear, embedding, "
-                               "embedding_bag or tensor");
+                               "embedding_bag, tensor or kwinners");
     return false;
   }
   ArrayRef<ArgSpec> specs;
@@ -282,6 +420,9 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     break;
   case LayerKind::Tensor:
     specs = kTensorArgs;
+    break;
+  case LayerKind::KWinners:
+    specs = kKWinnersArgs;
     break;
   }
   BoundArgs args;
@@ -320,6 +461,11 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
                     "[0, 1)");
         ok = false;
       }
+      if (args[4] && !resolveConnectivity(*args[4], args[2], l, diags))
+        ok = false;
+      if (!resolveDynamic(ArrayRef<const Argument *>(args).slice(5, 4), l,
+                          diags))
+        ok = false;
     }
     count = toAPInt(l.in) * toAPInt(l.out);
     if (l.bias)
@@ -379,6 +525,12 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
       }
     }
     break;
+  case LayerKind::KWinners:
+    l.num = args[0]->value.intValue;
+    if (!resolveKWinners(args, l, diags))
+      ok = false;
+    count = toAPInt(l.num) + toAPInt(1);
+    break;
   case LayerKind::Tensor: {
     l.dims.push_back(args[0]->value.intValue);
     if (args[1])
@@ -414,7 +566,11 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   if (!ok || !checkElementCount(diags, p, count))
     return false;
   l.numElements = static_cast<int64_t>(count.getZExtValue());
-  if (l.kind == LayerKind::SparseLinear) {
+  if (l.kind == LayerKind::SparseLinear && l.pattern == Pattern::User) {
+    l.nnz = static_cast<int64_t>(l.userCoordinates.size());
+    l.sparsity = 1.0 - static_cast<double>(l.nnz) /
+                           (static_cast<double>(l.in) * static_cast<double>(l.out));
+  } else if (l.kind == LayerKind::SparseLinear) {
     l.nnz = std::llround((1.0 - l.sparsity) * static_cast<double>(l.in) *
                          static_cast<double>(l.out));
     if (l.nnz < 1) {
@@ -491,6 +647,20 @@ static bool resolveCommonOptArgs(ArrayRef<const Argument *> bound,
   }
   if (!ok)
     return false;
+  // Fused row updates step each row as soon as its gradient is summed: only
+  // lazy rows without global-norm clipping (which needs every gradient
+  // first) keep the runtime's numerics.
+  const bool fusable = opt.sparse == SparseMode::Lazy && opt.clipGradNorm == 0;
+  if (const Argument *a = bound[8]) {
+    opt.fused = a->value.boolValue;
+    if (opt.fused && !fusable) {
+      diags.error(a->value.loc, "'fused = true' needs sparse = lazy and no "
+                                "clip_grad_norm");
+      return false;
+    }
+  } else {
+    opt.fused = fusable;
+  }
   if (opt.schedule == ScheduleKind::Step && opt.stepSize <= 0) {
     diags.error(bound[2]->value.loc,
                 "schedule 'step' needs step_size > 0");

@@ -107,7 +107,9 @@ private:
     auto p = sdl::ParamOp::create(
         b, l, b.getStringAttr(name), TypeAttr::get(t), b.getStringAttr(kind),
         b.getStringAttr(init), b.getF64FloatAttr(initA), IntegerAttr(),
-        IntegerAttr(), FloatAttr(), FloatAttr(), BoolAttr());
+        IntegerAttr(), FloatAttr(), FloatAttr(), BoolAttr(), StringAttr(),
+        DenseI32ArrayAttr(), DenseI32ArrayAttr(), StringAttr(), IntegerAttr(),
+        IntegerAttr(), FloatAttr());
     if (nnz)
       p.setNnzAttr(b.getI64IntegerAttr(*nnz));
     return p;
@@ -144,9 +146,28 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
                    RankedTensorType::get({l.out, l.in}, b.getF32Type()),
                    "dense", "fan_in_uniform", fanIn(l));
       break;
-    case ast::LayerKind::SparseLinear:
-      declareParam(pl, w, csrType(l.out, l.in), "csr", "fan_in_uniform",
-                   fanIn(l), l.nnz);
+    case ast::LayerKind::SparseLinear: {
+      auto weight = declareParam(pl, w, csrType(l.out, l.in), "csr",
+                                 "fan_in_uniform", fanIn(l), l.nnz);
+      if (l.pattern != ast::Pattern::Random)
+        weight.setPatternAttr(b.getStringAttr(ast::patternName(l.pattern)));
+      if (l.dynamic) {
+        weight.setDynamicAttr(b.getStringAttr("set"));
+        weight.setDeltaTAttr(b.getI64IntegerAttr(l.deltaT));
+        weight.setTEndAttr(b.getI64IntegerAttr(l.tEnd));
+        weight.setDropFractionAttr(b.getF64FloatAttr(l.dropFraction));
+      }
+      if (l.pattern == ast::Pattern::User) {
+        weight.setUserPositionsAttr(b.getDenseI32ArrayAttr(l.userPositions));
+        weight.setUserCoordinatesAttr(
+            b.getDenseI32ArrayAttr(l.userCoordinates));
+      }
+      break;
+    }
+    case ast::LayerKind::KWinners:
+      declareParam(pl, p->name + ".duty_cycle",
+                   RankedTensorType::get({l.num + 1}, b.getF32Type()),
+                   "buffer", "zeros", 0.0);
       break;
     case ast::LayerKind::Embedding:
     case ast::LayerKind::EmbeddingBag: {
@@ -229,6 +250,8 @@ void MLIRGenImpl::genOptimizer(const ast::OptimizerDecl &decl) {
         b.getNamedAttr("sparse", b.getStringAttr(ast::sparseModeName(o.sparse))));
   if (o.clipGradNorm > 0)
     num("clip_grad_norm", o.clipGradNorm);
+  if (!o.fused && o.sparse == ast::SparseMode::Lazy && o.clipGradNorm == 0)
+    attrs.push_back(b.getNamedAttr("fused", b.getBoolAttr(false)));
   if (o.schedule != ast::ScheduleKind::Constant)
     attrs.push_back(b.getNamedAttr(
         "schedule", b.getStringAttr(ast::scheduleKindName(o.schedule))));
@@ -283,6 +306,14 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
         b, cl, resultType, x, table, weights,
         b.getStringAttr(ast::bagModeName(l.mode)),
         l.paddingIdx >= 0 ? b.getI64IntegerAttr(l.paddingIdx) : IntegerAttr());
+  }
+  if (l.kind == ast::LayerKind::KWinners) {
+    Value duty = getParam(cl, p.name + ".duty_cycle",
+                          RankedTensorType::get({l.num + 1}, b.getF32Type()));
+    return sdl::KWinnersOp::create(
+        b, cl, resultType, x, duty, b.getI64IntegerAttr(l.k),
+        b.getI64IntegerAttr(l.kInference), b.getF64FloatAttr(l.boostStrength),
+        b.getI64IntegerAttr(l.dutyCyclePeriod), UnitAttr());
   }
   RankedTensorType wt =
       l.kind == ast::LayerKind::SparseLinear

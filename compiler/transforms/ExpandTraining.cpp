@@ -66,6 +66,27 @@ public:
                         ReluGradOp::create(b, loc, relu.getType(),
                                            relu.getInput(), dy),
                         loc);
+    if (auto kw = dyn_cast<KWinnersOp>(op)) {
+      // dx through the winners; the duty buffer's "gradient" is its next
+      // value (the train function returns it; the runtime stores it).
+      Value x = kw.getInput(), duty = kw.getDuty();
+      if (needsGrad.contains(x) &&
+          failed(accumulate(x,
+                            KWinnersGradOp::create(b, loc, typeOf(x), x, duty,
+                                                   dy, kw.getKAttr(),
+                                                   kw.getBoostStrengthAttr()),
+                            loc)))
+        return failure();
+      if (!needsGrad.contains(duty))
+        return success();
+      if (grads.count(duty))
+        return emitError(loc)
+               << "a kwinners layer applied more than once is not supported";
+      grads[duty] = KWinnersDutyOp::create(b, loc, typeOf(duty),
+                                           kw.getResult(), duty,
+                                           kw.getPeriodAttr());
+      return success();
+    }
     if (auto add = dyn_cast<AddOp>(op)) {
       if (failed(accumulate(add.getLhs(), dy, loc)))
         return failure();
@@ -206,6 +227,8 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
   train->removeAttr(kModelAttr);
   train->setAttr("sdl.entry", b.getStringAttr("train"));
   Block &body = train.getBody().front();
+  // K-winners layers train with k (the forward function keeps k_inference).
+  body.walk([&](KWinnersOp kw) { kw.setTraining(true); });
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   Value lossVal = ret.getOperand(1);
   Operation *lossOp = lossVal.getDefiningOp();

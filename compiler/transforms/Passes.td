@@ -44,6 +44,41 @@ def SdlFinalizeAbi : Pass<"sdl-finalize-abi", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def SdlGenerateRowUpdates : Pass<"sdl-generate-row-updates", "::mlir::ModuleOp"> {
+  let summary = "Generate the fused row update (coalesce + optimizer step) of embedding tables";
+  let description = [{
+    When the model's `sdl.optimizer` fuses row updates (sparse = "lazy", no
+    clip_grad_norm, `fused` not false), adds for every embedding
+    `sdl.param` (index k in declaration order)
+    `@sparsec_kernel_<Model>_rows_<k>`: given the batch's gradient rows and
+    their order sorted by id (runtime.h, sparsec_row_update_args), it sums
+    each id's rows in batch order and applies the optimizer's lazy step to
+    that row of the table and its states, in one pass, with the runtime's
+    arithmetic (bit-identical results). Runs before sdl-finalize-abi.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
+def SdlLowerKWinners : Pass<"sdl-lower-kwinners", "::mlir::ModuleOp"> {
+  let summary = "Lower sdl.kwinners and its backward/duty ops to linalg";
+  let description = [{
+    sdl.kwinners, sdl.kwinners_grad and sdl.kwinners_duty become
+    linalg.generic ops on tensors: the k winners of each sample are found by
+    bisection on order-preserving integer keys of the boosted values (each
+    step one counting reduction), exactly k per sample, ties to the lower
+    index. Runs before convert-sdl-to-linalg.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def ConvertSdlToLinalg : Pass<"convert-sdl-to-linalg", "::mlir::ModuleOp"> {
   let summary = "Lower sdl ops to linalg.generic on (sparse) tensors";
   let description = [{
@@ -57,6 +92,42 @@ def ConvertSdlToLinalg : Pass<"convert-sdl-to-linalg", "::mlir::ModuleOp"> {
                            "::mlir::math::MathDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::sparse_tensor::SparseTensorDialect"];
+}
+
+def SdlLowerSparseLinear : Pass<"sdl-lower-sparse-linear", "::mlir::ModuleOp"> {
+  let summary = "Register-tiled loops for the (CSR or dense) linear kernels";
+  let description = [{
+    Lowers `sdl.linear`, `sdl.linear_grad_input` and `sdl.linear_grad_weight`
+    with a CSR weight (rebuilt by `sparse_tensor.assemble`) or a dense f32/f64
+    weight and rank-2 activations into explicit loops on a batch-blocked layout
+    ([ceil(B/W), F, W], W = 64 for f32): SpMM with the output tile in vector
+    registers across a row's stored weights, transposed SpMM, SDDMM. Rows or
+    batch blocks are an `scf.parallel` marked `sdl.parallel`. Runs before
+    `convert-sdl-to-linalg`, which lowers what is left (through the
+    sparsifier).
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::sparse_tensor::SparseTensorDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def SparsecOutlineParallel : Pass<"sparsec-outline-parallel", "::mlir::ModuleOp"> {
+  let summary = "Run scf.parallel loops marked sdl.parallel on the runtime's threads";
+  let description = [{
+    On buffers, after bufferization: each one-dimensional `scf.parallel`
+    marked `sdl.parallel` (from 0, step 1) is outlined into a function
+    `(ptr ctx, index lo, index hi)` that runs iterations [lo, hi); the loop
+    is replaced by a call of the runtime's `sparsec_parallel_for(fn, ctx, n)`
+    with the captured values packed into a stack struct.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 #endif // SPARSEC_TRANSFORMS_PASSES_TD

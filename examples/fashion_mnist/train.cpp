@@ -1,16 +1,32 @@
-//===- train.cpp - Train the sparse Fashion-MNIST MLP ---------------------===//
+//===- train.cpp - Train a sparse Fashion-MNIST classifier ----------------===//
 //
 // Links the library that `sparsec fashion_mlp.sdl` generated, reads
-// Fashion-MNIST from Debian's dataset-fashion-mnist, trains with SGD and a
-// progress bar, and prints per-epoch loss, test accuracy and samples/s.
+// Fashion-MNIST from Debian's dataset-fashion-mnist, trains with the
+// model's optimizer and a progress bar, and prints per-epoch loss, test
+// accuracy and samples/s.
 //
 //   fashion_mnist_train [--epochs N] [--batch N] [--lr X] [--seed N]
 //                       [--data DIR] [--limit N] [--save FILE]
 //
+// Any model with an f32[B, 784] input, an i64[B] target and 10 outputs can
+// be trained by it: compile with -DSPARSEC_MODEL=<Model> and
+// -DSPARSEC_MODEL_HEADER="<header>" (examples/wide_sparse does).
+//
 //===----------------------------------------------------------------------===//
 
-#include "fashion_mlp.h"
+#ifndef SPARSEC_MODEL
+#define SPARSEC_MODEL FashionMLP
+#define SPARSEC_MODEL_HEADER "fashion_mlp.h"
+#endif
+#include SPARSEC_MODEL_HEADER
 #include "idx.h"
+
+/// <Model>_<fn> of the model being trained.
+#define SPARSEC_PASTE2(m, f) m##_##f
+#define SPARSEC_PASTE(m, f) SPARSEC_PASTE2(m, f)
+#define API(f) SPARSEC_PASTE(SPARSEC_MODEL, f)
+#define SPARSEC_STR2(m) #m
+#define SPARSEC_STR(m) SPARSEC_STR2(m)
 
 #include <algorithm>
 #include <chrono>
@@ -84,8 +100,8 @@ bool parseArgs(int argc, char **argv, Options &o) {
 }
 
 int fail(const char *what, int status) {
-  std::fprintf(stderr, "error: %s: %s (%s)\n", what,
-               FashionMLP_last_error(), FashionMLP_status_name(status));
+  std::fprintf(stderr, "error: %s: %s (%s)\n", what, API(last_error)(),
+               API(status_name)(status));
   return 1;
 }
 
@@ -105,7 +121,8 @@ public:
     int width = 30, filled = int(width * done / total);
     std::string bar(filled, '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "%sepoch %d [%s] %3d%% %6lld/%lld loss %.4f %7.0f samples/s%s",
+    std::fprintf(stderr,
+                 "%sepoch %d [%s] %3d%% %6lld/%lld loss %.4f %7.0f samples/s%s",
                  tty ? "\r" : "", epoch, bar.c_str(), int(100 * done / total),
                  (long long)done, (long long)total, loss,
                  done / std::max(1e-9, t - start), tty ? "" : "\n");
@@ -127,14 +144,13 @@ private:
 };
 
 /// Fraction of `data` classified correctly (batches of 1000).
-bool accuracy(FashionMLP *m, const Dataset &data, double &acc) {
+bool accuracy(SPARSEC_MODEL *m, const Dataset &data, double &acc) {
   const int64_t chunk = 1000, classes = 10;
   std::vector<float> out(chunk * classes);
   int64_t correct = 0;
   for (int64_t i = 0; i < data.count; i += chunk) {
     int64_t n = std::min(chunk, data.count - i);
-    int s = FashionMLP_forward(m, n, &data.images[i * data.features],
-                               out.data());
+    int s = API(forward)(m, n, &data.images[i * data.features], out.data());
     if (s != 0)
       return fail("forward", s), false;
     for (int64_t r = 0; r < n; ++r) {
@@ -166,18 +182,19 @@ int main(int argc, char **argv) {
   }
   int64_t n = opt.limit ? std::min(opt.limit, train.count) : train.count;
 
-  FashionMLP *m = nullptr;
-  if (int s = FashionMLP_create(opt.seed, &m))
+  SPARSEC_MODEL *m = nullptr;
+  if (int s = API(create)(opt.seed, &m))
     return fail("create", s);
   if (opt.lr > 0)
-    if (int s = FashionMLP_set_lr(m, opt.lr))
+    if (int s = API(set_lr)(m, opt.lr))
       return fail("set_lr", s);
   double lr = 0;
-  FashionMLP_get_lr(m, &lr);
-  std::printf("Fashion-MNIST: %lld training / %lld test images, batch %lld, "
-              "lr %g, seed %llu\n",
-              (long long)n, (long long)test.count, (long long)opt.batch, lr,
-              (unsigned long long)opt.seed);
+  API(get_lr)(m, &lr);
+  std::printf(
+      "Fashion-MNIST, model %s: %lld training / %lld test images, batch %lld, "
+      "lr %g, seed %llu\n",
+      SPARSEC_STR(SPARSEC_MODEL), (long long)n, (long long)test.count,
+      (long long)opt.batch, lr, (unsigned long long)opt.seed);
 
   std::vector<int64_t> order(train.count);
   std::iota(order.begin(), order.end(), 0);
@@ -199,7 +216,7 @@ int main(int argc, char **argv) {
         yb[r] = train.labels[idx];
       }
       float loss = 0;
-      if (int s = FashionMLP_train_step(m, b, xb.data(), yb.data(), &loss))
+      if (int s = API(train_step)(m, b, xb.data(), yb.data(), &loss))
         return fail("train_step", s);
       lossSum += loss;
       ++steps;
@@ -218,10 +235,10 @@ int main(int argc, char **argv) {
   std::printf("trained %d epochs in %.1f s (%.1f s per epoch)\n", opt.epochs,
               totalTime, totalTime / opt.epochs);
   if (!opt.save.empty()) {
-    if (int s = FashionMLP_save(m, opt.save.c_str()))
+    if (int s = API(save)(m, opt.save.c_str()))
       return fail("save", s);
     std::printf("saved %s\n", opt.save.c_str());
   }
-  FashionMLP_destroy(m);
+  API(destroy)(m);
   return 0;
 }

@@ -23,9 +23,10 @@
  * I64 tensors come first and U8 last, so every tensor is aligned to its
  * element size. SGD's momentum is written once set; the other optimizer
  * tensors always. `__metadata__` = {format: "sparsec", model, abi, step, lr,
- * crc32, optimizer, sparse_mode, and "NAME.size": "[rows,cols]" per CSR
- * parameter}, the CRC32 (8 lower-case hex digits) covering the whole data
- * section. Saving writes PATH.tmp.XXXXXX in
+ * crc32, optimizer, sparse_mode, "NAME.size": "[rows,cols]" per CSR
+ * parameter, metadata_crc32}: crc32 (8 lower-case hex digits) covers the
+ * whole data section, metadata_crc32 every other metadata entry
+ * (sparsec__ck_meta_crc). Saving writes PATH.tmp.XXXXXX in
  * the same directory, fsyncs it, renames it over PATH and fsyncs the
  * directory; any failure removes the temporary and leaves PATH untouched.
  * Loading (checkpoint_load.c) reads the whole file and validates every
@@ -201,6 +202,47 @@ static int sparsec__ck_saved(const sparsec_model *m, const sparsec__ck_entry *e)
   return 0;
 }
 
+/*===-- Metadata checksum -----------------------------------------------------===*/
+
+static int sparsec__kv_cmp(const void *a, const void *b) {
+  const sparsec__ck_kv *x = *(const sparsec__ck_kv *const *)a;
+  const sparsec__ck_kv *y = *(const sparsec__ck_kv *const *)b;
+  const size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+  const int c = n ? memcmp(x->key, y->key, n) : 0;
+  if (c != 0)
+    return c;
+  return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+static int sparsec__kv_is(const sparsec__ck_kv *e, const char *key) {
+  return e->key_len == strlen(key) && memcmp(e->key, key, e->key_len) == 0;
+}
+
+int sparsec__ck_meta_crc(const sparsec__ck_kv *kv, size_t n, uint32_t *crc) {
+  /* Sorted through pointers (a hostile header may hold many entries). */
+  const sparsec__ck_kv **order =
+      (const sparsec__ck_kv **)sparsec__calloc(n ? n : 1, sizeof(*order));
+  if (!order)
+    return -1;
+  for (size_t i = 0; i < n; ++i)
+    order[i] = &kv[i];
+  qsort(order, n, sizeof(*order), sparsec__kv_cmp);
+  static const char nul = '\0';
+  uint32_t c = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const sparsec__ck_kv *e = order[i];
+    if (sparsec__kv_is(e, "crc32") || sparsec__kv_is(e, SPARSEC_CK_META_CRC_KEY))
+      continue;
+    c = sparsec__crc32(c, e->key, e->key_len);
+    c = sparsec__crc32(c, &nul, 1);
+    c = sparsec__crc32(c, e->val, e->val_len);
+    c = sparsec__crc32(c, &nul, 1);
+  }
+  free(order);
+  *crc = c;
+  return 0;
+}
+
 /*===-- Header text -----------------------------------------------------------===*/
 
 typedef struct sparsec__sbuf {
@@ -308,46 +350,84 @@ static void sparsec__sync_dir(const char *path) {
   free(dir);
 }
 
-static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sparsec__sbuf *h,
-                                 uint64_t *data_len) {
-  uint32_t crc = 0;
-  uint64_t off = 0;
-  for (int32_t i = 0; i < l->n; ++i) {
-    sparsec__ck_entry *e = &l->e[i];
-    if (!sparsec__ck_saved(m, e))
-      continue;
-    size_t bytes = (size_t)e->elems * e->elem_size;
-    crc = sparsec__crc32(crc, sparsec__ck_data(m, e), bytes);
-    e->begin = (int64_t)off;
-    off += bytes;
-    e->end = (int64_t)off;
-  }
-  *data_len = off;
-  static const char prefix[] = "{\"__metadata__\":{\"format\":\"sparsec\",\"model\":";
-  sparsec__sb_putn(h, prefix, sizeof(prefix) - 1);
-  sparsec__sb_json_string(h, m->name);
-  sparsec__sb_printf(h, ",\"abi\":\"%d\",\"step\":\"%lld\",\"lr\":\"%.17g\",\"crc32\":\"%08x\"",
-                     SPARSEC_ABI_VERSION, (long long)m->step, m->lr, crc);
-  /* Informational (not checked on load). */
+static void sparsec__kv_set(sparsec__ck_kv *e, const char *key, const char *val) {
+  e->key = key;
+  e->key_len = strlen(key);
+  e->val = val;
+  e->val_len = strlen(val);
+}
+
+/* Appends `{"__metadata__":{` and the metadata entries (every value a
+ * string, metadata_crc32 last; sparsec__build_entries closes the object) to
+ * `h`; `crc` is the data section's CRC32. Returns 0 or -1. */
+static int sparsec__build_metadata(const sparsec_model *m, uint32_t crc, sparsec__sbuf *h) {
   static const char *const kinds[] = {"sgd",     "adagrad", "rowwise_adagrad",
                                       "rmsprop", "adam",    "adamw"};
   static const char *const modes[] = {"lazy", "catchup", "dense"};
-  sparsec__sb_printf(h, ",\"optimizer\":\"%s\",\"sparse_mode\":\"%s\"", kinds[m->opt.kind],
-                     modes[m->opt.sparse_mode]);
+  char abi[16], step[32], lr[40], crc_hex[16];
+  snprintf(abi, sizeof(abi), "%d", SPARSEC_ABI_VERSION);
+  snprintf(step, sizeof(step), "%lld", (long long)m->step);
+  snprintf(lr, sizeof(lr), "%.17g", m->lr);
+  snprintf(crc_hex, sizeof(crc_hex), "%08x", crc);
+  size_t ncsr = 0;
+  for (int32_t i = 0; i < m->num_params; ++i)
+    ncsr += m->params[i].desc.layout == SPARSEC_LAYOUT_CSR;
+  /* 8 fixed entries, then "NAME.size" per CSR parameter (keys and values
+   * malloc'd in `owned`). */
+  sparsec__ck_kv *kv = (sparsec__ck_kv *)sparsec__calloc(8 + ncsr, sizeof(*kv));
+  char **owned = (char **)sparsec__calloc(2 * ncsr + 1, sizeof(*owned));
+  int rc = kv && owned ? 0 : -1;
+  size_t n = 0;
+  if (rc == 0) {
+    sparsec__kv_set(&kv[n++], "format", "sparsec");
+    sparsec__kv_set(&kv[n++], "model", m->name);
+    sparsec__kv_set(&kv[n++], "abi", abi);
+    sparsec__kv_set(&kv[n++], "step", step);
+    sparsec__kv_set(&kv[n++], "lr", lr);
+    sparsec__kv_set(&kv[n++], "crc32", crc_hex);
+    /* Informational (not checked on load, but covered by metadata_crc32). */
+    sparsec__kv_set(&kv[n++], "optimizer", kinds[m->opt.kind]);
+    sparsec__kv_set(&kv[n++], "sparse_mode", modes[m->opt.sparse_mode]);
+  }
   /* The dense size of each CSR parameter, for torch.sparse_csr_tensor. */
-  for (int32_t i = 0; i < m->num_params; ++i) {
+  for (int32_t i = 0, j = 0; rc == 0 && i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
     if (p->desc.layout != SPARSEC_LAYOUT_CSR)
       continue;
-    sparsec__sb_putn(h, ",", 1);
-    char *key = sparsec__concat(p->desc.name, ".size", "");
-    if (!key)
-      return -1;
-    sparsec__sb_json_string(h, key);
-    free(key);
-    sparsec__sb_printf(h, ":\"[%lld,%lld]\"", (long long)p->desc.dims[0],
-                       (long long)p->desc.dims[1]);
+    char *key = owned[j++] = sparsec__concat(p->desc.name, ".size", "");
+    char *val = owned[j++] = (char *)sparsec__malloc(48);
+    if (!key || !val) {
+      rc = -1;
+      break;
+    }
+    snprintf(val, 48, "[%lld,%lld]", (long long)p->desc.dims[0], (long long)p->desc.dims[1]);
+    sparsec__kv_set(&kv[n++], key, val);
   }
+  uint32_t meta_crc = 0;
+  if (rc == 0)
+    rc = sparsec__ck_meta_crc(kv, n, &meta_crc);
+  if (rc == 0) {
+    sparsec__sb_putn(h, "{\"__metadata__\":{", 17);
+    for (size_t i = 0; i < n; ++i) {
+      if (i)
+        sparsec__sb_putn(h, ",", 1);
+      sparsec__sb_json_string(h, kv[i].key);
+      sparsec__sb_putn(h, ":", 1);
+      sparsec__sb_json_string(h, kv[i].val);
+    }
+    sparsec__sb_printf(h, ",\"%s\":\"%08x\"", SPARSEC_CK_META_CRC_KEY, meta_crc);
+  }
+  for (size_t j = 0; owned && j < 2 * ncsr; ++j)
+    free(owned[j]);
+  free(owned);
+  free(kv);
+  return rc;
+}
+
+/* Closes the metadata object, appends the tensor entries, closes the header
+ * and pads it (see the file comment). Returns 0 or -1. */
+static int sparsec__build_entries(const sparsec_model *m, const sparsec__ck_list *l,
+                                  sparsec__sbuf *h) {
   sparsec__sb_putn(h, "}", 1);
   for (int32_t i = 0; i < l->n; ++i) {
     const sparsec__ck_entry *e = &l->e[i];
@@ -366,6 +446,28 @@ static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sp
   while (!h->failed && (8 + h->len) % 8 != 0)
     sparsec__sb_putn(h, " ", 1);
   return h->failed ? -1 : 0;
+}
+
+/* The JSON header of a save of `m`: sets the entries' offsets and the data
+ * length, and writes the text to `h`. Returns 0 or -1 (out of memory). */
+static int sparsec__build_header(const sparsec_model *m, sparsec__ck_list *l, sparsec__sbuf *h,
+                                 uint64_t *data_len) {
+  uint32_t crc = 0;
+  uint64_t off = 0;
+  for (int32_t i = 0; i < l->n; ++i) {
+    sparsec__ck_entry *e = &l->e[i];
+    if (!sparsec__ck_saved(m, e))
+      continue;
+    size_t bytes = (size_t)e->elems * e->elem_size;
+    crc = sparsec__crc32(crc, sparsec__ck_data(m, e), bytes);
+    e->begin = (int64_t)off;
+    off += bytes;
+    e->end = (int64_t)off;
+  }
+  *data_len = off;
+  if (sparsec__build_metadata(m, crc, h) != 0)
+    return -1;
+  return sparsec__build_entries(m, l, h);
 }
 
 SPARSEC_API int sparsec_save(const sparsec_model *m, const char *path) {

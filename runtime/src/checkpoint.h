@@ -57,6 +57,25 @@ typedef struct sparsec__ck_list {
   int32_t n;
 } sparsec__ck_list;
 
+/* The metadata key holding the CRC32 of the other metadata (finding R-7 of
+ * docs/reliability.md: the data CRC does not cover the header). */
+#define SPARSEC_CK_META_CRC_KEY "metadata_crc32"
+
+/* A metadata entry: key and value as decoded from (or written to) the JSON
+ * header, not NUL-terminated. */
+typedef struct sparsec__ck_kv {
+  const char *key;
+  size_t key_len;
+  const char *val;
+  size_t val_len;
+} sparsec__ck_kv;
+
+/* The CRC32 of metadata entries, independent of their order and of the
+ * JSON spelling: every entry except "crc32" (which covers the data) and
+ * "metadata_crc32" itself, sorted bytewise by key, each contributing
+ * KEY NUL VALUE NUL. Returns 0, or -1 when out of memory. */
+int sparsec__ck_meta_crc(const sparsec__ck_kv *kv, size_t n, uint32_t *crc);
+
 /* Fills `l` with every tensor a checkpoint of `m` may hold (I64 first, U8
  * last, so every tensor is aligned to its element size);
  * returns 0 or -1 (out of memory). */

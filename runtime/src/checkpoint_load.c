@@ -2,7 +2,8 @@
  *
  * sparsec_load reads the whole file and checks, in order: the header length
  * against the file size, the JSON header (strict parser), the metadata
- * (format, model name, ABI, step, lr, CRC32), every tensor entry (known
+ * (format, model name, ABI, step, lr, CRC32, CSR sizes, then the metadata's
+ * own CRC32 "metadata_crc32" when present), every tensor entry (known
  * name, exact dtype and shape, offsets inside the data section and not
  * overlapping; for CSR parameters the "NAME.size" metadata gives the dense
  * shape), the presence of every required tensor, the CRC32 of the
@@ -104,6 +105,61 @@ static int sparsec__parse_u64(const char *s, size_t len, int64_t *out) {
   return 0;
 }
 
+/* 8 hex digits (either case, or lower case only). Returns 0 or -1. */
+static int sparsec__parse_hex32(const sparsec__json_node *v, int lower_only, uint32_t *out) {
+  uint32_t crc = 0;
+  int ok = v->len == 8;
+  for (size_t i = 0; ok && i < 8; ++i) {
+    char h = v->str[i];
+    int d = h >= '0' && h <= '9'                  ? h - '0'
+            : h >= 'a' && h <= 'f'                ? h - 'a' + 10
+            : h >= 'A' && h <= 'F' && !lower_only ? h - 'A' + 10
+                                                  : -1;
+    ok = d >= 0;
+    crc = (crc << 4) | (uint32_t)(d & 15);
+  }
+  *out = crc;
+  return ok ? 0 : -1;
+}
+
+/* The metadata's own checksum (finding R-7): when the file has
+ * "metadata_crc32", it must match sparsec__ck_meta_crc of the metadata.
+ * Files without it (saved before it existed, or written by other tools)
+ * are accepted: the data CRC and every other check still apply. */
+static int sparsec__check_meta_crc(const char *path, const sparsec__json_doc *doc,
+                                   const sparsec__json_node *md) {
+  const sparsec__json_node *mc = sparsec__json_get(doc, md, SPARSEC_CK_META_CRC_KEY);
+  if (!mc)
+    return SPARSEC_OK;
+  uint32_t want = 0, got = 0;
+  /* Lower case only (as saved), so that no bit flip leaves it valid. */
+  if (sparsec__parse_hex32(mc, 1, &want) != 0)
+    return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has an invalid %s '%s'", path,
+                         SPARSEC_CK_META_CRC_KEY, mc->str);
+  sparsec__ck_kv *kv = (sparsec__ck_kv *)sparsec__calloc((size_t)md->count + 1, sizeof(*kv));
+  if (!kv)
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "load: out of memory");
+  size_t n = 0;
+  for (int64_t c = md->first; c >= 0; c = doc->nodes[c].next, ++n) {
+    const sparsec__json_node *e = &doc->nodes[c];
+    kv[n].key = e->key;
+    kv[n].key_len = e->key_len;
+    kv[n].val = e->str;
+    kv[n].val_len = e->len;
+  }
+  const int rc = sparsec__ck_meta_crc(kv, n, &got);
+  free(kv);
+  if (rc != 0)
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "load: out of memory");
+  if (got != want)
+    return sparsec__fail(SPARSEC_ERR_FORMAT,
+                         "load: checkpoint '%s': metadata checksum mismatch (%s says %08x, the "
+                         "metadata has %08x): a __metadata__ value such as step or lr was "
+                         "changed or corrupted",
+                         path, SPARSEC_CK_META_CRC_KEY, want, got);
+  return SPARSEC_OK;
+}
+
 static int sparsec__parse_meta(const char *path, const sparsec__json_doc *doc,
                                const sparsec__json_node *root, const sparsec_model *m,
                                sparsec__ck_meta *meta) {
@@ -143,21 +199,9 @@ static int sparsec__parse_meta(const char *path, const sparsec__json_doc *doc,
   if (v[4]->len == 0 || end != v[4]->str + v[4]->len || !isfinite(meta->lr) || meta->lr < 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has an invalid lr '%s'", path,
                          v[4]->str);
-  uint32_t crc = 0;
-  int ok = v[5]->len == 8;
-  for (size_t i = 0; ok && i < 8; ++i) {
-    char h = v[5]->str[i];
-    int d = h >= '0' && h <= '9'   ? h - '0'
-            : h >= 'a' && h <= 'f' ? h - 'a' + 10
-            : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                   : -1;
-    ok = d >= 0;
-    crc = (crc << 4) | (uint32_t)(d & 15);
-  }
-  if (!ok)
+  if (sparsec__parse_hex32(v[5], 0, &meta->crc) != 0)
     return sparsec__fail(SPARSEC_ERR_FORMAT, "load: checkpoint '%s' has an invalid crc32 '%s'",
                          path, v[5]->str);
-  meta->crc = crc;
   /* CSR parameters: the dense size, "[rows,cols]". */
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
@@ -191,7 +235,9 @@ static int sparsec__parse_meta(const char *path, const sparsec__json_doc *doc,
                            path, p->desc.name, got, want);
     }
   }
-  return SPARSEC_OK;
+  /* Last, so that values that are invalid in themselves (or another
+   * model's name or CSR size) keep their own messages. */
+  return sparsec__check_meta_crc(path, doc, md);
 }
 
 static int sparsec__parse_tensor(const char *path, const sparsec__json_doc *doc,

@@ -36,7 +36,8 @@ int sparsec__coo_reserve(sparsec__coo_workspace *ws, int64_t n, int64_t dim) {
           sparsec__grow((void **)&ws->perm[i], n, sizeof(uint32_t)) != 0)
         return -1;
     }
-    if (sparsec__grow((void **)&ws->out_ids, n, sizeof(int32_t)) != 0)
+    if (sparsec__grow((void **)&ws->out_ids, n, sizeof(int32_t)) != 0 ||
+        sparsec__grow((void **)&ws->starts, n + 1, sizeof(uint32_t)) != 0)
       return -1;
     ws->cap_n = n;
   }
@@ -54,6 +55,7 @@ void sparsec__coo_free(sparsec__coo_workspace *ws) {
     free(ws->perm[i]);
   }
   free(ws->out_ids);
+  free(ws->starts);
   free(ws->out_rows);
   memset(ws, 0, sizeof(*ws));
 }
@@ -85,44 +87,66 @@ static int sparsec__sort_pairs(sparsec__coo_workspace *ws, int64_t n, uint32_t m
   return cur;
 }
 
+/* Whether the ids are strictly ascending (sorted, no duplicates); sets
+ * *max_key to the largest. */
+static int sparsec__ascending(const int32_t *ids, int64_t n, uint32_t *max_key) {
+  int ascending = 1;
+  *max_key = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i > 0 && ids[i] <= ids[i - 1])
+      ascending = 0;
+    if ((uint32_t)ids[i] > *max_key)
+      *max_key = (uint32_t)ids[i];
+  }
+  return ascending;
+}
+
+sparsec__coo_order sparsec__coo_sort(const sparsec__coo_grad *g, sparsec__coo_workspace *ws,
+                                     int singletons) {
+  const int64_t n = g->n;
+  const int32_t *ids = g->ids;
+  uint32_t max_key;
+  sparsec__coo_order o;
+  for (int64_t i = 0; i < n; ++i) {
+    ws->keys[0][i] = (uint32_t)ids[i];
+    ws->perm[0][i] = (uint32_t)i;
+  }
+  int cur = 0;
+  if (!singletons && !sparsec__ascending(ids, n, &max_key))
+    cur = sparsec__sort_pairs(ws, n, max_key);
+  o.perm = ws->perm[cur];
+  o.keys = ws->keys[cur];
+  o.segments = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (singletons || i == 0 || o.keys[i] != o.keys[i - 1])
+      ws->starts[o.segments++] = (uint32_t)i;
+  ws->starts[o.segments] = (uint32_t)n;
+  o.starts = ws->starts;
+  return o;
+}
+
 void sparsec__coo_coalesce(sparsec__coo_grad *g, int64_t bound, sparsec__coo_workspace *ws) {
   (void)bound; /* ids were validated against it; the sort uses the max */
   if (g->coalesced)
     return;
   const int64_t n = g->n, dim = g->dim;
-  const int32_t *ids = g->ids;
-  int ascending = 1;
-  uint32_t max_key = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i > 0 && ids[i] <= ids[i - 1])
-      ascending = 0;
-    if ((uint32_t)ids[i] > max_key)
-      max_key = (uint32_t)ids[i];
-  }
-  if (ascending) {
+  uint32_t max_key;
+  if (sparsec__ascending(g->ids, n, &max_key)) {
     g->coalesced = 1;
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    ws->keys[0][i] = (uint32_t)ids[i];
-    ws->perm[0][i] = (uint32_t)i;
-  }
-  int cur = sparsec__sort_pairs(ws, n, max_key);
-  const uint32_t *keys = ws->keys[cur], *perm = ws->perm[cur];
-  int64_t u = -1;
-  for (int64_t i = 0; i < n; ++i) {
-    const float *src = g->rows + (size_t)perm[i] * (size_t)dim;
-    if (u < 0 || keys[i] != (uint32_t)ws->out_ids[u]) {
-      ++u;
-      ws->out_ids[u] = (int32_t)keys[i];
-      memcpy(ws->out_rows + (size_t)u * (size_t)dim, src, (size_t)dim * sizeof(float));
-    } else {
-      float *dst = ws->out_rows + (size_t)u * (size_t)dim;
+  const sparsec__coo_order o = sparsec__coo_sort(g, ws, 0);
+  for (int64_t u = 0; u < o.segments; ++u) {
+    float *dst = ws->out_rows + (size_t)u * (size_t)dim;
+    ws->out_ids[u] = (int32_t)o.keys[o.starts[u]];
+    memcpy(dst, g->rows + (size_t)o.perm[o.starts[u]] * (size_t)dim, (size_t)dim * sizeof(float));
+    for (uint32_t i = o.starts[u] + 1; i < o.starts[u + 1]; ++i) {
+      const float *src = g->rows + (size_t)o.perm[i] * (size_t)dim;
       for (int64_t d = 0; d < dim; ++d)
         dst[d] += src[d];
     }
   }
-  g->n = u + 1;
+  g->n = o.segments;
   g->ids = ws->out_ids;
   g->rows = ws->out_rows;
   g->coalesced = 1;

@@ -155,6 +155,22 @@ void sparsec__radix_sort_u64(uint64_t *keys, uint64_t *tmp, int64_t n) {
 
 /*===-- CSR pattern sampling --------------------------------------------------===*/
 
+int64_t sparsec__merge_unique(uint64_t *out, int64_t have, const uint64_t *add, int64_t fresh,
+                              uint64_t *tmp) {
+  int64_t i = 0, j = 0, w = 0;
+  while (i < have || j < fresh) {
+    uint64_t v;
+    if (j >= fresh || (i < have && out[i] <= add[j]))
+      v = out[i++];
+    else
+      v = add[j++];
+    if (w == 0 || tmp[w - 1] != v)
+      tmp[w++] = v;
+  }
+  memcpy(out, tmp, (size_t)w * sizeof(uint64_t));
+  return w;
+}
+
 /* Draws `k` distinct integers uniformly from [0, total) into `out`, sorted.
  * Draw the missing count, sort the new draws, merge them into the sorted
  * unique prefix dropping duplicates, repeat. The process only uses set
@@ -172,19 +188,7 @@ static int sparsec__sample_distinct(sparsec__rng *rng, uint64_t total, int64_t k
     for (int64_t i = 0; i < fresh; ++i)
       add[i] = sparsec__rng_below(rng, total);
     sparsec__radix_sort_u64(add, tmp, fresh);
-    /* Merge out[0, have) and add[0, fresh) into tmp, unique. */
-    int64_t i = 0, j = 0, w = 0;
-    while (i < have || j < fresh) {
-      uint64_t v;
-      if (j >= fresh || (i < have && out[i] <= add[j]))
-        v = out[i++];
-      else
-        v = add[j++];
-      if (w == 0 || tmp[w - 1] != v)
-        tmp[w++] = v;
-    }
-    memcpy(out, tmp, (size_t)w * sizeof(uint64_t));
-    have = w;
+    have = sparsec__merge_unique(out, have, add, fresh, tmp);
   }
   free(tmp);
   return 0;

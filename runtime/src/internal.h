@@ -85,6 +85,16 @@ void sparsec__init_values(sparsec__rng *rng, sparsec_init init, double a, float 
  * coordinates[nnz] (ascending per row). Requires rows, cols <= INT32_MAX,
  * 0 <= nnz <= rows * cols, nnz <= INT32_MAX. Returns 0, or -1 when a
  * temporary allocation fails (outputs are then unspecified). */
+/* Merges the sorted add[0, fresh) into the sorted, duplicate-free
+ * out[0, have) through tmp (have + fresh entries); returns the new count. */
+int64_t sparsec__merge_unique(uint64_t *out, int64_t have, const uint64_t *add, int64_t fresh,
+                              uint64_t *tmp);
+/* Small-world pattern (small_world.c): exactly nnz distinct edges drawn with
+ * probability (d + 1)^-lambda; and the lambda whose expected edge count is
+ * nnz (bisection, always terminates). */
+int sparsec__csr_small_world(sparsec__rng *rng, int64_t rows, int64_t cols, int64_t nnz,
+                             int32_t *positions, int32_t *coordinates);
+double sparsec__small_world_lambda(int64_t rows, int64_t cols, int64_t nnz);
 int sparsec__csr_sample(sparsec__rng *rng, int64_t rows, int64_t cols, int64_t nnz,
                         int32_t *positions, int32_t *coordinates);
 
@@ -109,6 +119,7 @@ typedef struct sparsec__coo_workspace {
   int64_t cap_vals; /* floats `out_rows` holds */
   uint32_t *keys[2];
   uint32_t *perm[2];
+  uint32_t *starts; /* cap_n + 1 segment offsets */
   int32_t *out_ids;
   float *out_rows;
 } sparsec__coo_workspace;
@@ -125,6 +136,18 @@ void sparsec__coo_free(sparsec__coo_workspace *ws);
  * already strictly ascending is only flagged. The workspace must have been
  * reserved for g->n entries of g->dim floats. */
 void sparsec__coo_coalesce(sparsec__coo_grad *g, int64_t bound, sparsec__coo_workspace *ws);
+
+/* The sorted order of `g`'s entries without summing them: entry j of the
+ * order is row perm[j] with id keys[j]; segment u (of *segments) is entries
+ * [starts[u], starts[u + 1]) and holds one id. With `singletons`, the order
+ * is the batch order and every entry is a segment of its own (ids may
+ * repeat). The arrays point into the workspace (reserved for g->n). */
+typedef struct sparsec__coo_order {
+  const uint32_t *perm, *keys, *starts;
+  int64_t segments;
+} sparsec__coo_order;
+sparsec__coo_order sparsec__coo_sort(const sparsec__coo_grad *g, sparsec__coo_workspace *ws,
+                                     int singletons);
 
 /*===-- CRC32 (crc32.c) -----------------------------------------------------===*/
 
@@ -238,6 +261,13 @@ typedef struct sparsec__param {
   uint32_t *row_count;        /* max_norm / scale_grad_by_freq: one counter per
                                  row, all zero between calls */
   sparsec__renorm_log renorm; /* max_norm: the last renorm's old rows */
+  /* CSR with dynamic sparsity (dynamic.c): scratch allocated at create. */
+  struct {
+    uint64_t *lin;  /* 3 * nnz */
+    int64_t *order; /* nnz */
+    float *scratch; /* nnz */
+    int32_t *coords; /* nnz */
+  } dyn;
 } sparsec__param;
 
 struct sparsec_model {
@@ -252,6 +282,7 @@ struct sparsec_model {
   sparsec_optimizer_desc opt;
   double lr; /* base learning rate */
   int64_t step;
+  uint64_t seed; /* of create (dynamic sparsity draws) */
   sparsec_kernel_fn forward;
   sparsec_kernel_fn train;
 };
@@ -267,6 +298,16 @@ int sparsec__validate_inputs(const sparsec_model *m, const char *what, int64_t b
                              const void *const *inputs, int with_targets);
 /* Index of parameter `name` or -1. */
 int32_t sparsec__find_param(const sparsec_model *m, const char *name);
+
+/*===-- Dynamic sparsity (dynamic.c) ---------------------------------------===*/
+
+/* Weights dropped (and grown) by the update after step t (0: none). */
+int64_t sparsec__dynamic_count(const sparsec_param_desc *d, int64_t nnz, int64_t t);
+int sparsec__dynamic_alloc(sparsec__param *p);
+void sparsec__dynamic_free(sparsec__param *p);
+/* The SET update of CSR parameter `p` after step t (no-op when t is not an
+ * update step); cannot fail. */
+void sparsec__dynamic_update(sparsec_model *m, sparsec__param *p, int64_t t);
 
 /*===-- Optimizers (optim*.c) ---------------------------------------------===*/
 
@@ -311,6 +352,9 @@ static inline int64_t sparsec__state_elems(const sparsec_optimizer_desc *d, cons
 /* The value a fresh state starts from. */
 float sparsec__state_init(const sparsec_optimizer_desc *d, int k);
 /* Whether EMBEDDING gradients must be coalesced before the step. */
+/* Embedding `p` is stepped by its generated row update (lazy rows, no
+ * clipping). */
+int sparsec__fuses_rows(const sparsec_model *m, const sparsec__param *p);
 int sparsec__opt_coalesces(const sparsec_optimizer_desc *d);
 /* Learning rate of step e + 1 (after e steps) for base lr `base`. */
 double sparsec__scheduled_lr(const sparsec_optimizer_desc *d, double base, int64_t e);
@@ -394,6 +438,18 @@ void sparsec__renorm_undo(sparsec_model *m);
 /* After a successful kernel: zeroes the raw gradient rows of padding_idx and
  * divides every row by its id's count in the batch (scale_grad_by_freq). */
 void sparsec__emb_grad_prepare(sparsec__param *p);
+
+/*===-- Thread pool (parallel.c) --------------------------------------------===*/
+
+/* Called by the generated kernels (sparsec-outline-parallel): runs
+ * fn(ctx, lo, hi) over contiguous ranges covering [0, n), one per thread of
+ * the pool (SPARSEC_NUM_THREADS, default: the online CPUs), and returns when
+ * all are done. A call made while the pool is busy (another thread's kernel,
+ * or nested) runs fn(ctx, 0, n) on the calling thread. */
+typedef void (*sparsec__chunk_fn)(void *ctx, int64_t lo, int64_t hi);
+void sparsec_parallel_for(sparsec__chunk_fn fn, void *ctx, int64_t n);
+/* Threads the pool runs a call on (1 = the caller alone). */
+int sparsec__num_threads(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

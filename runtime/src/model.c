@@ -56,12 +56,22 @@ static int sparsec__param_setup(sparsec_model *m, sparsec__param *p, uint64_t se
   p->rows = (d->layout != SPARSEC_LAYOUT_DENSE || d->rank >= 2) ? d->dims[0] : 1;
   if (sparsec__state_alloc(m, p) != 0)
     return sparsec__nomem("optimizer state", d->name, p->nnz, sizeof(float));
+  if (sparsec__dynamic_alloc(p) != 0)
+    return sparsec__nomem("dynamic sparsity scratch", d->name, p->nnz, 4 * sizeof(uint64_t));
 
   sparsec__rng rng;
   sparsec__rng_seed(&rng, seed, sparsec__hash_name(d->name));
-  if (d->layout == SPARSEC_LAYOUT_CSR &&
-      sparsec__csr_sample(&rng, d->dims[0], d->dims[1], p->nnz, p->positions, p->coordinates) != 0)
-    return sparsec__nomem("CSR sampling scratch", d->name, p->nnz, 2 * sizeof(uint64_t));
+  if (d->layout == SPARSEC_LAYOUT_CSR && d->pattern == SPARSEC_PATTERN_USER) {
+    memcpy(p->positions, d->user_positions, (size_t)(d->dims[0] + 1) * sizeof(int32_t));
+    memcpy(p->coordinates, d->user_coordinates, (size_t)p->nnz * sizeof(int32_t));
+  } else if (d->layout == SPARSEC_LAYOUT_CSR &&
+             (d->pattern == SPARSEC_PATTERN_SMALL_WORLD
+                  ? sparsec__csr_small_world(&rng, d->dims[0], d->dims[1], p->nnz, p->positions,
+                                             p->coordinates)
+                  : sparsec__csr_sample(&rng, d->dims[0], d->dims[1], p->nnz, p->positions,
+                                        p->coordinates)) != 0) {
+    return sparsec__nomem("CSR sampling scratch", d->name, p->nnz, 3 * sizeof(uint64_t));
+  }
   sparsec__init_values(&rng, d->init, d->init_a, p->values, p->nnz);
   if (sparsec__emb_setup(p) != 0)
     return sparsec__nomem("row counters", d->name, d->dims[0], sizeof(uint32_t));
@@ -88,6 +98,7 @@ SPARSEC_API int sparsec_create(const sparsec_model_desc *desc, uint64_t seed, sp
   memcpy(m->output_dims, desc->output_dims, sizeof(m->output_dims));
   m->opt = desc->optimizer;
   m->lr = desc->optimizer.lr;
+  m->seed = seed;
   m->forward = desc->forward;
   m->train = desc->train;
   m->name = sparsec__strdup(desc->name);
@@ -148,6 +159,7 @@ SPARSEC_API void sparsec_destroy(sparsec_model *m) {
       free(p->grad);
       free(p->grad_ids);
       sparsec__state_free(p);
+      sparsec__dynamic_free(p);
       sparsec__coo_free(&p->coo);
       sparsec__emb_free(p);
     }

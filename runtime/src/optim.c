@@ -124,6 +124,8 @@ static void *sparsec__alloc_n(int64_t count, size_t size) {
 
 int sparsec__state_alloc(const sparsec_model *m, sparsec__param *p) {
   const sparsec_optimizer_desc *d = &m->opt;
+  if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+    return 0; /* not trained */
   const int emb = p->desc.layout == SPARSEC_LAYOUT_EMBEDDING;
   for (int k = 0; k < SPARSEC_NSTATE; ++k) {
     if (!sparsec__opt_keeps(d, k))
@@ -285,6 +287,8 @@ static void sparsec__clip(sparsec_model *m) {
   double ss = 0.0;
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
+    if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+      continue; /* a next value, not a gradient */
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
       ss += sparsec__sumsq(p->grad, p->nnz);
     else if (p->dense_grad)
@@ -298,6 +302,8 @@ static void sparsec__clip(sparsec_model *m) {
     return;
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__param *p = &m->params[i];
+    if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+      continue;
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) {
       sparsec__scale(p->grad, p->nnz, coef);
       continue;
@@ -324,6 +330,51 @@ static void sparsec__densify(sparsec__param *p) {
   }
 }
 
+int sparsec__fuses_rows(const sparsec_model *m, const sparsec__param *p) {
+  return p->desc.layout == SPARSEC_LAYOUT_EMBEDDING && p->desc.row_update &&
+         m->opt.sparse_mode == SPARSEC_SPARSE_LAZY && !(m->opt.max_grad_norm > 0.0);
+}
+
+/* The compiler's fused row update of embedding `p`: the runtime sorts the
+ * ids (or, for plain SGD, keeps the batch order) and hands the order and
+ * the step's scalars to the generated kernel, which sums each id's rows and
+ * steps the row (docs/optimizers.md, "Fused row updates"). */
+static void sparsec__fused_rows(const sparsec__opt *o, sparsec__param *p, int coalesce) {
+  const sparsec__coo_order ord = sparsec__coo_sort(&p->cur, &p->coo, !coalesce);
+  float hyper[SPARSEC_RH_COUNT];
+  hyper[SPARSEC_RH_NEG_LR] = o->neg_lr;
+  hyper[SPARSEC_RH_MOMENTUM] = o->momentum;
+  hyper[SPARSEC_RH_ONE_MINUS_DAMPENING] = o->one_minus_dampening;
+  hyper[SPARSEC_RH_L2] = o->l2;
+  hyper[SPARSEC_RH_EPS] = o->eps;
+  hyper[SPARSEC_RH_ALPHA] = o->alpha;
+  hyper[SPARSEC_RH_ONE_MINUS_ALPHA] = o->one_minus_alpha;
+  hyper[SPARSEC_RH_BETA1] = o->beta1;
+  hyper[SPARSEC_RH_ONE_MINUS_BETA1] = o->one_minus_beta1;
+  hyper[SPARSEC_RH_BETA2] = o->beta2;
+  hyper[SPARSEC_RH_ONE_MINUS_BETA2] = o->one_minus_beta2;
+  hyper[SPARSEC_RH_NEG_CLR] = o->neg_clr;
+  hyper[SPARSEC_RH_SPARSE_NEG_STEP] = o->sparse_neg_step;
+  hyper[SPARSEC_RH_DECAY] = o->decay;
+  sparsec_row_update_args a;
+  memset(&a, 0, sizeof(a));
+  a.values = p->values;
+  for (int k = 0; k < SPARSEC_NSTATE; ++k) {
+    a.state[k] = p->state[k];
+    a.state_len[k] = p->state[k] ? sparsec__state_elems(o->d, p, k) : 0;
+  }
+  a.row_init = p->mom_row_init;
+  a.rows = p->desc.dims[0];
+  a.grad = p->cur.rows;
+  a.perm = ord.perm;
+  a.keys = ord.keys;
+  a.starts = ord.starts;
+  a.n = p->cur.n;
+  a.segments = ord.segments;
+  a.hyper = hyper;
+  p->desc.row_update(&a);
+}
+
 void sparsec__opt_step(sparsec_model *m) {
   const sparsec__opt o =
       sparsec__opt_make(&m->opt, sparsec__scheduled_lr(&m->opt, m->lr, m->step), m->step + 1);
@@ -337,17 +388,21 @@ void sparsec__opt_step(sparsec_model *m) {
     p->cur = g;
     if (p->dense_grad)
       sparsec__densify(p);
-    else if (coalesce)
+    else if (coalesce && !sparsec__fuses_rows(m, p))
       sparsec__coo_coalesce(&p->cur, p->desc.dims[0], &p->coo);
   }
   if (m->opt.max_grad_norm > 0.0)
     sparsec__clip(m);
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__param *p = &m->params[i];
-    if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
+    if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+      memcpy(p->values, p->grad, (size_t)p->nnz * sizeof(float));
+    else if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
       sparsec__opt_values(&o, p, p->grad);
     else if (p->dense_grad)
       sparsec__opt_values(&o, p, p->dense_grad);
+    else if (sparsec__fuses_rows(m, p))
+      sparsec__fused_rows(&o, p, coalesce);
     else
       sparsec__opt_rows(&o, p, &p->cur, m->opt.sparse_mode == SPARSEC_SPARSE_CATCHUP);
   }

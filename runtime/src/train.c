@@ -157,7 +157,7 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
       continue;
     int64_t rows = sparsec__input_numel(&m->inputs[p->desc.ids_input], batch);
-    rc = sparsec__reserve_rows(m, p, rows, need_coalesce);
+    rc = sparsec__reserve_rows(m, p, rows, need_coalesce || sparsec__fuses_rows(m, p));
     if (rc != SPARSEC_OK)
       return rc;
   }
@@ -220,5 +220,8 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
 
   sparsec__opt_step(m);
   ++m->step;
+  for (int32_t i = 0; i < m->num_params; ++i)
+    if (m->params[i].desc.dynamic != SPARSEC_DYNAMIC_NONE)
+      sparsec__dynamic_update(m, &m->params[i], m->step);
   return SPARSEC_OK;
 }

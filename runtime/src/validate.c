@@ -44,7 +44,7 @@ static int sparsec__validate_input_desc(const sparsec_model_desc *d, int32_t i) 
   return SPARSEC_OK;
 }
 
-/* The ABI 3 fields: norm_type > 0 on every parameter (the compiler always
+/* The ABI 3 and 4 fields: norm_type > 0 on every parameter (the compiler always
  * emits it, so a zero-filled descriptor is caught), the others only set on
  * EMBEDDING tables (dims already checked). */
 static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
@@ -54,6 +54,11 @@ static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
                          "compiler emits 2 by default)",
                          p->name, p->norm_type);
   if (p->layout != SPARSEC_LAYOUT_EMBEDDING) {
+    if (p->row_update) /* ABI 4 */
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: parameter '%s' is not an embedding but has a row_update "
+                           "kernel (expected NULL)",
+                           p->name);
     if (p->padding_idx != -1 || p->max_norm != 0.0 || p->scale_grad_by_freq != 0)
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                            "create: parameter '%s' is not an embedding but sets padding_idx "
@@ -78,6 +83,55 @@ static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
   return SPARSEC_OK;
 }
 
+/* The ABI 4 pattern fields: RANDOM everywhere but CSR; a USER pattern must
+ * be a valid CSR structure of exactly nnz entries; dynamic sparsity only on
+ * CSR parameters, with a valid schedule. */
+static int sparsec__validate_pattern(const sparsec_param_desc *p) {
+  const int user = p->pattern == SPARSEC_PATTERN_USER;
+  if (p->dynamic != SPARSEC_DYNAMIC_NONE &&
+      (p->layout != SPARSEC_LAYOUT_CSR || p->dynamic != SPARSEC_DYNAMIC_SET || p->delta_t < 1 ||
+       p->t_end < 1 || !(p->drop_fraction > 0.0 && p->drop_fraction < 1.0)))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has dynamic %d with delta_t %lld, t_end %lld, "
+                         "drop_fraction %g (expected SET on a CSR parameter, delta_t and t_end "
+                         ">= 1, drop_fraction in (0, 1))",
+                         p->name, (int)p->dynamic, (long long)p->delta_t, (long long)p->t_end,
+                         p->drop_fraction);
+  if (p->layout != SPARSEC_LAYOUT_CSR || p->pattern < SPARSEC_PATTERN_RANDOM ||
+      p->pattern > SPARSEC_PATTERN_USER || !user != !p->user_positions ||
+      !user != !p->user_coordinates) {
+    if (p->layout != SPARSEC_LAYOUT_CSR && p->pattern == SPARSEC_PATTERN_RANDOM &&
+        !p->user_positions && !p->user_coordinates)
+      return SPARSEC_OK;
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has pattern %d with%s user arrays (expected "
+                         "RANDOM or SMALL_WORLD without them, or USER with both, and only on "
+                         "CSR parameters)",
+                         p->name, (int)p->pattern, p->user_positions ? "" : "out");
+  }
+  if (!user)
+    return SPARSEC_OK;
+  const int32_t *pos = p->user_positions, *crd = p->user_coordinates;
+  if (pos[0] != 0 || pos[p->dims[0]] != p->nnz)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s': user pattern positions run from %d to %d, "
+                         "expected 0 to nnz %lld",
+                         p->name, pos[0], pos[p->dims[0]], (long long)p->nnz);
+  for (int64_t r = 0; r < p->dims[0]; ++r) {
+    if (pos[r + 1] < pos[r])
+      return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                           "create: parameter '%s': user pattern positions decrease at row %lld",
+                           p->name, (long long)r);
+    for (int32_t i = pos[r]; i < pos[r + 1]; ++i)
+      if (crd[i] < 0 || crd[i] >= p->dims[1] || (i > pos[r] && crd[i] <= crd[i - 1]))
+        return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                             "create: parameter '%s': user pattern entry %d of row %lld has "
+                             "column %d (columns must be in [0, %lld), strictly ascending)",
+                             p->name, i - pos[r], (long long)r, crd[i], (long long)p->dims[1]);
+  }
+  return SPARSEC_OK;
+}
+
 static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) {
   const sparsec_param_desc *p = &d->params[i];
   if (!p->name)
@@ -88,11 +142,11 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
     if (strcmp(d->params[j].name, p->name) == 0)
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: duplicate parameter name '%s'",
                            p->name);
-  if (p->layout < SPARSEC_LAYOUT_DENSE || p->layout > SPARSEC_LAYOUT_EMBEDDING)
+  if (p->layout < SPARSEC_LAYOUT_DENSE || p->layout > SPARSEC_LAYOUT_BUFFER)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has unknown layout %d",
                          p->name, (int)p->layout);
   if (p->rank < 0 || p->rank > SPARSEC_MAX_RANK ||
-      (p->layout != SPARSEC_LAYOUT_DENSE && p->rank != 2))
+      (p->layout != SPARSEC_LAYOUT_DENSE && p->rank != (p->layout == SPARSEC_LAYOUT_BUFFER ? 1 : 2)))
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has invalid rank %d",
                          p->name, p->rank);
   int64_t numel = 1;
@@ -128,6 +182,8 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
                          "create: parameter '%s' has invalid initialiser argument %g", p->name,
                          p->init_a);
   int rc = sparsec__validate_embedding_options(p);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__validate_pattern(p);
   if (rc != SPARSEC_OK)
     return rc;
   if (p->layout == SPARSEC_LAYOUT_EMBEDDING) {

@@ -811,7 +811,7 @@ OPT_DEFAULTS = {
 }
 COMMON_DEFAULTS = dict(sparse="lazy", clip_grad_norm=0.0, schedule="constant",
                        step_size=None, gamma=0.1, t_max=None, eta_min=0.0,
-                       warmup=0)
+                       warmup=0, fused=None)   # fused: same numerics
 
 
 def optimizer_settings(spec):

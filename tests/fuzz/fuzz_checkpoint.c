@@ -33,6 +33,8 @@ static uint64_t pristine_hash[FM_VARIANTS];
 static char pristine_path[FM_VARIANTS][256];
 static char input_path[256];
 static int input_fd = -1;
+/* Outcomes, printed at exit: how many inputs got how far. */
+static unsigned long long n_inputs, n_loaded, n_status[16];
 
 static void die(const char *what, int variant, int rc) {
   fprintf(stderr, "==sparsec-fuzz== FINDING: %s (variant %d, status %d %s: '%s')\n", what,
@@ -42,6 +44,13 @@ static void die(const char *what, int variant, int rc) {
 }
 
 static void cleanup(void) {
+  if (n_inputs) {
+    fprintf(stderr,
+            "==sparsec-fuzz== stats: %llu inputs, %llu loaded; refused: %llu IO, %llu FORMAT "
+            "(%llu with the CRC fixed up), %llu NOMEM\n",
+            n_inputs, n_loaded, n_status[SPARSEC_ERR_IO], n_status[SPARSEC_ERR_FORMAT],
+            n_status[15], n_status[SPARSEC_ERR_NOMEM]);
+  }
   if (input_path[0])
     unlink(input_path);
   for (int v = 0; v < FM_VARIANTS; ++v) {
@@ -111,7 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   sparsec_model *m = models[variant];
   int rc = sparsec_load(m, input_path);
+  ++n_inputs;
+  if (rc >= 0 && rc < 15)
+    ++n_status[rc];
+  if (rc == SPARSEC_ERR_FORMAT && fix_crc)
+    ++n_status[15];
   if (rc == SPARSEC_OK) {
+    ++n_loaded;
     if (sparsec_last_error()[0] != '\0')
       die("successful load left an error message", variant, rc);
     const char *bad = fm_check_invariants(m);

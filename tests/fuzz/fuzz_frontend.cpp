@@ -4,11 +4,22 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Feeds arbitrary bytes as a `.sdl` file through what `sparsec --emit=sdl-train`
-// runs: lexer -> parser -> sema (parseAndCheck) -> AST dump -> MLIRGen
-// (which runs the MLIR verifier) for every model of the file -> the
-// training pipeline (sdl-expand-training, canonicalize; the pass manager
-// verifies after each pass).
+// Feeds a `.sdl` file through what `sparsec --emit=linalg` runs: lexer ->
+// parser -> sema (parseAndCheck) -> AST dump -> MLIRGen (which runs the
+// MLIR verifier) for every model of the file -> the training pipeline
+// (sdl-expand-training, canonicalize) -> the C ABI (collectModelAbi, the
+// generated header and C glue, as text) -> the linalg pipeline
+// (sdl-finalize-abi, convert-sdl-to-linalg, canonicalize); the pass
+// manager verifies after each pass.
+//
+// Two targets are built from this file:
+//   sparsec-fuzz-frontend   the input bytes are the .sdl file;
+//   sparsec-fuzz-generate   (SPARSEC_FUZZ_GENERATE) the input bytes drive a
+//                           generator of syntactically valid models (inputs,
+//                           every parameter kind and option, forward
+//                           expressions over the names in scope, losses,
+//                           optimizers and their options), so most inputs
+//                           reach MLIRGen and the passes.
 //
 // Every input must end in success or in diagnostics. Besides what the
 // sanitizers catch (crash, ASan, UBSan, LeakSanitizer, LLVM/MLIR asserts,
@@ -25,7 +36,8 @@
 // are accepted.
 //
 // Environment:
-//   SPARSEC_FUZZ_DEPTH=ast|sdl|train (default train): how far to go.
+//   SPARSEC_FUZZ_DEPTH=ast|sdl|train|linalg (default linalg): how far to go.
+//   SPARSEC_FUZZ_PRINT=1 (generate target): print each generated model.
 //   SPARSEC_FUZZ_ALLOW_INTERNAL=1: do not abort on internal/verifier
 //     diagnostics (to keep fuzzing while such a finding is open).
 //   SPARSEC_FUZZ_VERBOSE=1: print every diagnostic to stderr (for
@@ -33,6 +45,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/ModelAbi.h"
 #include "frontend/Frontend.h"
 #include "mlirgen/MLIRGen.h"
 #include "sdl/SdlDialect.h"
@@ -52,6 +65,10 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#ifdef SPARSEC_FUZZ_GENERATE
+#include <fuzzer/FuzzedDataProvider.h>
+#endif
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,12 +77,13 @@
 
 namespace {
 
-enum class Depth { AST, SDL, Train };
+enum class Depth { AST, SDL, Train, Linalg };
 
 struct Config {
-  Depth depth = Depth::Train;
+  Depth depth = Depth::Linalg;
   bool allowInternal = false;
   bool verbose = false;
+  bool print = false;
 };
 
 Config &config() {
@@ -77,17 +95,18 @@ Config &config() {
 /// MLIRGen and the pass pipeline tells whether the fuzzer explores them).
 struct Stats {
   uint64_t inputs = 0, checked = 0, models = 0, generated = 0, trained = 0,
-           passDiagnostics = 0;
+           lowered = 0, passDiagnostics = 0;
   ~Stats() {
     if (inputs)
       std::fprintf(stderr,
                    "==sparsec-fuzz== stats: %llu inputs, %llu accepted by the "
                    "checker, %llu models, %llu through MLIRGen + verifier, "
-                   "%llu through the training pipeline, %llu stopped by a "
-                   "pass diagnostic\n",
+                   "%llu through the training pipeline and the C ABI, %llu "
+                   "through the linalg lowering, %llu stopped by a pass "
+                   "diagnostic\n",
                    (unsigned long long)inputs, (unsigned long long)checked,
                    (unsigned long long)models, (unsigned long long)generated,
-                   (unsigned long long)trained,
+                   (unsigned long long)trained, (unsigned long long)lowered,
                    (unsigned long long)passDiagnostics);
   }
 };
@@ -142,6 +161,36 @@ private:
   mlir::ScopedDiagnosticHandler handler;
 };
 
+/// Runs the passes `build` adds on `module`. Returns true on success; a
+/// failure must come with a user diagnostic (else: a finding).
+template <typename Build>
+bool runPipeline(mlir::MLIRContext &ctx, mlir::ModuleOp module,
+                 MlirDiags &diags, const sparsec::ast::Model &model,
+                 const char *what, Build build) {
+  mlir::PassManager pm(&ctx);
+  pm.enableVerifier(true);
+  build(pm);
+  if (mlir::failed(pm.run(module))) {
+    ++stats.passDiagnostics;
+    if (diags.errors == 0)
+      finding((std::string(what) + " failed without a diagnostic").c_str(),
+              model.name);
+    if (diags.internal && !config().allowInternal)
+      finding(
+          (std::string(what) + " reported an internal/verifier error").c_str(),
+          diags.text);
+    return false;
+  }
+  if (diags.errors != 0)
+    finding((std::string(what) + " succeeded after reporting an error").c_str(),
+            diags.text);
+  if (mlir::failed(mlir::verify(module)))
+    finding(
+        (std::string(what) + " produced a module that does not verify").c_str(),
+        diags.text);
+  return true;
+}
+
 void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
   const Config &cfg = config();
   mlir::MLIRContext ctx(registry(), mlir::MLIRContext::Threading::DISABLED);
@@ -164,26 +213,35 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
   if (cfg.depth == Depth::SDL)
     return;
 
-  mlir::PassManager pm(&ctx);
-  pm.enableVerifier(true);
-  pm.addPass(mlir::sdl::createSdlExpandTraining());
-  pm.addPass(mlir::createCanonicalizerPass());
-  if (mlir::failed(pm.run(*module))) {
-    ++stats.passDiagnostics;
-    if (diags.errors == 0)
-      finding("the training pipeline failed without a diagnostic", model.name);
-    if (diags.internal && !cfg.allowInternal)
-      finding("the training pipeline reported an internal/verifier error",
-              diags.text);
+  if (!runPipeline(ctx, *module, diags, model, "the training pipeline",
+                   [](mlir::PassManager &pm) {
+                     pm.addPass(mlir::sdl::createSdlExpandTraining());
+                     pm.addPass(mlir::createCanonicalizerPass());
+                   }))
     return;
-  }
-  if (diags.errors != 0)
-    finding("the training pipeline succeeded after reporting an error",
-            diags.text);
-  if (mlir::failed(mlir::verify(*module)))
-    finding("the training pipeline produced a module that does not verify",
-            diags.text);
+  // The C ABI of the trained module, as `sparsec --emit=header` and the
+  // link step compute it. The checker must refuse what the C ABI cannot
+  // express (finding F-1 in docs/reliability.md: f16/bf16/i8 inputs were
+  // refused only here, late and at the model name).
+  mlir::FailureOr<sparsec::ModelAbi> abi = sparsec::collectModelAbi(*module);
+  if (mlir::failed(abi))
+    finding("collectModelAbi refused a model the checker accepted", diags.text);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  sparsec::emitHeader(*abi, os);
+  sparsec::emitGlue(*abi, os);
+  sparsec::emitVersionScript(*abi, os);
   ++stats.trained;
+  if (cfg.depth == Depth::Train)
+    return;
+  if (!runPipeline(ctx, *module, diags, model, "the linalg pipeline",
+                   [](mlir::PassManager &pm) {
+                     pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+                     pm.addPass(mlir::sdl::createConvertSdlToLinalg());
+                     pm.addPass(mlir::createCanonicalizerPass());
+                   }))
+    return;
+  ++stats.lowered;
 }
 
 } // namespace
@@ -195,25 +253,30 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
       c.depth = Depth::AST;
     else if (!std::strcmp(d, "sdl"))
       c.depth = Depth::SDL;
+    else if (!std::strcmp(d, "train"))
+      c.depth = Depth::Train;
   }
+  c.print = std::getenv("SPARSEC_FUZZ_PRINT") != nullptr;
   c.allowInternal = std::getenv("SPARSEC_FUZZ_ALLOW_INTERNAL") != nullptr;
   c.verbose = std::getenv("SPARSEC_FUZZ_VERBOSE") != nullptr;
   registry();
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+/// Compiles one .sdl text as deep as the configuration says.
+static void compileSource(llvm::StringRef source) {
   const Config &cfg = config();
   ++stats.inputs;
   llvm::SourceMgr sm;
   // As `sparsec` reads a file: a copy of the bytes, named like a file.
-  std::unique_ptr<llvm::MemoryBuffer> buf = llvm::MemoryBuffer::getMemBufferCopy(
-      llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.sdl");
+  std::unique_ptr<llvm::MemoryBuffer> buf =
+      llvm::MemoryBuffer::getMemBufferCopy(source, "fuzz.sdl");
   unsigned id = sm.AddNewSourceBuffer(std::move(buf), llvm::SMLoc());
 
   std::string diagText;
   llvm::raw_string_ostream diagOS(diagText);
-  llvm::raw_ostream &diagStream = cfg.verbose ? static_cast<llvm::raw_ostream &>(llvm::errs()) : diagOS;
+  llvm::raw_ostream &diagStream =
+      cfg.verbose ? static_cast<llvm::raw_ostream &>(llvm::errs()) : diagOS;
   sparsec::DiagEngine diags(sm, diagStream);
   diags.setErrorLimit(20); // the driver's default
   std::unique_ptr<sparsec::ast::Module> module =
@@ -221,7 +284,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module) {
     if (!diags.hasErrors())
       finding("parseAndCheck failed without an error", "");
-    return 0;
+    return;
   }
   if (diags.hasErrors())
     finding("parseAndCheck succeeded after reporting an error", diagText);
@@ -233,8 +296,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   llvm::raw_string_ostream dumpOS(dump);
   sparsec::dumpAST(*module, dumpOS);
   if (cfg.depth == Depth::AST)
-    return 0;
+    return;
   for (const auto &model : module->models)
     runModel(*model, sm);
+}
+
+#ifndef SPARSEC_FUZZ_GENERATE
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  compileSource(llvm::StringRef(reinterpret_cast<const char *>(data), size));
   return 0;
 }
+
+#else // SPARSEC_FUZZ_GENERATE
+
+#include "fuzz_generate.inc"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  FuzzedDataProvider fdp(data, size);
+  std::string source = generateModel(fdp);
+  if (config().print)
+    std::fprintf(stderr, "---- generated model ----\n%s\n", source.c_str());
+  compileSource(source);
+  return 0;
+}
+
+#endif

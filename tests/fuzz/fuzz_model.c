@@ -268,6 +268,52 @@ uint32_t fm_crc32(const uint8_t *p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
+/* Overwrites the 8 characters after the first `key` in the header `hdr` of
+ * `hlen` bytes (if any, with room for them) with `crc` in hex. */
+static void fm_patch_hex(uint8_t *hdr, uint64_t hlen, const char *key, uint32_t crc) {
+  const size_t klen = strlen(key);
+  for (size_t i = 0; i + klen + 8 <= hlen; ++i) {
+    if (memcmp(hdr + i, key, klen) != 0)
+      continue;
+    char hex[9];
+    snprintf(hex, sizeof(hex), "%08x", crc);
+    memcpy(hdr + i + klen, hex, 8);
+    return;
+  }
+}
+
+/* The metadata CRC of the header `hdr` (sparsec__ck_meta_crc); -1 when the
+ * header does not parse or has no metadata object of strings. */
+static int fm_meta_crc(const uint8_t *hdr, uint64_t hlen, uint32_t *crc) {
+  sparsec__json_doc doc;
+  char err[64];
+  memset(&doc, 0, sizeof(doc));
+  if (sparsec__json_parse((const char *)hdr, (size_t)hlen, &doc, err, sizeof(err)) != 0)
+    return -1;
+  int rc = -1;
+  const sparsec__json_node *md =
+      doc.nodes[0].kind == SPARSEC_JSON_OBJECT ? sparsec__json_get(&doc, &doc.nodes[0],
+                                                                   "__metadata__")
+                                               : NULL;
+  sparsec__ck_kv *kv = md && md->kind == SPARSEC_JSON_OBJECT
+                           ? (sparsec__ck_kv *)calloc((size_t)md->count + 1, sizeof(*kv))
+                           : NULL;
+  if (kv) {
+    size_t k = 0;
+    rc = 0;
+    for (int64_t c = md->first; c >= 0 && rc == 0; c = doc.nodes[c].next, ++k) {
+      const sparsec__json_node *e = &doc.nodes[c];
+      kv[k] = (sparsec__ck_kv){e->key, e->key_len, e->str, e->len};
+      rc = e->kind == SPARSEC_JSON_STRING ? 0 : -1;
+    }
+    if (rc == 0)
+      rc = sparsec__ck_meta_crc(kv, k, crc);
+  }
+  free(kv);
+  sparsec__json_free(&doc);
+  return rc;
+}
+
 void fm_fix_crc(uint8_t *buf, size_t n) {
   if (n < 8)
     return;
@@ -276,15 +322,10 @@ void fm_fix_crc(uint8_t *buf, size_t n) {
     hlen = (hlen << 8) | buf[i];
   if (hlen > n - 8)
     return;
-  static const char key[] = "\"crc32\":\"";
-  const size_t klen = sizeof(key) - 1;
   uint8_t *hdr = buf + 8;
-  for (size_t i = 0; i + klen + 8 <= hlen; ++i) {
-    if (memcmp(hdr + i, key, klen) != 0)
-      continue;
-    char hex[9];
-    snprintf(hex, sizeof(hex), "%08x", fm_crc32(buf + 8 + hlen, n - 8 - (size_t)hlen));
-    memcpy(hdr + i + klen, hex, 8);
-    return;
-  }
+  fm_patch_hex(hdr, hlen, "\"crc32\":\"", fm_crc32(buf + 8 + hlen, n - 8 - (size_t)hlen));
+  /* After crc32, which the metadata CRC does not cover. */
+  uint32_t meta_crc;
+  if (fm_meta_crc(hdr, hlen, &meta_crc) == 0)
+    fm_patch_hex(hdr, hlen, "\"" SPARSEC_CK_META_CRC_KEY "\":\"", meta_crc);
 }

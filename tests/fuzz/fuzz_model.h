@@ -33,8 +33,10 @@ const char *fm_check_invariants(const sparsec_model *m);
 /* zlib's CRC32. */
 uint32_t fm_crc32(const uint8_t *p, size_t n);
 /* If `buf` looks like a safetensors file with a "crc32":"xxxxxxxx" metadata
- * entry, overwrites the 8 hex digits with the CRC32 of its data section
- * (so mutations of the data reach the checks after the checksum). */
+ * entry, overwrites the 8 hex digits with the CRC32 of its data section,
+ * and those of "metadata_crc32" with the CRC32 of its metadata (so that
+ * mutations of the data and of the metadata values reach the checks after
+ * the checksums). */
 void fm_fix_crc(uint8_t *buf, size_t n);
 
 #endif /* SPARSEC_FUZZ_MODEL_H */

@@ -68,7 +68,7 @@ class CliDocTest(unittest.TestCase):
     def test_sparsec_passes_and_pipelines_are_documented(self):
         out = run([self.opt, "--help"]).stdout
         names = re.findall(r"^\s+--((?:sdl|sparsec)-[\w-]+|convert-sdl-to-linalg)\s", out, re.M)
-        self.assertEqual(len(set(names)), 7, names)
+        self.assertEqual(len(set(names)), 11, names)
         for n in names:
             self.assertTrue("`--%s`" % n in self.doc, n)
 

@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import struct
+import sys
 import time
 import unittest
 
@@ -172,6 +173,13 @@ class KilledSaveTest(unittest.TestCase):
 
 
 class CorruptFileTest(unittest.TestCase):
+    refused = 0   # corrupted files refused (printed at the end)
+
+    @classmethod
+    def tearDownClass(cls):
+        print(f"\ncheckpoint_crash: {cls.refused} corrupted or foreign files refused, "
+              "each with a message naming the file, nothing changed", file=sys.stderr)
+
     @classmethod
     def setUpClass(cls):
         U.workdir()
@@ -217,9 +225,31 @@ class CorruptFileTest(unittest.TestCase):
                 bad.append(f"{what}: the message does not name the file: {msg!r}")
             elif fragments and not any(x.lower() in msg.lower() for x in fragments):
                 bad.append(f"{what}: message {msg!r} says none of {fragments}")
+        CorruptFileTest.refused += len(cases)
         self.assertEqual(bad[:15], [], f"{len(bad)} of {len(cases)} bad")
         self.assertEqual(lib.digest(h), before, "a refused load changed the "
                          "instance")
+
+    def expect_refused_or_exact(self, lib, data, cases):
+        """Each (what, bytes, _) must be refused or load exactly the state
+        saved in `data`."""
+        path = os.path.join(self.dir, "good.st")
+        with open(path, "wb") as f:
+            f.write(data)
+        h = lib.create(1)
+        self.assertEqual(lib.fn("load")(h, path.encode()), U.OK, lib.error())
+        want = lib.digest(h)
+        lib.destroy(h)
+        for what, blob, _ in cases:
+            with open(path, "wb") as f:
+                f.write(blob)
+            h = lib.create(1)
+            rc = lib.fn("load")(h, path.encode())
+            if rc == U.OK:
+                self.assertEqual(lib.digest(h), want, f"{what}: loaded another state")
+            else:
+                self.assertEqual(rc, U.ERR_FORMAT, f"{what}: {lib.error()}")
+            lib.destroy(h)
 
     def test_truncated(self):
         for name, lib in self.libs.items():
@@ -254,19 +284,27 @@ class CorruptFileTest(unittest.TestCase):
                         blob[k] ^= bit
                         cases.append((f"{tname} byte {k} bit {bit}", bytes(blob),
                                       ("checksum",)))
-                # Every byte of the length prefix and of the tensor entries of
-                # the header. (Flips inside "__metadata__" values, which the
-                # checksum does not cover, are open finding R-7:
-                # test_findings.py.)
-                meta = data[8:8 + n].index(b"}") + 8
-                for k in list(range(8)) + list(range(meta, 8 + n)):
+                # Every byte of the length prefix and of the header: tensor
+                # entries, and the "__metadata__" values, which the
+                # metadata_crc32 entry covers since the fix of R-7. A flip in
+                # the key "metadata_crc32" itself turns the file into one
+                # without a metadata checksum, which is accepted (files of
+                # other writers): such a file must then load exactly the
+                # saved state.
+                key = data.index(b'"metadata_crc32"')
+                own_key = range(key + 1, key + 1 + len("metadata_crc32"))
+                harmless = []
+                for k in list(range(8)) + list(range(8, 8 + n)):
                     for bit in (0x01, 0x80):
                         blob = bytearray(data)
                         blob[k] ^= bit
                         if bytes(blob) == data:
                             continue
-                        cases.append((f"header byte {k} bit {bit}", bytes(blob), None))
+                        what = f"header byte {k} bit {bit}"
+                        (harmless if k in own_key else cases).append(
+                            (what, bytes(blob), None))
                 self.expect_refused(lib, h, cases, before)
+                self.expect_refused_or_exact(lib, data, harmless)
 
     def test_other_model_and_other_optimizer(self):
         sgd, adam = self.libs["rel_sgd"], self.libs["rel_adam"]

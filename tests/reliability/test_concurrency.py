@@ -3,18 +3,18 @@
 * Distinct handles are independent: T threads, each with its own instance,
   train and run forward at the same time; every loss, output and final
   state is bit-identical to the same work done sequentially.
-* forward only reads the handle (models without max_norm and without
-  catch-up rows): T threads run forward on one shared instance at once;
-  outputs equal the sequential ones and the instance is unchanged.
+* forward only reads the handle (models without max_norm, including
+  `sparse = catchup` ones, whose forward does not catch rows up): T threads
+  run forward on one shared instance at once; outputs equal the sequential
+  ones and the instance is unchanged.
 * Errors are per thread: threads that fail calls on purpose while others
   succeed see only their own messages.
 
 What is *not* allowed (docs/reliability.md) is not exercised: train_step,
 load, set_lr, catch_up or writes through param_values concurrently with
-anything else on the same handle, and -- in the generated API -- forward on
-one handle from several threads when the model has an embedding with
-max_norm (forward renorms rows) or `sparse = catchup` (the generated
-<Model>_forward catches rows up first).
+anything else on the same handle, and forward on one handle from several
+threads when the model has an embedding with max_norm (forward renorms the
+rows it reads, in place).
 
 Run: /usr/bin/python3 -m unittest -v test_concurrency  (from tests/reliability)
 """
@@ -90,7 +90,11 @@ class ConcurrencyTest(unittest.TestCase):
                         self.assertEqual(a[2], b[2], f"seed {s} round {rnd}: state")
 
     def test_concurrent_forward_on_one_handle(self):
-        lib = self.libs["rel_sgd"]   # no max_norm, lazy rows: forward reads only
+        for name in ("rel_sgd", "rel_adam"):   # no max_norm: forward reads only
+            with self.subTest(model=name):
+                self.concurrent_forward(self.libs[name])
+
+    def concurrent_forward(self, lib):
         h = lib.create(5)
         for b, data in U.batches(lib, [4, 6, 3], 5):
             self.assertEqual(lib.train_step(h, b, data)[0], U.OK)

@@ -1,33 +1,34 @@
-"""Open findings of the reliability work (docs/reliability.md, "Findings"),
-one executable reproducer each, marked @unittest.expectedFailure: the suite
-stays green while a finding is open, and reports an "unexpected success"
-once the fix lands -- then remove the marker, and the test guards against
-the regression.
+"""Findings of the reliability work (docs/reliability.md, "Findings"), one
+executable reproducer each. An open finding's test is marked
+@unittest.expectedFailure: the suite stays green while it is open and
+reports an "unexpected success" once the fix lands -- then remove the
+marker, and the test guards against the regression.
 
-R-1  `amsgrad = true` / `centered = true` reach the runtime descriptor as
-     -1 (OptimizerOp::getNumber reads a BoolAttr through IntegerAttr::getInt,
-     which sign-extends i1), so create refuses every such model.
-R-2  <M>_param_info with a NULL output pointer returns SPARSEC_ERR_NULL with
-     an empty last_error message (the generated glue checks the pointers
-     after sparsec_param_info_at succeeded and cleared the message).
-R-3  sparsec_load on a FIFO (or another file that blocks on open/read)
-     never returns: it should refuse anything but a regular file.
-R-4  In `sparse = catchup` models the generated <M>_forward calls
-     sparsec_catch_up before the call is validated, so a rejected forward
-     (batch 0, NULL, id out of range, NaN) changes the parameters and the
-     optimizer state (and, as catch-up in several pieces is not bitwise
-     equal to one piece, the rest of the training run).
-R-6  Compile-time memory grows with the size of a CSR weight: the lowered
-     train kernel zero-fills the weight's gradient values from a constant
-     global `dense<0.0> : tensor<NNZxf32>`, which the LLVM back end
-     materialises (~8 bytes per stored weight: 0.9 GB for 10^8 weights,
-     17 GB and 20 s for 2^31), although sizes up to 2^31 are accepted.
-R-7  The checkpoint checksum covers the data section only: a flipped bit in
+Fixed (regression tests):
+R-1  `amsgrad = true` / `centered = true` reached the runtime descriptor as
+     -1 (OptimizerOp::getNumber read a BoolAttr through IntegerAttr::getInt,
+     which sign-extends i1), so create refused every such model. (ca8d569)
+R-2  <M>_param_info with a NULL output pointer returned SPARSEC_ERR_NULL
+     with an empty last_error message. (2b71aeb)
+R-3  sparsec_load on a FIFO blocked forever in open(). (2b71aeb)
+R-4  In `sparse = catchup` models the generated <M>_forward called
+     sparsec_catch_up before the call was validated, so a rejected forward
+     changed the parameters and the optimizer state. (2b71aeb: forward
+     never catches up; <M>_catch_up is explicit)
+R-5  sparsec accepted sparse_linear(65536, 32768, sparsity = 0,
+     bias = false): 2^31 stored weights, which the runtime (32-bit CSR
+     indices) refuses at create. (2b71aeb)
+R-7  The checkpoint checksum covered the data section only: a flipped bit in
      the header's "step" or "lr" value (e.g. lr 0.05 -> 0.15, step 3 -> 2)
-     loads without complaint and silently changes the training run.
-R-5  sparsec accepts sparse_linear(65536, 32768, sparsity = 0, bias = false):
-     2^31 weights is within the 2^31-element limit, but the runtime stores
-     CSR coordinates as int32 and refuses nnz > INT32_MAX at create.
+     loaded without complaint and silently changed the training run. (Saves
+     add "metadata_crc32", the CRC32 of the other metadata; load checks it.)
+
+R-6  Compile-time memory grew with the size of a CSR weight: the lowered
+     train kernel zero-filled the weight's gradient values from a constant
+     global `dense<0.0> : tensor<NNZxf32>` that the LLVM back end
+     materialised (~8 bytes per stored weight, 0.9 GB for 10^8 weights).
+     (sdl-lower-sparse-linear writes the gradient into a fresh buffer; a
+     10^8-weight model compiles in ~0.4 s with ~140 MB.)
 
 Run: /usr/bin/python3 -m unittest -v test_findings  (from tests/reliability)
 """
@@ -69,7 +70,7 @@ R5_MODEL = """model Csr2e31 {{
 """
 
 
-class OpenFindingsTest(unittest.TestCase):
+class FindingsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         U.workdir()
@@ -138,7 +139,6 @@ class OpenFindingsTest(unittest.TestCase):
                              "sparsec accepted a CSR parameter the runtime refuses "
                              "(nnz > INT32_MAX)")
 
-    @unittest.expectedFailure
     def test_R6_compile_memory_does_not_grow_with_the_parameter_size(self):
         # 10^8 stored weights: ~0.9 GB of compiler RSS today (a 2^31-entry
         # CSR weight needs ~17 GB), against ~0.14 GB for a small model.
@@ -156,7 +156,6 @@ class OpenFindingsTest(unittest.TestCase):
                         f"sparsec needed {usage.ru_maxrss // 1024} MB for a model "
                         "with 10^8 weights")
 
-    @unittest.expectedFailure
     def test_R7_header_bit_flips_in_step_and_lr_are_refused(self):
         import struct
         lib = U.compile_model("rel_sgd").lib()

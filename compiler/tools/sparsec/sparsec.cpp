@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Inspect.h"
 #include "codegen/ModelAbi.h"
 #include "codegen/ObjectEmitter.h"
 #include "codegen/Pipeline.h"
@@ -404,6 +405,8 @@ static int runPipeline(const char *argv0) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
+  if (argc > 1 && llvm::StringRef(argv[1]) == "inspect")
+    return sparsec::runInspect(llvm::ArrayRef<const char *>(argv + 2, argc - 2));
   // Passes are registered so that --mlir-print-ir-after=<pass> and friends
   // accept their names.
   mlir::registerAllPasses();

@@ -87,15 +87,57 @@ LogicalResult expectMatrix(Operation *op, StringRef what, RankedTensorType t) {
 // Declarations
 //===----------------------------------------------------------------------===//
 
+/// The pattern attributes of a csr parameter: a user structure must be a
+/// CSR structure of exactly nnz entries.
+static LogicalResult verifyPattern(ParamOp op, RankedTensorType t) {
+  std::optional<StringRef> pattern = op.getPattern();
+  bool user = pattern && *pattern == "user";
+  if (pattern && !op.isCSR())
+    return op.emitOpError("only csr parameters have a pattern");
+  if (pattern && *pattern != "random" && *pattern != "small_world" && !user)
+    return op.emitOpError("pattern must be random, small_world or user");
+  if (user != (op.getUserPositions().has_value() &&
+               op.getUserCoordinates().has_value()) ||
+      (!user && (op.getUserPositions() || op.getUserCoordinates())))
+    return op.emitOpError("user_positions and user_coordinates go with "
+                          "pattern = \"user\" (both)");
+  if (op.getDynamic() &&
+      (!op.isCSR() || *op.getDynamic() != "set" || !op.getDeltaT() ||
+       !op.getTEnd() || !op.getDropFraction() || *op.getDeltaT() < 1 ||
+       *op.getTEnd() < 1 || !(op.getDropFraction()->convertToDouble() > 0 &&
+                              op.getDropFraction()->convertToDouble() < 1)))
+    return op.emitOpError("dynamic = \"set\" needs a csr parameter, "
+                          "delta_t >= 1, t_end >= 1 and drop_fraction in (0, 1)");
+  if (!user)
+    return success();
+  ArrayRef<int32_t> pos = *op.getUserPositions(), crd = *op.getUserCoordinates();
+  int64_t nnz = static_cast<int64_t>(op.getNnz().value_or(0));
+  if (static_cast<int64_t>(pos.size()) != t.getDimSize(0) + 1 ||
+      static_cast<int64_t>(crd.size()) != nnz || pos.front() != 0 ||
+      pos.back() != nnz)
+    return op.emitOpError("user pattern must have rows + 1 positions from 0 "
+                          "to nnz and nnz coordinates");
+  for (int64_t r = 0; r < t.getDimSize(0); ++r)
+    for (int32_t i = pos[r]; i < pos[r + 1]; ++i)
+      if (pos[r + 1] < pos[r] || crd[i] < 0 || crd[i] >= t.getDimSize(1) ||
+          (i > pos[r] && crd[i] <= crd[i - 1]))
+        return op.emitOpError("user pattern row ")
+               << r << " is not strictly ascending columns in range";
+  return success();
+}
+
 LogicalResult ParamOp::verify() {
   auto t = dyn_cast<RankedTensorType>(getType());
   if (!t || !t.hasStaticShape())
     return emitOpError("type must be a statically shaped tensor, got ")
            << getType();
   StringRef kind = getKind();
-  if (kind != "dense" && kind != "csr" && kind != "embedding")
-    return emitOpError("kind must be dense, csr or embedding, got '")
+  if (kind != "dense" && kind != "csr" && kind != "embedding" &&
+      kind != "buffer")
+    return emitOpError("kind must be dense, csr, embedding or buffer, got '")
            << kind << "'";
+  if (kind == "buffer" && (t.getRank() != 1 || getInit() != "zeros"))
+    return emitOpError("a buffer is a rank-1 tensor initialised with zeros");
   StringRef init = getInit();
   if (init != "zeros" && init != "uniform" && init != "normal" &&
       init != "fan_in_uniform")
@@ -127,7 +169,7 @@ LogicalResult ParamOp::verify() {
   if ((getMaxNorm() && !(getMaxNorm()->convertToDouble() > 0)) ||
       (getNormType() && !(getNormType()->convertToDouble() > 0)))
     return emitOpError("max_norm and norm_type must be positive");
-  return success();
+  return verifyPattern(*this, t);
 }
 
 namespace {
@@ -183,7 +225,8 @@ const Hyper kCommonHypers[] = {
     {"sparse", HyperRule::Name},         {"clip_grad_norm", HyperRule::NonNegative},
     {"schedule", HyperRule::Name},       {"step_size", HyperRule::Int},
     {"gamma", HyperRule::Positive},      {"t_max", HyperRule::Int},
-    {"eta_min", HyperRule::Any},         {"warmup", HyperRule::Int}};
+    {"eta_min", HyperRule::Any},         {"warmup", HyperRule::Int},
+    {"fused", HyperRule::Flag}};
 
 LogicalResult checkHyper(OptimizerOp op, const Hyper &h, Attribute a) {
   auto num = [&]() -> std::optional<double> {
@@ -256,6 +299,10 @@ LogicalResult OptimizerOp::verify() {
       (getNumber("momentum").value_or(0) <= 0 ||
        getNumber("dampening").value_or(0) != 0))
     return emitOpError("nesterov needs momentum > 0 and dampening = 0");
+  if (getNumber("fused").value_or(0) != 0 &&
+      (getString("sparse", "lazy") != "lazy" ||
+       getNumber("clip_grad_norm").value_or(0) > 0))
+    return emitOpError("fused = true needs sparse = \"lazy\" and no clip_grad_norm");
   StringRef sched = getString("schedule", "constant");
   if (sched == "step" && getNumber("step_size").value_or(0) <= 0)
     return emitOpError("schedule 'step' needs step_size > 0");
@@ -274,6 +321,12 @@ std::optional<double> OptimizerOp::getNumber(StringRef name) {
   if (auto i = dyn_cast_or_null<IntegerAttr>(a))
     return double(i.getInt());
   return std::nullopt;
+}
+
+bool OptimizerOp::fusesRowUpdates() {
+  return getNumber("fused").value_or(1) != 0 &&
+         getString("sparse", "lazy") == "lazy" &&
+         getNumber("clip_grad_norm").value_or(0) == 0;
 }
 
 StringRef OptimizerOp::getString(StringRef name, StringRef dflt) {
@@ -444,6 +497,47 @@ LogicalResult CrossEntropyLossOp::verify() { return verifyClassLoss(*this); }
 //===----------------------------------------------------------------------===//
 // Backward ops
 //===----------------------------------------------------------------------===//
+
+/// x [B, n] and the kwinners buffer [n + 1].
+static LogicalResult verifyKWinnersOperands(Operation *op, Value x,
+                                            Value duty, int64_t k) {
+  RankedTensorType xt = tensorOf(x), dt = tensorOf(duty);
+  if (failed(expectFloat(op, "input", xt, 2)))
+    return failure();
+  int64_t n = xt.getDimSize(1);
+  if (dt.getRank() != 1 || dt.getDimSize(0) != n + 1)
+    return op->emitOpError("duty must be a tensor of ")
+           << n + 1 << " values (n duty cycles and the sample count)";
+  if (k < 1 || k > n)
+    return op->emitOpError("k must be in [1, ") << n << "]";
+  return success();
+}
+
+LogicalResult KWinnersOp::verify() {
+  if (getType() != tensorOf(getInput()))
+    return emitOpError("result type must be the input type");
+  int64_t kInference = static_cast<int64_t>(getKInference());
+  if (kInference < 1 || kInference > tensorOf(getInput()).getDimSize(1))
+    return emitOpError("k_inference must be in [1, n]");
+  if (static_cast<int64_t>(getPeriod()) < 1 ||
+      getBoostStrength().convertToDouble() < 0)
+    return emitOpError("period must be >= 1 and boost_strength >= 0");
+  return verifyKWinnersOperands(*this, getInput(), getDuty(), getK());
+}
+
+LogicalResult KWinnersGradOp::verify() {
+  if (getType() != tensorOf(getInput()) || getType() != tensorOf(getGrad()))
+    return emitOpError("input, grad and result must have one type");
+  return verifyKWinnersOperands(*this, getInput(), getDuty(), getK());
+}
+
+LogicalResult KWinnersDutyOp::verify() {
+  if (getType() != tensorOf(getDuty()))
+    return emitOpError("result type must be the duty type");
+  if (static_cast<int64_t>(getPeriod()) < 1)
+    return emitOpError("period must be >= 1");
+  return verifyKWinnersOperands(*this, getOutput(), getDuty(), 1);
+}
 
 LogicalResult ReluGradOp::verify() {
   return expectFloat(*this, "input", getType());

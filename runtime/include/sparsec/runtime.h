@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define SPARSEC_ABI_VERSION 3
+#define SPARSEC_ABI_VERSION 4
 #define SPARSEC_MAX_RANK 4
 
 /* Status codes returned by every runtime and generated entry point. */
@@ -53,9 +53,14 @@ typedef enum sparsec_layout {
   SPARSEC_LAYOUT_DENSE = 0,    /* row-major values, dense gradient */
   SPARSEC_LAYOUT_CSR = 1,      /* rank 2, CSR with i32 positions/coordinates;
                                   gradient on the weight's own pattern */
-  SPARSEC_LAYOUT_EMBEDDING = 2 /* rank 2 dense table [rows, dim]; gradient is
+  SPARSEC_LAYOUT_EMBEDDING = 2, /* rank 2 dense table [rows, dim]; gradient is
                                   row-sparse COO: (ids of an input, rows);
                                   nn.Embedding's options in the param desc */
+  SPARSEC_LAYOUT_BUFFER = 3     /* ABI 4: rank 1 layer state (kwinners duty
+                                  cycles), not trained: the train kernel's
+                                  "gradient" is its next value, stored after
+                                  a successful step (no optimizer, no
+                                  clipping) */
 } sparsec_layout;
 
 /* Parameter initialisers (PyTorch conventions). */
@@ -112,6 +117,69 @@ typedef struct sparsec_input_desc {
 } sparsec_input_desc;
 
 /* One trainable tensor. */
+/* The sparsity pattern of a CSR parameter (ABI 4; docs/runtime.md). */
+typedef enum sparsec_pattern {
+  SPARSEC_PATTERN_RANDOM = 0,      /* nnz positions uniform among all sets (seeded) */
+  SPARSEC_PATTERN_SMALL_WORLD = 1, /* nnz edges with probability (d + 1)^-lambda (seeded) */
+  SPARSEC_PATTERN_USER = 2         /* user_positions / user_coordinates, copied */
+} sparsec_pattern;
+
+/* Dynamic sparsity of a CSR parameter (ABI 4; docs/runtime.md): after the
+ * optimizer step of each step t with t % delta_t == 0 and t <= t_end, the
+ * floor(f nnz) weights of smallest |w| are dropped, f = drop_fraction *
+ * (1 + cos(pi t / t_end)) / 2, and as many connections are grown at random
+ * positions that were not stored, with value 0 and zero optimizer state. */
+typedef enum sparsec_dynamic {
+  SPARSEC_DYNAMIC_NONE = 0,
+  SPARSEC_DYNAMIC_SET = 1 /* random growth (SET) */
+} sparsec_dynamic;
+
+/* Per-step scalars of a fused row update (`hyper` below), as the runtime
+ * computes them for the step in f32 (docs/optimizers.md, "Fused row
+ * updates"). */
+typedef enum sparsec_row_hyper {
+  SPARSEC_RH_NEG_LR = 0,          /* -lr (scheduled) */
+  SPARSEC_RH_MOMENTUM,            /* SGD, RMSprop */
+  SPARSEC_RH_ONE_MINUS_DAMPENING, /* SGD */
+  SPARSEC_RH_L2,                  /* weight_decay added to the gradient (0 for AdamW) */
+  SPARSEC_RH_EPS,
+  SPARSEC_RH_ALPHA,               /* RMSprop */
+  SPARSEC_RH_ONE_MINUS_ALPHA,
+  SPARSEC_RH_BETA1,               /* Adam, AdamW */
+  SPARSEC_RH_ONE_MINUS_BETA1,
+  SPARSEC_RH_BETA2,
+  SPARSEC_RH_ONE_MINUS_BETA2,
+  SPARSEC_RH_NEG_CLR,             /* Adagrad: -lr / (1 + (t - 1) lr_decay) */
+  SPARSEC_RH_SPARSE_NEG_STEP,     /* SparseAdam: -lr sqrt(1 - beta2^t) / (1 - beta1^t) */
+  SPARSEC_RH_DECAY,               /* AdamW: 1 - lr weight_decay */
+  SPARSEC_RH_COUNT
+} sparsec_row_hyper;
+
+/* Optimizer states in the order of `state` below (the checkpoint names). */
+#define SPARSEC_ROW_STATES 7 /* momentum_buffer, sum, square_avg, grad_avg,
+                                exp_avg, exp_avg_sq, max_exp_avg_sq */
+
+/* Arguments of a generated row update. The ids of the batch's gradient rows
+ * are sorted (stably): entry j of the sorted order is gradient row perm[j]
+ * with id keys[j]; segment u is entries [starts[u], starts[u + 1]) and holds
+ * one id (plain SGD without coalescing: one entry per segment, batch
+ * order). For each segment the kernel sums the rows in that order and
+ * applies the optimizer's lazy step to the row `keys[starts[u]]` of
+ * `values` and of every state it keeps (the padding row is skipped). */
+typedef struct sparsec_row_update_args {
+  float *values;                           /* rows x dim */
+  float *state[SPARSEC_ROW_STATES];        /* NULL where not kept */
+  int64_t state_len[SPARSEC_ROW_STATES];   /* floats of each (0 if NULL) */
+  uint8_t *row_init;                       /* SGD momentum: per-row "buffer set" */
+  int64_t rows;                            /* rows of the table (row_init's length) */
+  const float *grad;                       /* n x dim gradient rows */
+  const uint32_t *perm, *keys;             /* n entries */
+  const uint32_t *starts;                  /* segments + 1 offsets */
+  int64_t n, segments;
+  const float *hyper;                      /* SPARSEC_RH_COUNT scalars */
+} sparsec_row_update_args;
+typedef int (*sparsec_row_update_fn)(const sparsec_row_update_args *args);
+
 typedef struct sparsec_param_desc {
   const char *name; /* PyTorch-style: "fc1.weight", "fc1.bias" */
   sparsec_layout layout;
@@ -136,6 +204,21 @@ typedef struct sparsec_param_desc {
                                  (default 2) */
   int32_t scale_grad_by_freq; /* gradient rows scaled by 1 / (count of the id
                                  in the batch) before the optimizer */
+  /* --- ABI 4: appended fields --- */
+  sparsec_row_update_fn row_update; /* EMBEDDING, or NULL: the compiler's
+                                 fused row update (sum of each id's gradient
+                                 rows + optimizer step in one generated
+                                 pass), used for lazy rows without clipping;
+                                 NULL: the runtime's own step */
+  sparsec_pattern pattern;    /* CSR: where the `nnz` positions come from */
+  const int32_t *user_positions;   /* CSR, USER: rows + 1 row offsets */
+  const int32_t *user_coordinates; /* CSR, USER: nnz columns, strictly
+                                      ascending within each row */
+  sparsec_dynamic dynamic; /* CSR: NONE, or SET: prune and regrow (below) */
+  int64_t delta_t;         /* SET: update after every delta_t-th step ... */
+  int64_t t_end;           /* ... up to step t_end (both >= 1) */
+  double drop_fraction;    /* SET: fraction dropped at step 0 (cosine-annealed
+                              to 0 at t_end), in (0, 1) */
 } sparsec_param_desc;
 
 /* Optimizer settings. No field has a hidden default: zero means zero, so

@@ -16,7 +16,7 @@ sdl.param @p : f32 {kind = "dense", init = "zeros", init_a = 0.0 : f64}
 
 // -----
 
-// expected-error @+1 {{'sdl.param' op kind must be dense, csr or embedding, got 'sparse'}}
+// expected-error @+1 {{'sdl.param' op kind must be dense, csr, embedding or buffer, got 'sparse'}}
 sdl.param @p : tensor<4x4xf32> {kind = "sparse", init = "zeros", init_a = 0.0 : f64}
 
 // -----
@@ -96,6 +96,16 @@ sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64
 
 // expected-error @+1 {{'sdl.optimizer' op nesterov needs momentum > 0 and dampening = 0}}
 sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.9 : f64, dampening = 0.1 : f64, weight_decay = 0.0 : f64, nesterov = true}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op fused = true needs sparse = "lazy" and no clip_grad_norm}}
+sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false, sparse = "catchup", fused = true}
+
+// -----
+
+// expected-error @+1 {{'sdl.optimizer' op fused must be a bool}}
+sdl.optimizer "sgd" {lr = 0.1 : f64, momentum = 0.0 : f64, dampening = 0.0 : f64, weight_decay = 0.0 : f64, nesterov = false, fused = 1 : i64}
 
 // -----
 
@@ -800,3 +810,37 @@ func.func @ce_grad_type(%x: tensor<?x3xf32>, %t: tensor<?xi64>) {
   %0 = sdl.cross_entropy_loss_grad %x, %t : (tensor<?x3xf32>, tensor<?xi64>) -> tensor<?xf32>
   return
 }
+
+// -----
+
+// expected-error @+1 {{'sdl.param' op a buffer is a rank-1 tensor initialised with zeros}}
+sdl.param @kw.duty_cycle : tensor<4x2xf32> {init = "zeros", init_a = 0.0 : f64, kind = "buffer"}
+
+// -----
+
+func.func @kw_duty(%x: tensor<?x8xf32>, %duty: tensor<8xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op duty must be a tensor of 9 values (n duty cycles and the sample count)}}
+  %0 = sdl.kwinners %x, %duty {boost_strength = 1.0 : f64, k = 2 : i64, k_inference = 3 : i64, period = 10 : i64} : (tensor<?x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @kw_k(%x: tensor<?x8xf32>, %duty: tensor<9xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op k must be in [1, 8]}}
+  %0 = sdl.kwinners %x, %duty {boost_strength = 1.0 : f64, k = 9 : i64, k_inference = 3 : i64, period = 10 : i64} : (tensor<?x8xf32>, tensor<9xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @kw_period(%y: tensor<?x8xf32>, %duty: tensor<9xf32>) -> tensor<9xf32> {
+  // expected-error @+1 {{'sdl.kwinners_duty' op period must be >= 1}}
+  %0 = sdl.kwinners_duty %y, %duty {period = 0 : i64} : (tensor<?x8xf32>, tensor<9xf32>) -> tensor<9xf32>
+  return %0 : tensor<9xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'sdl.param' op only csr parameters have a pattern}}
+sdl.param @w : tensor<4x2xf32> {init = "normal", init_a = 1.0 : f64, kind = "dense", pattern = "small_world"}

@@ -1,11 +1,13 @@
 // sparsec-all on a CSR layer without bias: the ReLU gradient feeding the
 // SDDMM of the weight gradient has no other use. Elementwise fusion would
-// fuse it into the SDDMM generic, whose output is sparse, and the sparsifier
-// then fails ("failed to legalize operation 'sparse_tensor.unary'"); the
-// pipeline does not fuse, so the model compiles.
+// fuse it into the sparsifier's SDDMM generic, whose output is sparse, and
+// the sparsifier then fails ("failed to legalize operation
+// 'sparse_tensor.unary'"); the pipeline does not fuse, so the model compiles.
 // RUN: sparsec-opt %s -sparsec-all | FileCheck %s
-// What fusion would do (this is why the pipeline has no fusion pass):
-// RUN: sparsec-opt %s --pass-pipeline='builtin.module(sparsec-train,sparsec-linalg,func.func(linalg-generalize-named-ops,linalg-fuse-elementwise-ops))' \
+// What fusion would do to the sparsifier's SDDMM (this is why the pipeline
+// has no fusion pass; sdl-lower-sparse-linear is left out so that the
+// rank-2 layer takes the sparsifier path):
+// RUN: sparsec-opt %s --pass-pipeline='builtin.module(sparsec-train,sdl-finalize-abi,convert-sdl-to-linalg,canonicalize,func.func(linalg-generalize-named-ops,linalg-fuse-elementwise-ops))' \
 // RUN:   | not sparsec-opt -sparsec-llvm -o /dev/null 2>&1 | FileCheck %s --check-prefix=FUSED
 // FUSED: error: failed to legalize operation 'sparse_tensor.unary'
 

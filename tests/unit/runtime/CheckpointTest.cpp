@@ -206,7 +206,8 @@ TEST(Checkpoint, FileLayoutAndNames) {
   ASSERT_NE(meta, nullptr);
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "format")->str, "sparsec");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "model")->str, "LinearCsr");
-  EXPECT_STREQ(sparsec__json_get(&doc, meta, "abi")->str, "3");
+  EXPECT_EQ(std::string(sparsec__json_get(&doc, meta, "abi")->str),
+            std::to_string(SPARSEC_ABI_VERSION));
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "step")->str, "2");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "lr")->str, "0.10000000000000001");
   EXPECT_STREQ(sparsec__json_get(&doc, meta, "fc.weight.size")->str, "[4,6]");
@@ -688,15 +689,15 @@ TEST_F(HandmadeLoad, Rejections) {
            a + "," + b + "}",
        "is not a sparsec checkpoint"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
-       "\"4\",\"step\":\"0\","
+       "\"5\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '4', this runtime reads '1' to '3'"},
+       "ABI version '5', this runtime reads '1' to '4'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"0\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '0', this runtime reads '1' to '3'"},
+       "ABI version '0', this runtime reads '1' to '4'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"1\",\"step\":\"-1\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +

@@ -1,13 +1,14 @@
 //===- CheckpointUtil.h - Helpers of the checkpoint tests ------*- C++ -*-===//
 //
 // Reading, writing and editing checkpoint files in tests: raw bytes, the
-// header, a tensor's data offset, and the CRC32 after an edit.
+// header, a tensor's data offset, and the CRC32s after an edit.
 //
 //===----------------------------------------------------------------------===//
 #ifndef SPARSEC_TESTS_RUNTIME_CHECKPOINTUTIL_H
 #define SPARSEC_TESTS_RUNTIME_CHECKPOINTUTIL_H
 
 #include "TestModels.h"
+#include "checkpoint.h" // runtime/src: the metadata CRC
 
 #include <gtest/gtest.h>
 
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace sparsec_test {
 
@@ -48,6 +50,32 @@ inline void fixCrc(std::string &file) {
   char hex[9];
   snprintf(hex, sizeof(hex), "%08x", crc);
   file.replace(at + 9, 8, hex);
+}
+
+/// Recomputes "metadata_crc32" (if the header has one) after a metadata
+/// value was edited, as a writer that means the edit would.
+inline void fixMetaCrc(std::string &file) {
+  std::string h = header(file);
+  sparsec__json_doc doc;
+  char err[128];
+  ASSERT_EQ(sparsec__json_parse(h.data(), h.size(), &doc, err, sizeof(err)), 0)
+      << err;
+  const sparsec__json_node *md =
+      sparsec__json_get(&doc, &doc.nodes[0], "__metadata__");
+  std::vector<sparsec__ck_kv> kv;
+  for (int64_t c = md ? md->first : -1; c >= 0; c = doc.nodes[c].next)
+    kv.push_back({doc.nodes[c].key, doc.nodes[c].key_len, doc.nodes[c].str,
+                  doc.nodes[c].len});
+  uint32_t crc = 0;
+  EXPECT_EQ(sparsec__ck_meta_crc(kv.data(), kv.size(), &crc), 0);
+  sparsec__json_free(&doc);
+  const std::string key = "\"" SPARSEC_CK_META_CRC_KEY "\":\"";
+  size_t at = file.find(key, 8);
+  if (at == std::string::npos || at >= 8 + h.size())
+    return;
+  char hex[9];
+  snprintf(hex, sizeof(hex), "%08x", crc);
+  file.replace(at + key.size(), 8, hex);
 }
 
 /// Replaces `from` by the same-length `to` inside the header.

@@ -58,7 +58,7 @@ TEST(Status, MessagesAreThreadLocal) {
   sparsec_model *m = nullptr;
   ASSERT_EQ(sparsec_create(&d.desc, 1, &m), SPARSEC_ERR_ABI);
   std::string mine = lastError();
-  EXPECT_NE(mine.find("ABI version 1, this runtime implements 3"),
+  EXPECT_NE(mine.find("ABI version 1, this runtime implements 4"),
             std::string::npos)
       << mine;
   std::string other = "unset";

@@ -47,7 +47,7 @@ except ImportError as e:  # pragma: no cover
 
 warnings.filterwarnings("ignore")  # lr_scheduler's epoch warnings
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 MAX_RANK = 4
 F32, I64 = 0, 3
 DENSE, CSR, EMB = 0, 1, 2
@@ -69,7 +69,11 @@ class ParamDesc(C.Structure):
     _fields_ = [("name", C.c_char_p), ("layout", C.c_int), ("rank", C.c_int32), ("dims", Dims),
                 ("nnz", C.c_int64), ("init", C.c_int), ("init_a", C.c_double),
                 ("ids_input", C.c_int32), ("padding_idx", C.c_int64), ("max_norm", C.c_double),
-                ("norm_type", C.c_double), ("scale_grad_by_freq", C.c_int32)]
+                ("norm_type", C.c_double), ("scale_grad_by_freq", C.c_int32),
+                ("row_update", C.c_void_p), ("pattern", C.c_int),
+                ("user_positions", C.c_void_p), ("user_coordinates", C.c_void_p),
+                ("dynamic", C.c_int), ("delta_t", C.c_int64), ("t_end", C.c_int64),
+                ("drop_fraction", C.c_double)]
 
 
 class OptDesc(C.Structure):

@@ -29,11 +29,17 @@ class Sdl_ValueOp<string mnemonic, list<Trait> traits = []>
 def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
   let summary = "a trainable tensor of the model";
   let description = [{
-    Declares a trainable tensor. `kind` is `dense`, `csr` (the type carries a
+    Declares a tensor of the model's state. `kind` is `buffer` (a rank-1
+    layer state, e.g. kwinners duty cycles: zero-initialised, not trained;
+    the train function returns its next value), `dense`, `csr` (the type carries a
     `#sparse_tensor.encoding` with dense/compressed levels and a fixed number
     `nnz` of stored entries) or `embedding` (a dense table whose gradient is
     row-sparse). `init` names the initialiser (`zeros`, `uniform`, `normal`,
     `fan_in_uniform`) and `init_a` its parameter (bound, std or fan-in).
+    A csr parameter's `pattern` is `random` (default: nnz positions drawn
+    uniformly at create), `small_world` (drawn with the small-world
+    distance law) or `user` (`user_positions` [rows + 1] and
+    `user_coordinates` [nnz] give the structure).
 
     ```mlir
     sdl.param @"fc1.weight" : tensor<2000x784xf32, #CSR>
@@ -47,7 +53,17 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
                        OptionalAttr<I64Attr>:$padding_idx,
                        OptionalAttr<F64Attr>:$max_norm,
                        OptionalAttr<F64Attr>:$norm_type,
-                       OptionalAttr<BoolAttr>:$scale_grad_by_freq);
+                       OptionalAttr<BoolAttr>:$scale_grad_by_freq,
+                       // csr: pattern "random" (default), "small_world" or
+                       // "user" with its CSR structure.
+                       OptionalAttr<StrAttr>:$pattern,
+                       OptionalAttr<DenseI32ArrayAttr>:$user_positions,
+                       OptionalAttr<DenseI32ArrayAttr>:$user_coordinates,
+                       // csr: dynamic sparsity "set" and its schedule.
+                       OptionalAttr<StrAttr>:$dynamic,
+                       OptionalAttr<I64Attr>:$delta_t,
+                       OptionalAttr<I64Attr>:$t_end,
+                       OptionalAttr<F64Attr>:$drop_fraction);
   let assemblyFormat = "$sym_name `:` $type attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -56,6 +72,9 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
     }
     bool isCSR() { return getKind() == "csr"; }
     bool isEmbedding() { return getKind() == "embedding"; }
+    /// Layer state the train kernel updates (its "gradient" result is the
+    /// new value), not trained by the optimizer: kwinners duty cycles.
+    bool isBuffer() { return getKind() == "buffer"; }
   }];
 }
 
@@ -70,7 +89,9 @@ def Sdl_OptimizerOp : Sdl_Op<"optimizer"> {
     eps, weight_decay, momentum, centered; adam/adamw: lr, beta1, beta2, eps,
     weight_decay, amsgrad. Optional for every kind: sparse ("lazy",
     "catchup", "dense"), clip_grad_norm, schedule ("constant", "step",
-    "cosine") with step_size/gamma or t_max/eta_min, warmup.
+    "cosine") with step_size/gamma or t_max/eta_min, warmup, fused (bool:
+    embedding rows stepped by the generated row update; default true where
+    it applies: sparse = "lazy" and no clip_grad_norm).
 
     ```mlir
     sdl.optimizer "adam" {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.999 : f64,
@@ -86,6 +107,9 @@ def Sdl_OptimizerOp : Sdl_Op<"optimizer"> {
     std::optional<double> getNumber(::llvm::StringRef name);
     /// A string hyperparameter (sparse, schedule).
     ::llvm::StringRef getString(::llvm::StringRef name, ::llvm::StringRef dflt);
+    /// Embedding rows are stepped by the generated fused row update
+    /// (`fused` not false, sparse = "lazy", no clip_grad_norm).
+    bool fusesRowUpdates();
   }];
 }
 
@@ -168,6 +192,42 @@ def Sdl_BceWithLogitsLossOp : Sdl_LossOp<"bce_with_logits_loss",
 //===----------------------------------------------------------------------===//
 // Backward ops (created by sdl-expand-training)
 //===----------------------------------------------------------------------===//
+
+def Sdl_KWinnersOp : Sdl_ValueOp<"kwinners"> {
+  let summary = "k-winners-take-all with boosting (nupic.torch KWinners)";
+  let description = [{
+    `input` [B, n], `duty` the layer's buffer [n + 1] (duty cycles, then the
+    clamped count of training samples). Per sample the `k` (with
+    `training`) or `k_inference` entries with the largest boosted value
+    x * exp((k_used / n - duty) * boost_strength) keep their input value,
+    the others are 0; ties go to the lower index.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$duty,
+                       I64Attr:$k, I64Attr:$k_inference,
+                       F64Attr:$boost_strength, I64Attr:$period,
+                       UnitAttr:$training);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_KWinnersGradOp : Sdl_ValueOp<"kwinners_grad"> {
+  let summary = "dx = dy at the winners of sdl.kwinners (training k), else 0";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$duty,
+                       AnyRankedTensor:$grad, I64Attr:$k,
+                       F64Attr:$boost_strength);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_KWinnersDutyOp : Sdl_ValueOp<"kwinners_duty"> {
+  let summary = "the kwinners buffer after a training batch";
+  let description = [{
+    With c the buffer's count and B the batch: c' = min(period, c + B),
+    duty' = (duty * (c' - B) + sum_batch(output > 0)) / c' (nupic.torch's
+    update_duty_cycle, whose learning_iterations only matter up to period).
+  }];
+  let arguments = (ins AnyRankedTensor:$output, AnyRankedTensor:$duty,
+                       I64Attr:$period);
+  let results = (outs AnyRankedTensor:$result);
+}
 
 def Sdl_ReluGradOp : Sdl_ValueOp<"relu_grad", [SameOperandsAndResultType]> {
   let summary = "dx = dy where x > 0, else 0";
