@@ -9,7 +9,7 @@
 // MLIR verifier) for every model of the file -> the training pipeline
 // (sdl-expand-training, canonicalize) -> the C ABI (collectModelAbi, the
 // generated header and C glue, as text) -> the linalg pipeline
-// (sdl-finalize-abi, convert-sdl-to-linalg, canonicalize); the pass
+// (buildLinalgPipeline: what `sparsec --emit=linalg` runs); the pass
 // manager verifies after each pass.
 //
 // Two targets are built from this file:
@@ -46,6 +46,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/ModelAbi.h"
+#include "codegen/Pipeline.h"
 #include "frontend/Frontend.h"
 #include "mlirgen/MLIRGen.h"
 #include "sdl/SdlDialect.h"
@@ -215,8 +216,7 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
 
   if (!runPipeline(ctx, *module, diags, model, "the training pipeline",
                    [](mlir::PassManager &pm) {
-                     pm.addPass(mlir::sdl::createSdlExpandTraining());
-                     pm.addPass(mlir::createCanonicalizerPass());
+                     sparsec::buildTrainingPipeline(pm);
                    }))
     return;
   // The C ABI of the trained module, as `sparsec --emit=header` and the
@@ -236,9 +236,8 @@ void runModel(const sparsec::ast::Model &model, const llvm::SourceMgr &sm) {
     return;
   if (!runPipeline(ctx, *module, diags, model, "the linalg pipeline",
                    [](mlir::PassManager &pm) {
-                     pm.addPass(mlir::sdl::createSdlFinalizeAbi());
-                     pm.addPass(mlir::sdl::createConvertSdlToLinalg());
-                     pm.addPass(mlir::createCanonicalizerPass());
+                     // What `sparsec --emit=linalg` runs, kept in one place.
+                     sparsec::buildLinalgPipeline(pm);
                    }))
     return;
   ++stats.lowered;
