@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,6 +43,13 @@ REPO_DIR = os.path.dirname(os.path.dirname(E2E_DIR))
 
 def build_dir():
     return os.environ.get("SPARSEC_BUILD_DIR", "/work/main/build")
+
+
+def python_executable():
+    """The interpreter for child Python processes: SPARSEC_PYTHON when set
+    (.ci/sanitize.sh's wrapper, which preloads the ASan runtime), else this
+    one."""
+    return os.environ.get("SPARSEC_PYTHON") or sys.executable
 
 
 def sparsec_binary():

@@ -96,7 +96,7 @@ class SparseBlocksTest(unittest.TestCase):
         env = dict(os.environ, SPARSEC_NUM_THREADS=str(threads))
         here = os.path.dirname(os.path.abspath(__file__))
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, self.tmp.name, model], env=env,
+            [oracle.python_executable(), "-c", CHILD, self.tmp.name, model], env=env,
             cwd=here, capture_output=True, text=True, check=False)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         return json.loads(proc.stdout.strip().splitlines()[-1])
