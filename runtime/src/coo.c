@@ -101,19 +101,18 @@ static int sparsec__ascending(const int32_t *ids, int64_t n, uint32_t *max_key) 
   return ascending;
 }
 
-sparsec__coo_order sparsec__coo_sort(const sparsec__coo_grad *g, sparsec__coo_workspace *ws,
-                                     int singletons) {
+/* The order of `g`'s entries: radix-sorted by id when `sort` (ids at most
+ * `max_key`), else the batch order; segments split where the id changes, or
+ * at every entry with `singletons`. */
+static sparsec__coo_order sparsec__order(const sparsec__coo_grad *g, sparsec__coo_workspace *ws,
+                                         int sort, uint32_t max_key, int singletons) {
   const int64_t n = g->n;
-  const int32_t *ids = g->ids;
-  uint32_t max_key;
   sparsec__coo_order o;
   for (int64_t i = 0; i < n; ++i) {
-    ws->keys[0][i] = (uint32_t)ids[i];
+    ws->keys[0][i] = (uint32_t)g->ids[i];
     ws->perm[0][i] = (uint32_t)i;
   }
-  int cur = 0;
-  if (!singletons && !sparsec__ascending(ids, n, &max_key))
-    cur = sparsec__sort_pairs(ws, n, max_key);
+  const int cur = sort ? sparsec__sort_pairs(ws, n, max_key) : 0;
   o.perm = ws->perm[cur];
   o.keys = ws->keys[cur];
   o.segments = 0;
@@ -123,6 +122,13 @@ sparsec__coo_order sparsec__coo_sort(const sparsec__coo_grad *g, sparsec__coo_wo
   ws->starts[o.segments] = (uint32_t)n;
   o.starts = ws->starts;
   return o;
+}
+
+sparsec__coo_order sparsec__coo_sort(const sparsec__coo_grad *g, sparsec__coo_workspace *ws,
+                                     int singletons) {
+  uint32_t max_key = 0;
+  const int sort = !singletons && !sparsec__ascending(g->ids, g->n, &max_key);
+  return sparsec__order(g, ws, sort, max_key, singletons);
 }
 
 void sparsec__coo_coalesce(sparsec__coo_grad *g, int64_t bound, sparsec__coo_workspace *ws) {
@@ -135,7 +141,8 @@ void sparsec__coo_coalesce(sparsec__coo_grad *g, int64_t bound, sparsec__coo_wor
     g->coalesced = 1;
     return;
   }
-  const sparsec__coo_order o = sparsec__coo_sort(g, ws, 0);
+  /* Not ascending: sort (the scan above found max_key). */
+  const sparsec__coo_order o = sparsec__order(g, ws, 1, max_key, 0);
   for (int64_t u = 0; u < o.segments; ++u) {
     float *dst = ws->out_rows + (size_t)u * (size_t)dim;
     ws->out_ids[u] = (int32_t)o.keys[o.starts[u]];
