@@ -97,18 +97,16 @@ static int sparsec__validate_pattern(const sparsec_param_desc *p) {
                          ">= 1, drop_fraction in (0, 1))",
                          p->name, (int)p->dynamic, (long long)p->delta_t, (long long)p->t_end,
                          p->drop_fraction);
-  if (p->layout != SPARSEC_LAYOUT_CSR || p->pattern < SPARSEC_PATTERN_RANDOM ||
-      p->pattern > SPARSEC_PATTERN_USER || !user != !p->user_positions ||
-      !user != !p->user_coordinates) {
-    if (p->layout != SPARSEC_LAYOUT_CSR && p->pattern == SPARSEC_PATTERN_RANDOM &&
-        !p->user_positions && !p->user_coordinates)
-      return SPARSEC_OK;
+  /* Non-CSR: RANDOM without arrays; CSR: a known pattern, arrays iff USER. */
+  const int csr = p->layout == SPARSEC_LAYOUT_CSR;
+  const int known = p->pattern >= SPARSEC_PATTERN_RANDOM && p->pattern <= SPARSEC_PATTERN_USER;
+  if ((!csr && p->pattern != SPARSEC_PATTERN_RANDOM) || !known ||
+      !user != !p->user_positions || !user != !p->user_coordinates)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                          "create: parameter '%s' has pattern %d with%s user arrays (expected "
                          "RANDOM or SMALL_WORLD without them, or USER with both, and only on "
                          "CSR parameters)",
                          p->name, (int)p->pattern, p->user_positions ? "" : "out");
-  }
   if (!user)
     return SPARSEC_OK;
   const int32_t *pos = p->user_positions, *crd = p->user_coordinates;
