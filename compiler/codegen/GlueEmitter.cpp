@@ -46,7 +46,7 @@ const char *layoutEnum(llvm::StringRef kind) {
     return "SPARSEC_LAYOUT_CSR";
   if (kind == "embedding")
     return "SPARSEC_LAYOUT_EMBEDDING";
-  if (kind == "buffer")
+  if (kind == "buffer" || kind == "mask")
     return "SPARSEC_LAYOUT_BUFFER";
   return "SPARSEC_LAYOUT_DENSE";
 }
@@ -130,6 +130,11 @@ std::vector<KernelArg> kernelArgs(const ModelAbi &abi, bool train) {
   for (const AbiParam &p : abi.params)
     args.push_back({p.kind == "csr" ? std::vector<int64_t>{p.nnz} : p.gradShape,
                     "gradient of " + p.name});
+  for (const AbiParam &p : abi.params)
+    if (p.dynamic == "rigl") {
+      args.push_back({{kAbiBatch, p.shape[1]}, "input of " + p.name});
+      args.push_back({{kAbiBatch, p.shape[0]}, "output gradient of " + p.name});
+    }
   return args;
 }
 
@@ -209,6 +214,36 @@ void emitRowTrampoline(const ModelAbi &abi, size_t k, llvm::raw_ostream &os) {
   os << ");\n  return 0;\n}\n\n";
 }
 
+/// Name of the growth-score kernel of parameter `k` (sdl-generate-rigl-scores),
+/// or "" when it has none.
+std::string scoreName(const ModelAbi &abi, size_t k) {
+  if (abi.params[k].dynamic != "rigl")
+    return "";
+  return "sparsec_kernel_" + abi.name + "_score_" + std::to_string(k);
+}
+
+/// The trampoline from runtime.h's sparsec_score_fn to the memref arguments
+/// of a generated score kernel (dy: the columns [row0, row0 + rows)).
+void emitScoreTrampoline(const ModelAbi &abi, size_t k, llvm::raw_ostream &os) {
+  const AbiParam &p = abi.params[k];
+  std::string fn = scoreName(abi, k), out = std::to_string(p.shape[0]),
+              in = std::to_string(p.shape[1]);
+  os << "extern void _mlir_ciface_" << fn
+     << "(sparsec_memref_2 *, sparsec_memref_2 *, sparsec_memref_2 *);\n\n"
+     << "/* RigL growth scores of " << p.name << " (dense gradient rows). */\n"
+     << "static int " << fn
+     << "_kernel(const float *x, const float *dy, int64_t batch, int64_t "
+        "row0, int64_t rows, float *score) {\n"
+     << "  sparsec_memref_2 a0 = {(void *)x, (void *)x, 0, {batch, " << in
+     << "}, {" << in << ", 1}};\n"
+     << "  sparsec_memref_2 a1 = {(void *)dy, (void *)dy, row0, {batch, "
+        "rows}, {"
+     << out << ", 1}};\n"
+     << "  sparsec_memref_2 a2 = {score, score, 0, {rows, " << in << "}, {"
+     << in << ", 1}};\n"
+     << "  _mlir_ciface_" << fn << "(&a0, &a1, &a2);\n  return 0;\n}\n\n";
+}
+
 /// A static array `name` holding `values`, wrapped at 16 per line.
 void emitIntArray(const std::string &name, const std::vector<int32_t> &values,
                   llvm::raw_ostream &os) {
@@ -223,10 +258,14 @@ void emitIntArray(const std::string &name, const std::vector<int32_t> &values,
 std::string patternFields(const ModelAbi &abi, size_t k) {
   const AbiParam &p = abi.params[k];
   std::string dyn;
-  if (p.deltaT > 0)
-    dyn = ", .dynamic = SPARSEC_DYNAMIC_SET, .delta_t = " +
-          std::to_string(p.deltaT) + ", .t_end = " + std::to_string(p.tEnd) +
+  if (!p.dynamic.empty())
+    dyn = ", .dynamic = SPARSEC_DYNAMIC_" + llvm::StringRef(p.dynamic).upper() +
+          ", .delta_t = " + std::to_string(p.deltaT) +
+          ", .t_end = " + std::to_string(p.tEnd) +
           ", .drop_fraction = " + exact(p.dropFraction);
+  if (p.dynamic == "rigl")
+    dyn += ", .score = " + scoreName(abi, k) +
+           "_kernel, .max_size = " + std::to_string(p.maxSize);
   if (p.pattern == "small_world")
     return ", .pattern = SPARSEC_PATTERN_SMALL_WORLD" + dyn;
   if (p.pattern != "user")
@@ -362,6 +401,9 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
       ranks.insert(a.shape.size());
   if (abi.fusedRows)
     ranks.insert(1);
+  for (size_t k = 0; k < abi.params.size(); ++k)
+    if (!scoreName(abi, k).empty())
+      ranks.insert(2);
   for (size_t r : ranks)
     os << "typedef struct { void *allocated; void *aligned; int64_t offset; "
           "int64_t sizes["
@@ -373,6 +415,9 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
   for (size_t k = 0; k < abi.params.size(); ++k)
     if (!rowUpdateName(abi, k).empty())
       emitRowTrampoline(abi, k, os);
+  for (size_t k = 0; k < abi.params.size(); ++k)
+    if (!scoreName(abi, k).empty())
+      emitScoreTrampoline(abi, k, os);
 
   for (size_t k = 0; k < abi.params.size(); ++k) {
     const AbiParam &p = abi.params[k];
@@ -402,7 +447,7 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
        << ", .norm_type = " << exact(p.normType)
        << ", .scale_grad_by_freq = " << (p.scaleGradByFreq ? 1 : 0)
        << (rows.empty() ? "" : ", .row_update = " + rows + "_kernel")
-       << patternFields(abi, k) << "},\n";
+       << patternFields(abi, k) << maskDescFields(abi, k) << "},\n";
   }
   os << "};\n\n";
   os << "static const sparsec_model_desc " << M << "_desc = {\n"

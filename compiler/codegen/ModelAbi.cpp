@@ -91,6 +91,8 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
     if (std::optional<ArrayRef<int32_t>> crd = p.getUserCoordinates())
       ap.userCoordinates.assign(crd->begin(), crd->end());
     if (p.getDynamic()) {
+      ap.dynamic = p.getDynamic()->str();
+      ap.maxSize = static_cast<int64_t>(p.getMaxSize().value_or(0));
       ap.deltaT = static_cast<int64_t>(p.getDeltaT().value_or(0));
       ap.tEnd = static_cast<int64_t>(p.getTEnd().value_or(0));
       ap.dropFraction = p.getDropFraction()
@@ -98,6 +100,7 @@ FailureOr<ModelAbi> sparsec::collectModelAbi(ModuleOp module) {
                             : 0.0;
     }
     ap.initA = p.getInitA().convertToDouble();
+    collectMaskAbi(p, ap);
     if (gradIdx >= train.getNumResults()) {
       p.emitError("no gradient result for this parameter in @train");
       return failure();

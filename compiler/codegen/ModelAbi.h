@@ -46,9 +46,19 @@ struct AbiParam {
   // CSR: the pattern ("random", "small_world", "user" with its structure).
   std::string pattern = "random";
   std::vector<int32_t> userPositions, userCoordinates;
-  // CSR, dynamic sparsity (SET): schedule; deltaT = 0 when static.
-  int64_t deltaT = 0, tEnd = 0;
+  // CSR, dynamic sparsity ("set" or "rigl"; "" when static): schedule;
+  // rigl: most gradient scores computed at once.
+  std::string dynamic;
+  int64_t deltaT = 0, tEnd = 0, maxSize = 0;
   double dropFraction = 0;
+  // Mask of a masked_linear (MaskAbi.cpp): the weight it multiplies, its
+  // ones at create, and its pruning schedule ("" = none).
+  std::string maskOf;
+  int64_t ones = 0;
+  std::string prune;
+  double pruneInitial = 0, pruneFinal = 0;
+  int64_t pruneBegin = 0, pruneEnd = 0, pruneEvery = 1, pruneNorm = 1;
+  bool pruneGlobal = false;
 };
 
 struct ModelAbi {
@@ -71,6 +81,12 @@ struct ModelAbi {
 /// Reads the ABI from a module after sdl-expand-training. Emits an error
 /// and fails if something cannot be expressed in the C ABI.
 mlir::FailureOr<ModelAbi> collectModelAbi(mlir::ModuleOp module);
+
+/// Fills the mask fields of `ap` from its sdl.param (MaskAbi.cpp).
+void collectMaskAbi(mlir::Operation *param, AbiParam &ap);
+/// The mask/pruning fields of parameter `k`'s sparsec_param_desc
+/// initializer (", .mask_of = ..."), "" for other parameters.
+std::string maskDescFields(const ModelAbi &abi, size_t k);
 
 /// The C source linked into model.so next to the generated object.
 void emitGlue(const ModelAbi &abi, llvm::raw_ostream &os);

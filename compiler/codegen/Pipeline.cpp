@@ -14,6 +14,8 @@
 
 #include "codegen/Pipeline.h"
 
+#include "codegen/Gpu.h"
+
 #include "transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -37,9 +39,11 @@ void ::sparsec::buildTrainingPipeline(OpPassManager &pm) {
 
 void ::sparsec::buildLinalgPipeline(OpPassManager &pm) {
   pm.addPass(mlir::sdl::createSdlGenerateRowUpdates());
+  pm.addPass(mlir::sdl::createSdlGenerateRiglScores());
   pm.addPass(mlir::sdl::createSdlFinalizeAbi());
   pm.addPass(mlir::sdl::createSdlLowerSparseLinear());
   pm.addPass(mlir::sdl::createSdlLowerKWinners());
+  pm.addPass(mlir::sdl::createSdlLowerMaskedLinear());
   pm.addPass(mlir::sdl::createConvertSdlToLinalg());
   pm.addPass(createCanonicalizerPass());
 }
@@ -88,12 +92,18 @@ void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertComplexToLibm());
   pm.addPass(createConvertVectorToLLVMPass(v2l));
+  // memref.alloc/dealloc call the runtime's caching allocator
+  // (runtime/src/kernel_alloc.c) instead of malloc/free.
+  FinalizeMemRefToLLVMConversionPassOptions memrefOpts;
+  memrefOpts.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOpts));
   pm.addPass(createConvertToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 void ::sparsec::registerSparsecPasses() {
   mlir::sdl::registerSparsecPasses();
+  registerGpuPasses();
   PassPipelineRegistration<>("sparsec-train",
                              "sdl -> sdl-train (training expansion)",
                              buildTrainingPipeline);

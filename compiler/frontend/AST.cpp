@@ -126,6 +126,10 @@ StringRef ast::layerKindName(LayerKind k) {
     return "tensor";
   case LayerKind::KWinners:
     return "kwinners";
+  case LayerKind::KWinners2d:
+    return "kwinners2d";
+  case LayerKind::MaskedLinear:
+    return "masked_linear";
   }
   return "?";
 }
@@ -408,9 +412,28 @@ private:
         os << ", connectivity=\"" << l.connectivityFile << '"';
       else if (l.pattern != Pattern::Random)
         os << ", connectivity=" << patternName(l.pattern);
-      if (l.dynamic)
-        os << ", dynamic=set, delta_t=" << l.deltaT << ", t_end=" << l.tEnd
+      if (!l.dynamic.empty())
+        os << ", dynamic=" << l.dynamic << ", delta_t=" << l.deltaT
+           << ", t_end=" << l.tEnd
            << ", drop_fraction=" << formatDouble(l.dropFraction);
+      if (l.dynamic == "rigl")
+        os << ", max_size=" << l.maxSize;
+      break;
+    case LayerKind::MaskedLinear:
+      os << "in=" << l.in << ", out=" << l.out
+         << ", sparsity=" << formatDouble(l.sparsity)
+         << ", bias=" << (l.bias ? "true" : "false") << ", ones=" << l.nnz;
+      if (l.pattern == Pattern::User)
+        os << ", mask=\"" << l.connectivityFile << '"';
+      if (!l.prune.empty())
+        os << ", prune=" << l.prune
+           << ", initial=" << formatDouble(l.pruneInitial)
+           << ", final=" << formatDouble(l.pruneFinal)
+           << ", begin=" << l.pruneBegin << ", end=" << l.pruneEnd
+           << ", every=" << l.pruneEvery
+           << (l.prune == "structured"
+                   ? (l.pruneNorm == 1 ? ", norm=l1" : ", norm=l2")
+                   : (l.pruneGlobal ? ", scope=global" : ", scope=layer"));
       break;
     case LayerKind::Embedding:
     case LayerKind::EmbeddingBag:
@@ -426,10 +449,21 @@ private:
         os << ", scale_grad_by_freq=true";
       break;
     case LayerKind::KWinners:
-      os << "n=" << l.num << ", percent_on=" << formatDouble(l.percentOn)
-         << ", k=" << l.k << ", k_inference=" << l.kInference
-         << ", boost_strength=" << formatDouble(l.boostStrength)
+    case LayerKind::KWinners2d:
+      if (l.kind == LayerKind::KWinners)
+        os << "n=" << l.num;
+      else
+        os << "channels=" << l.num
+           << ", local=" << (l.local ? "true" : "false");
+      os << ", percent_on=" << formatDouble(l.percentOn);
+      // Global kwinners2d: k depends on the input's H and W.
+      if (l.kind == LayerKind::KWinners || l.local)
+        os << ", k=" << l.k << ", k_inference=" << l.kInference;
+      os << ", boost_strength=" << formatDouble(l.boostStrength)
          << ", duty_cycle_period=" << l.dutyCyclePeriod;
+      if (l.boostDecayPeriod > 0)
+        os << ", boost_strength_factor=" << formatDouble(l.boostStrengthFactor)
+           << ", boost_decay_period=" << l.boostDecayPeriod;
       break;
     case LayerKind::Tensor:
       os << "dims=[";

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llvm {
@@ -163,7 +164,9 @@ enum class LayerKind {
   Embedding,
   EmbeddingBag,
   Tensor,
-  KWinners
+  KWinners,
+  MaskedLinear,
+  KWinners2d
 };
 
 /// How embedding_bag reduces the rows of a bag.
@@ -195,10 +198,19 @@ struct Layer {
   Pattern pattern = Pattern::Random;
   std::string connectivityFile;
   std::vector<int32_t> userPositions, userCoordinates;
-  // sparse_linear, dynamic = set: prune-and-regrow schedule.
-  bool dynamic = false;
-  int64_t deltaT = 0, tEnd = 0;
+  // sparse_linear, dynamic = set | rigl ("" when static): prune-and-regrow
+  // schedule; rigl: most gradient scores computed at once.
+  std::string dynamic;
+  int64_t deltaT = 0, tEnd = 0, maxSize = int64_t(1) << 20;
   double dropFraction = 0;
+  // masked_linear (SemaMasked.cpp): dense weight times a 0/1 mask with
+  // `nnz` ones (random, or `pattern` = User from a mask file), and its
+  // pruning schedule ("" = none; magnitude | gradual | structured).
+  std::string prune;
+  double pruneInitial = 0, pruneFinal = 0;
+  int64_t pruneBegin = 0, pruneEnd = 0, pruneEvery = 1;
+  bool pruneGlobal = false;
+  int64_t pruneNorm = 1; // structured: 1 (L1) or 2 (L2)
   // embedding, embedding_bag: table [num, dim]; bag reduction.
   int64_t num = 0;
   int64_t dim = 0;
@@ -209,9 +221,24 @@ struct Layer {
   double normType = 2;
   bool scaleGradByFreq = false;
   // kwinners (nupic.torch KWinners): n units (kept in `num`), k winners in
-  // training and kInference at inference, boosting, duty cycle period.
+  // training and kInference at inference, boosting, duty cycle period;
+  // kwinners2d (KWinners2d): `num` channels, winners per location (`local`,
+  // k set here) or per sample (k set per input by kwinners2dK). Boost decay
+  // (SemaKWinners.cpp): boost_strength * factor^floor(step / period) when
+  // boostDecayPeriod > 0.
   double percentOn = 0, kInferenceFactor = 1.5, boostStrength = 1.0;
   int64_t dutyCyclePeriod = 1000, k = 0, kInference = 0;
+  double boostStrengthFactor = 1.0;
+  int64_t boostDecayPeriod = 0;
+  bool local = false;
+  /// kwinners, kwinners2d: the buffer's length (duty cycles, sample count,
+  /// and the step count with boost decay).
+  int64_t kwBufferSize() const {
+    return num + 1 + (boostDecayPeriod > 0 ? 1 : 0);
+  }
+  /// kwinners, kwinners2d: (k, k_inference) when choosing among `units`
+  /// values (SemaKWinners.cpp).
+  std::pair<int64_t, int64_t> kwinnersK(int64_t units) const;
   // tensor: shape (rank 1 or 2), initializer and its std/bound.
   std::vector<int64_t> dims;
   InitKind init = InitKind::Normal;
@@ -298,7 +325,16 @@ public:
 };
 
 /// What a call does; resolved by Sema.
-enum class CallKind { Unresolved, Relu, Add, MatMul, Concat, ApplyLayer };
+enum class CallKind {
+  Unresolved,
+  Relu,
+  Add,
+  MatMul,
+  Concat,
+  Flatten,
+  Unflatten,
+  ApplyLayer
+};
 
 /// `callee(args)`: a builtin or the application of a layer parameter.
 class CallExpr : public Expr {

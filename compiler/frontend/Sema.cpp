@@ -6,6 +6,7 @@
 
 #include "Sema.h"
 #include "Diagnostics.h"
+#include "SemaArgs.h"
 
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/StringMap.h"
@@ -59,7 +60,7 @@ private:
 
 static bool isBuiltinName(StringRef name) {
   return name == "relu" || name == "add" || name == "matmul" ||
-         name == "concat";
+         name == "concat" || name == "flatten" || name == "unflatten";
 }
 
 static llvm::APInt toAPInt(int64_t v) { return llvm::APInt(128, v); }
@@ -98,6 +99,7 @@ void ModelChecker::check() {
       checkParam(*d.param);
     }
   }
+  checkGlobalPruning(m, diags);
 
   if (m.forward)
     checkForward(*m.forward);
@@ -287,6 +289,18 @@ void ModelChecker::checkIdent(IdentExpr &e) {
 }
 
 void ModelChecker::checkCall(CallExpr &c) {
+  // unflatten(x, d1, ..., dk): [B, d1 * ... * dk] -> [B, d1, ..., dk].
+  if (c.callee == "unflatten") {
+    if (c.args.size() < 2) {
+      diags.error(c.getLoc(), "'unflatten' takes at least 2 arguments, got " +
+                                  Twine(c.args.size()));
+      return;
+    }
+    checkExpr(*c.args[0]);
+    c.type = checkUnflatten(c, batch, diags);
+    c.callKind = CallKind::Unflatten;
+    return;
+  }
   bool argsValid = true;
   for (auto &arg : c.args) {
     checkExpr(*arg);
@@ -297,6 +311,7 @@ void ModelChecker::checkCall(CallExpr &c) {
                       .Case("add", CallKind::Add)
                       .Case("matmul", CallKind::MatMul)
                       .Case("concat", CallKind::Concat)
+                      .Case("flatten", CallKind::Flatten)
                       .Default(CallKind::Unresolved);
   const ParamDecl *param = nullptr;
   if (kind == CallKind::Unresolved) {
@@ -370,7 +385,11 @@ void ModelChecker::checkCall(CallExpr &c) {
   case CallKind::ApplyLayer:
     c.type = applyLayer(c, *param, *c.args[0]);
     return;
+  case CallKind::Flatten:
+    c.type = checkFlatten(c, batch, diags);
+    return;
   case CallKind::Concat:
+  case CallKind::Unflatten:
   case CallKind::Unresolved:
     return;
   }
@@ -514,6 +533,20 @@ Type ModelChecker::applyLayer(CallExpr &c, const ParamDecl &p,
                                   ", " + Twine(l.num) + "], got " + ty(t));
       return Type();
     }
+    return t;
+  }
+  if (l.kind == LayerKind::KWinners2d) {
+    if (t.elem != ElemType::F32 || t.getRank() != 4 || !t.hasBatchDim() ||
+        t.shape[1] != l.num) {
+      diags.error(c.getLoc(), "kwinners2d '" + p.name +
+                                  "' expects an f32 input of shape [" + batch +
+                                  ", " + Twine(l.num) + ", H, W], got " +
+                                  ty(t));
+      return Type();
+    }
+    if (!l.local &&
+        !checkKWinnersK(l, l.num * t.shape[2] * t.shape[3], c.getLoc(), diags))
+      return Type();
     return t;
   }
   // linear and sparse_linear.

@@ -41,6 +41,22 @@ private:
 /// (sets `p.isResolved`). Returns false after reporting errors.
 bool resolveParam(ast::ParamDecl &p, DiagEngine &diags);
 
+/// kwinners(...) and kwinners2d(...): checks the arguments and fills in
+/// `p.layer` (SemaKWinners.cpp). Returns false after reporting errors.
+bool resolveKWinners(ast::ParamDecl &p, DiagEngine &diags);
+
+/// Reports at `loc` (and returns false) when the kwinners layer `l`,
+/// choosing among `units` values, keeps no unit or more than `units`.
+bool checkKWinnersK(const ast::Layer &l, int64_t units, llvm::SMLoc loc,
+                    DiagEngine &diags);
+
+/// The result type of `flatten(x)` / `unflatten(x, d1, ..., dk)` (x
+/// checked), or an invalid type after reporting (SemaReshape.cpp).
+ast::Type checkFlatten(const ast::CallExpr &c, llvm::StringRef batch,
+                       DiagEngine &diags);
+ast::Type checkUnflatten(const ast::CallExpr &c, llvm::StringRef batch,
+                         DiagEngine &diags);
+
 /// Checks the arguments of an optimizer declaration and fills in
 /// `o.optimizer` (sets `o.isResolved`). Returns false after reporting errors.
 bool resolveOptimizer(ast::OptimizerDecl &o, DiagEngine &diags);

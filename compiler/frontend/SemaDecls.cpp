@@ -13,6 +13,7 @@
 #include "Connectivity.h"
 #include "Diagnostics.h"
 #include "Sema.h"
+#include "SemaArgs.h"
 
 #include "llvm/ADT/APInt.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -45,16 +46,6 @@ static std::string toDecimal(const llvm::APInt &v) {
 // (e.g. embedding's padding_idx) is one new row plus its use below.
 
 namespace {
-enum class ArgType { Int, Number, Bool, Name, NameOrString };
-
-struct ArgSpec {
-  const char *name;
-  ArgType type;
-  bool required;
-  /// Keyword-only arguments must come after all others in a table.
-  bool keywordOnly = false;
-};
-
 const ArgSpec kLinearArgs[] = {{"in", ArgType::Int, true},
                                {"out", ArgType::Int, true},
                                {"bias", ArgType::Bool, false}};
@@ -68,7 +59,8 @@ const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
                                      {"delta_t", ArgType::Int, false, true},
                                      {"t_end", ArgType::Int, false, true},
                                      {"drop_fraction", ArgType::Number, false,
-                                      true}};
+                                      true},
+                                     {"max_size", ArgType::Int, false, true}};
 const ArgSpec kEmbeddingArgs[] = {
     {"num", ArgType::Int, true},
     {"dim", ArgType::Int, true},
@@ -84,12 +76,6 @@ const ArgSpec kEmbeddingBagArgs[] = {
     {"max_norm", ArgType::Number, false, true},
     {"norm_type", ArgType::Number, false, true},
     {"scale_grad_by_freq", ArgType::Bool, false, true}};
-const ArgSpec kKWinnersArgs[] = {
-    {"n", ArgType::Int, true},
-    {"percent_on", ArgType::Number, true},
-    {"k_inference_factor", ArgType::Number, false, true},
-    {"boost_strength", ArgType::Number, false, true},
-    {"duty_cycle_period", ArgType::Int, false, true}};
 const ArgSpec kTensorArgs[] = {{"d0", ArgType::Int, true},
                                {"d1", ArgType::Int, false},
                                {"init", ArgType::Name, false, true},
@@ -170,9 +156,6 @@ const ArgSpec kCommonOptArgs[] = {
     {"eta_min", ArgType::Number, false, true},
     {"warmup", ArgType::Int, false, true},
     {"fused", ArgType::Bool, false, true}};
-
-/// Arguments bound to the rows of an ArgSpec table (nullptr = not given).
-using BoundArgs = llvm::SmallVector<const Argument *, 8>;
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -180,9 +163,9 @@ using BoundArgs = llvm::SmallVector<const Argument *, 8>;
 //===----------------------------------------------------------------------===//
 
 /// Binds `args` to the rows of `specs` and checks their types.
-static bool bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
-                     ArrayRef<ArgSpec> specs, const std::vector<Argument> &args,
-                     BoundArgs &bound) {
+bool sparsec::bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
+                       ArrayRef<ArgSpec> specs,
+                       const std::vector<Argument> &args, BoundArgs &bound) {
   bound.assign(specs.size(), nullptr);
   bool ok = true;
   size_t position = 0;
@@ -308,53 +291,16 @@ static bool resolveConnectivity(const Argument &a, const Argument *sparsity,
   return true;
 }
 
-/// kwinners(n, percent_on, k_inference_factor = 1.5, boost_strength = 1.0,
-/// duty_cycle_period = 1000): nupic.torch's rules (0 < percent_on < 1,
-/// 0 < percent_on * k_inference_factor < 1, k = round(n * percent_on),
-/// k_inference = int(k * k_inference_factor)), both k at least 1.
-static bool resolveKWinners(ArrayRef<const Argument *> args, Layer &l,
-                            DiagEngine &diags) {
-  auto num = [&](size_t i, double dflt) {
-    return args[i] ? args[i]->value.getNumber() : dflt;
-  };
-  l.percentOn = num(1, 0);
-  l.kInferenceFactor = num(2, 1.5);
-  l.boostStrength = num(3, 1.0);
-  l.dutyCyclePeriod = args[4] ? args[4]->value.intValue : 1000;
-  auto bad = [&](size_t i, const Twine &msg) {
-    diags.error(args[i]->value.loc, msg);
-    return false;
-  };
-  if (!(l.percentOn > 0 && l.percentOn < 1))
-    return bad(1, "argument 'percent_on' of 'kwinners' must be in (0, 1)");
-  double inference = l.percentOn * l.kInferenceFactor;
-  if (!(inference > 0 && inference < 1))
-    return bad(args[2] ? 2 : 1, "percent_on * k_inference_factor of "
-                                "'kwinners' must be in (0, 1)");
-  if (!(l.boostStrength >= 0))
-    return bad(3, "argument 'boost_strength' of 'kwinners' must be "
-                  "non-negative");
-  // Python's round (half to even) and int (toward zero).
-  l.k = static_cast<int64_t>(std::nearbyint(double(l.num) * l.percentOn));
-  l.kInference = static_cast<int64_t>(double(l.k) * l.kInferenceFactor);
-  if (l.k < 1 || l.kInference < 1)
-    return bad(1, "kwinners keeps no unit: k = round(n * percent_on) = " +
-                      Twine(l.k) + ", k_inference = int(k * k_inference_factor) = " +
-                      Twine(l.kInference));
-  if (l.kInference > l.num)
-    return bad(args[2] ? 2 : 1, "k_inference = " + Twine(l.kInference) +
-                                    " exceeds n = " + Twine(l.num));
-  return true;
-}
-
-/// `dynamic = none | set` with delta_t (default 100), t_end (required) and
-/// drop_fraction (default 0.3) of sparse_linear.
+/// `dynamic = none | set | rigl` with delta_t (default 100), t_end
+/// (required), drop_fraction (default 0.3) and, for rigl, max_size (default
+/// 2^20) of sparse_linear.
 static bool resolveDynamic(ArrayRef<const Argument *> a, Layer &l,
                            DiagEngine &diags) {
   if (!a[0]) {
     for (const Argument *x : a.drop_front())
       if (x) {
-        diags.error(x->loc, "'" + x->key + "' needs 'dynamic = set'");
+        diags.error(x->loc, "'" + x->key + "' needs 'dynamic = set' or "
+                                           "'dynamic = rigl'");
         return false;
       }
     return true;
@@ -362,21 +308,24 @@ static bool resolveDynamic(ArrayRef<const Argument *> a, Layer &l,
   StringRef mode = a[0]->value.text;
   if (mode == "none")
     return true;
-  if (mode == "rigl") {
-    diags.error(a[0]->value.loc, "dynamic = rigl (gradient-based growth) is "
-                                 "not supported yet; use dynamic = set");
+  if (mode != "set" && mode != "rigl") {
+    diags.error(a[0]->value.loc, "unknown dynamic sparsity '" + mode +
+                                     "'; expected none, set or rigl");
     return false;
   }
-  if (mode != "set") {
-    diags.error(a[0]->value.loc,
-                "unknown dynamic sparsity '" + mode + "'; expected none or set");
+  if (mode == "set" && a[4]) {
+    diags.error(a[4]->loc, "'max_size' needs 'dynamic = rigl' (it bounds the "
+                           "gradient scores computed at once)");
     return false;
   }
-  l.dynamic = true;
+  l.dynamic = mode.str();
   l.deltaT = a[1] ? a[1]->value.intValue : 100;
+  if (a[4])
+    l.maxSize = a[4]->value.intValue; // checked positive with the arguments
   if (!a[2]) {
-    diags.error(a[0]->value.loc, "dynamic = set needs 't_end' (the last step "
-                                 "that updates the pattern)");
+    diags.error(a[0]->value.loc, "dynamic = " + mode +
+                                     " needs 't_end' (the last step that "
+                                     "updates the pattern)");
     return false;
   }
   l.tEnd = a[2]->value.intValue;
@@ -397,13 +346,20 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
                   .Case("embedding_bag", LayerKind::EmbeddingBag)
                   .Case("tensor", LayerKind::Tensor)
                   .Case("kwinners", LayerKind::KWinners)
+                  .Case("kwinners2d", LayerKind::KWinners2d)
+                  .Case("masked_linear", LayerKind::MaskedLinear)
                   .Default(std::nullopt);
   if (!kind) {
     diags.error(p.kindLoc, "unknown parameter kind '" + p.kindName +
-                               "'; expected linear, sparse_linear, embedding, "
-                               "embedding_bag, tensor or kwinners");
+                               "'; expected linear, sparse_linear, "
+                               "masked_linear, embedding, embedding_bag, "
+                               "tensor, kwinners or kwinners2d");
     return false;
   }
+  if (*kind == LayerKind::MaskedLinear)
+    return resolveMaskedLinear(p, diags);
+  if (*kind == LayerKind::KWinners || *kind == LayerKind::KWinners2d)
+    return resolveKWinners(p, diags);
   ArrayRef<ArgSpec> specs;
   switch (*kind) {
   case LayerKind::Linear:
@@ -421,9 +377,10 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   case LayerKind::Tensor:
     specs = kTensorArgs;
     break;
-  case LayerKind::KWinners:
-    specs = kKWinnersArgs;
-    break;
+  case LayerKind::MaskedLinear: // resolveMaskedLinear
+  case LayerKind::KWinners:     // resolveKWinners
+  case LayerKind::KWinners2d:
+    return false;
   }
   BoundArgs args;
   if (!bindArgs(diags, p.kindName, p.kindLoc, specs, p.args, args))
@@ -463,7 +420,7 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
       }
       if (args[4] && !resolveConnectivity(*args[4], args[2], l, diags))
         ok = false;
-      if (!resolveDynamic(ArrayRef<const Argument *>(args).slice(5, 4), l,
+      if (!resolveDynamic(ArrayRef<const Argument *>(args).slice(5, 5), l,
                           diags))
         ok = false;
     }
@@ -525,12 +482,6 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
       }
     }
     break;
-  case LayerKind::KWinners:
-    l.num = args[0]->value.intValue;
-    if (!resolveKWinners(args, l, diags))
-      ok = false;
-    count = toAPInt(l.num) + toAPInt(1);
-    break;
   case LayerKind::Tensor: {
     l.dims.push_back(args[0]->value.intValue);
     if (args[1])
@@ -562,6 +513,10 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     }
     break;
   }
+  case LayerKind::MaskedLinear: // resolveMaskedLinear
+  case LayerKind::KWinners:     // resolveKWinners
+  case LayerKind::KWinners2d:
+    return false;
   }
   if (!ok || !checkElementCount(diags, p, count))
     return false;

@@ -10,6 +10,7 @@
 
 #include "sdl/SdlDialect.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseMap.h"
@@ -104,12 +105,14 @@ private:
   sdl::ParamOp declareParam(Location l, StringRef name, RankedTensorType t,
                             StringRef kind, StringRef init, double initA,
                             std::optional<int64_t> nnz = std::nullopt) {
+    // Required attributes only; the optional ones are set by the callers.
     auto p = sdl::ParamOp::create(
-        b, l, b.getStringAttr(name), TypeAttr::get(t), b.getStringAttr(kind),
-        b.getStringAttr(init), b.getF64FloatAttr(initA), IntegerAttr(),
-        IntegerAttr(), FloatAttr(), FloatAttr(), BoolAttr(), StringAttr(),
-        DenseI32ArrayAttr(), DenseI32ArrayAttr(), StringAttr(), IntegerAttr(),
-        IntegerAttr(), FloatAttr());
+        b, l, TypeRange{}, ValueRange{},
+        {b.getNamedAttr("sym_name", b.getStringAttr(name)),
+         b.getNamedAttr("type", TypeAttr::get(t)),
+         b.getNamedAttr("kind", b.getStringAttr(kind)),
+         b.getNamedAttr("init", b.getStringAttr(init)),
+         b.getNamedAttr("init_a", b.getF64FloatAttr(initA))});
     if (nnz)
       p.setNnzAttr(b.getI64IntegerAttr(*nnz));
     return p;
@@ -117,6 +120,33 @@ private:
 
   void genParams(const ast::Model &model);
   void genOptimizer(const ast::OptimizerDecl &opt);
+  /// The mask `<name>.weight_mask` of a masked_linear (after its bias, as
+  /// PyTorch lists buffers after parameters) with its pruning schedule.
+  void declareMask(Location l, const std::string &name, const ast::Layer &lay) {
+    auto m = declareParam(
+        l, name + ".weight_mask",
+        RankedTensorType::get({lay.out, lay.in}, b.getF32Type()), "mask",
+        "zeros", 0.0);
+    m.setMaskOfAttr(b.getStringAttr(name + ".weight"));
+    m.setOnesAttr(b.getI64IntegerAttr(lay.nnz));
+    if (lay.pattern == ast::Pattern::User) {
+      m.setPatternAttr(b.getStringAttr("user"));
+      m.setUserPositionsAttr(b.getDenseI32ArrayAttr(lay.userPositions));
+      m.setUserCoordinatesAttr(b.getDenseI32ArrayAttr(lay.userCoordinates));
+    }
+    if (lay.prune.empty())
+      return;
+    m.setPruneAttr(b.getDictionaryAttr(
+        {b.getNamedAttr("kind", b.getStringAttr(lay.prune)),
+         b.getNamedAttr("initial", b.getF64FloatAttr(lay.pruneInitial)),
+         b.getNamedAttr("final", b.getF64FloatAttr(lay.pruneFinal)),
+         b.getNamedAttr("begin", b.getI64IntegerAttr(lay.pruneBegin)),
+         b.getNamedAttr("end", b.getI64IntegerAttr(lay.pruneEnd)),
+         b.getNamedAttr("every", b.getI64IntegerAttr(lay.pruneEvery)),
+         b.getNamedAttr("global", b.getBoolAttr(lay.pruneGlobal)),
+         b.getNamedAttr("norm", b.getI64IntegerAttr(lay.pruneNorm))}));
+  }
+
   Value getParam(Location l, StringRef name, Type t) {
     return sdl::GetParamOp::create(b, l, t, name);
   }
@@ -142,6 +172,7 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
     std::string w = p->name + ".weight", bias = p->name + ".bias";
     switch (l.kind) {
     case ast::LayerKind::Linear:
+    case ast::LayerKind::MaskedLinear:
       declareParam(pl, w,
                    RankedTensorType::get({l.out, l.in}, b.getF32Type()),
                    "dense", "fan_in_uniform", fanIn(l));
@@ -151,8 +182,10 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
                                  "fan_in_uniform", fanIn(l), l.nnz);
       if (l.pattern != ast::Pattern::Random)
         weight.setPatternAttr(b.getStringAttr(ast::patternName(l.pattern)));
-      if (l.dynamic) {
-        weight.setDynamicAttr(b.getStringAttr("set"));
+      if (!l.dynamic.empty()) {
+        weight.setDynamicAttr(b.getStringAttr(l.dynamic));
+        if (l.dynamic == "rigl")
+          weight.setMaxSizeAttr(b.getI64IntegerAttr(l.maxSize));
         weight.setDeltaTAttr(b.getI64IntegerAttr(l.deltaT));
         weight.setTEndAttr(b.getI64IntegerAttr(l.tEnd));
         weight.setDropFractionAttr(b.getF64FloatAttr(l.dropFraction));
@@ -165,8 +198,9 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
       break;
     }
     case ast::LayerKind::KWinners:
+    case ast::LayerKind::KWinners2d:
       declareParam(pl, p->name + ".duty_cycle",
-                   RankedTensorType::get({l.num + 1}, b.getF32Type()),
+                   RankedTensorType::get({l.kwBufferSize()}, b.getF32Type()),
                    "buffer", "zeros", 0.0);
       break;
     case ast::LayerKind::Embedding:
@@ -194,10 +228,13 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
     }
     }
     if ((l.kind == ast::LayerKind::Linear ||
-         l.kind == ast::LayerKind::SparseLinear) &&
+         l.kind == ast::LayerKind::SparseLinear ||
+         l.kind == ast::LayerKind::MaskedLinear) &&
         l.bias)
       declareParam(pl, bias, RankedTensorType::get({l.out}, b.getF32Type()),
                    "dense", "fan_in_uniform", fanIn(l));
+    if (l.kind == ast::LayerKind::MaskedLinear)
+      declareMask(pl, p->name, l);
   }
 }
 
@@ -307,13 +344,36 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
         b.getStringAttr(ast::bagModeName(l.mode)),
         l.paddingIdx >= 0 ? b.getI64IntegerAttr(l.paddingIdx) : IntegerAttr());
   }
-  if (l.kind == ast::LayerKind::KWinners) {
-    Value duty = getParam(cl, p.name + ".duty_cycle",
-                          RankedTensorType::get({l.num + 1}, b.getF32Type()));
-    return sdl::KWinnersOp::create(
-        b, cl, resultType, x, duty, b.getI64IntegerAttr(l.k),
-        b.getI64IntegerAttr(l.kInference), b.getF64FloatAttr(l.boostStrength),
-        b.getI64IntegerAttr(l.dutyCyclePeriod), UnitAttr());
+  if (l.kind == ast::LayerKind::KWinners ||
+      l.kind == ast::LayerKind::KWinners2d) {
+    Value duty =
+        getParam(cl, p.name + ".duty_cycle",
+                 RankedTensorType::get({l.kwBufferSize()}, b.getF32Type()));
+    // A global kwinners2d chooses among C*H*W values per sample.
+    auto [k, kInference] =
+        l.kind == ast::LayerKind::KWinners2d && !l.local
+            ? l.kwinnersK(l.num * call.type.shape[2] * call.type.shape[3])
+            : std::pair<int64_t, int64_t>{l.k, l.kInference};
+    auto kw = sdl::KWinnersOp::create(
+        b, cl, resultType, x, duty, b.getI64IntegerAttr(k),
+        b.getI64IntegerAttr(kInference), b.getF64FloatAttr(l.boostStrength),
+        b.getI64IntegerAttr(l.dutyCyclePeriod), UnitAttr(), FloatAttr(),
+        IntegerAttr(), l.local ? b.getUnitAttr() : UnitAttr());
+    if (l.boostDecayPeriod > 0) {
+      kw.setBoostFactorAttr(b.getF64FloatAttr(l.boostStrengthFactor));
+      kw.setBoostPeriodAttr(b.getI64IntegerAttr(l.boostDecayPeriod));
+    }
+    return kw;
+  }
+  if (l.kind == ast::LayerKind::MaskedLinear) {
+    auto wt = RankedTensorType::get({l.out, l.in}, b.getF32Type());
+    Value w = getParam(cl, p.name + ".weight", wt);
+    Value mask = getParam(cl, p.name + ".weight_mask", wt);
+    Value bias;
+    if (l.bias)
+      bias = getParam(cl, p.name + ".bias",
+                      RankedTensorType::get({l.out}, b.getF32Type()));
+    return sdl::MaskedLinearOp::create(b, cl, resultType, x, w, mask, bias);
   }
   RankedTensorType wt =
       l.kind == ast::LayerKind::SparseLinear
@@ -328,6 +388,18 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
 }
 
 Value MLIRGenImpl::genCall(const ast::CallExpr &call) {
+  if (call.callKind == ast::CallKind::Unflatten) {
+    // Its other arguments are the new dimensions (numbers, in call.type).
+    Value x = genExpr(*call.args[0]);
+    if (!x)
+      return {};
+    ReassociationIndices rest;
+    for (size_t i = 1, e = call.type.shape.size(); i < e; ++i)
+      rest.push_back(static_cast<int64_t>(i));
+    return tensor::ExpandShapeOp::create(
+        b, loc(call.getLoc()), tensorType(call.type), x,
+        ArrayRef<ReassociationIndices>{{0}, rest});
+  }
   SmallVector<Value> args;
   for (const auto &a : call.args) {
     Value v = genExpr(*a);
@@ -346,8 +418,20 @@ Value MLIRGenImpl::genCall(const ast::CallExpr &call) {
     return sdl::MatmulOp::create(b, cl, t, args[0], args[1]);
   case ast::CallKind::Concat:
     return sdl::ConcatOp::create(b, cl, t, args);
+  case ast::CallKind::Flatten: {
+    // A reshape (sdl-expand-training differentiates tensor.collapse_shape).
+    auto rank = cast<RankedTensorType>(args[0].getType()).getRank();
+    if (rank == 2)
+      return args[0];
+    ReassociationIndices rest;
+    for (int64_t i = 1; i < rank; ++i)
+      rest.push_back(i);
+    return tensor::CollapseShapeOp::create(
+        b, cl, args[0], ArrayRef<ReassociationIndices>{{0}, rest});
+  }
   case ast::CallKind::ApplyLayer:
     return genApply(call, args[0], args.size() > 1 ? args[1] : Value());
+  case ast::CallKind::Unflatten:
   case ast::CallKind::Unresolved:
     break;
   }
@@ -452,6 +536,6 @@ OwningOpRef<ModuleOp> sparsec::mlirGen(MLIRContext &ctx,
                                        const ast::Model &model,
                                        const llvm::SourceMgr &sm) {
   ctx.loadDialect<sdl::SdlDialect, func::FuncDialect,
-                  sparse_tensor::SparseTensorDialect>();
+                  sparse_tensor::SparseTensorDialect, tensor::TensorDialect>();
   return MLIRGenImpl(ctx, sm).gen(model);
 }

@@ -8,6 +8,7 @@
 
 #include "transforms/Passes.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseMap.h"
@@ -57,6 +58,41 @@ public:
 
   Value lookup(Value v) const { return grads.lookup(v); }
 
+  /// masked_linear: masked input and weight gradients; the mask is not
+  /// trained, so its "gradient" is its next value, the mask itself.
+  LogicalResult backwardMasked(MaskedLinearOp op, Value dy) {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), w = op.getWeight(), mask = op.getMask();
+    if (needsGrad.contains(x) &&
+        failed(accumulate(x,
+                          MaskedLinearGradInputOp::create(b, loc, x.getType(),
+                                                          dy, w, mask),
+                          loc)))
+      return failure();
+    if (needsGrad.contains(w) &&
+        failed(accumulate(w,
+                          MaskedLinearGradWeightOp::create(
+                              b, loc, w.getType(), dy, x, mask),
+                          loc)))
+      return failure();
+    if (needsGrad.contains(mask)) {
+      auto read = mask.getDefiningOp<GetParamOp>();
+      bool reused = !read || grads.count(mask) ||
+                    llvm::count_if(op->getBlock()->getOps<GetParamOp>(),
+                                   [&](GetParamOp g) {
+                                     return g.getParam() == read.getParam();
+                                   }) != 1;
+      if (reused)
+        return emitError(loc) << "a masked_linear layer applied more than "
+                                 "once is not supported yet";
+      grads[mask] = mask;
+    }
+    if (Value bias = op.getBias())
+      return accumulate(bias, ReduceBatchOp::create(b, loc, bias.getType(), dy),
+                        loc);
+    return success();
+  }
+
   /// Emits the backward ops of `op` given the gradient of its result.
   LogicalResult backward(Operation *op, Value dy) {
     Location loc = op->getLoc();
@@ -72,9 +108,11 @@ public:
       Value x = kw.getInput(), duty = kw.getDuty();
       if (needsGrad.contains(x) &&
           failed(accumulate(x,
-                            KWinnersGradOp::create(b, loc, typeOf(x), x, duty,
-                                                   dy, kw.getKAttr(),
-                                                   kw.getBoostStrengthAttr()),
+                            KWinnersGradOp::create(
+                                b, loc, typeOf(x), x, duty, dy, kw.getKAttr(),
+                                kw.getBoostStrengthAttr(),
+                                kw.getBoostFactorAttr(),
+                                kw.getBoostPeriodAttr(), kw.getLocalAttr()),
                             loc)))
         return failure();
       if (!needsGrad.contains(duty))
@@ -84,7 +122,8 @@ public:
                << "a kwinners layer applied more than once is not supported";
       grads[duty] = KWinnersDutyOp::create(b, loc, typeOf(duty),
                                            kw.getResult(), duty,
-                                           kw.getPeriodAttr());
+                                           kw.getPeriodAttr(),
+                                           kw.getBoostPeriodAttr());
       return success();
     }
     if (auto add = dyn_cast<AddOp>(op)) {
@@ -109,6 +148,8 @@ public:
               bias, ReduceBatchOp::create(b, loc, typeOf(bias), dy), loc);
       return success();
     }
+    if (auto ml = dyn_cast<MaskedLinearOp>(op))
+      return backwardMasked(ml, dy);
     if (auto emb = dyn_cast<EmbeddingOp>(op)) {
       Value table = emb.getTable();
       if (!needsGrad.contains(table))
@@ -159,6 +200,18 @@ public:
       }
       return success();
     }
+    if (auto flat = dyn_cast<tensor::CollapseShapeOp>(op))
+      return accumulate(flat.getSrc(),
+                        tensor::ExpandShapeOp::create(
+                            b, loc, flat.getSrcType(), dy,
+                            flat.getReassociationIndices()),
+                        loc);
+    if (auto unflat = dyn_cast<tensor::ExpandShapeOp>(op))
+      return accumulate(unflat.getSrc(),
+                        tensor::CollapseShapeOp::create(
+                            b, loc, unflat.getSrcType(), dy,
+                            unflat.getReassociationIndices()),
+                        loc);
     return op->emitOpError("has no gradient rule");
   }
 
@@ -314,6 +367,28 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
     results.push_back(g);
     resultTypes.push_back(g.getType());
     resultAttrs.push_back(b.getDictionaryAttr(attrs));
+  }
+  // RigL weights: their layer's input and output gradient, captured after
+  // every gradient for the runtime's growth scores (runtime.h, ABI 5).
+  for (ParamOp p : params) {
+    if (p.getDynamic() != "rigl")
+      continue;
+    auto gw = paramGrads.lookup(p.getSymName())
+                  .getDefiningOp<LinearGradWeightOp>();
+    if (!gw)
+      return p.emitError("dynamic = rigl needs a weight used by one "
+                         "sparse_linear layer");
+    for (auto [v, what] : {std::pair<Value, StringRef>{gw.getInput(), "input"},
+                           {gw.getGrad(), "output_grad"}}) {
+      if (cast<RankedTensorType>(v.getType()).getRank() != 2)
+        return gw.emitOpError("dynamic = rigl needs a layer whose input is "
+                              "[batch, features]");
+      results.push_back(v);
+      resultTypes.push_back(v.getType());
+      resultAttrs.push_back(b.getDictionaryAttr(
+          {b.getNamedAttr(kCaptureOfAttr, p.getSymNameAttr()),
+           b.getNamedAttr(kCaptureAttr, b.getStringAttr(what))}));
+    }
   }
   func::ReturnOp::create(b, ret.getLoc(), results);
   ret.erase();

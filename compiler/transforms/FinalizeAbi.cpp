@@ -108,11 +108,14 @@ LogicalResult SdlFinalizeAbi::rewrite(func::FuncOp f, StringRef entry,
   if (!train) {
     argTypes.push_back(memrefOf(cast<RankedTensorType>(results[0])));
   } else {
-    if (results.size() != params.size() + 1)
+    if (results.size() < params.size() + 1)
       return f.emitError("train must return the loss and one gradient per "
                          "parameter");
     for (auto [p, t] : llvm::zip(params, results.drop_front()))
       argTypes.push_back(gradArray(p, cast<RankedTensorType>(t)));
+    // Captures (RigL layer inputs and output gradients) follow.
+    for (Type t : results.drop_front(params.size() + 1))
+      argTypes.push_back(memrefOf(cast<RankedTensorType>(t)));
   }
   SmallVector<Type> retTypes;
   if (train)

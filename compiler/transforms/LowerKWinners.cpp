@@ -2,17 +2,22 @@
 //
 // Implements `sdl-lower-kwinners`: sdl.kwinners, sdl.kwinners_grad and
 // sdl.kwinners_duty become linalg.generic ops on tensors (run before
-// convert-sdl-to-linalg). The winners of a sample are found without
-// sorting, in passes over the sample's n values that are plain linalg
+// convert-sdl-to-linalg). The winners are chosen in a 2-D view [R, m] of
+// the input, one winner set per row: [B, n] itself; [B, C*H*W] for a
+// rank-4 input (KWinners2d, global); [B*H*W, C] (the input transposed to
+// [B, H, W, C]) with `local`. Each view column j has a channel c(j) (j, j /
+// (H*W), j) whose duty cycle sets its boost. The winners of a row are found
+// without sorting, in passes over the row's m values that are plain linalg
 // reductions:
 //
-//   boost[j] = exp((k / n - duty[j]) * boost_strength)       (f32)
-//   key[b, j] = order-preserving u32 of x[b, j] * boost[j]
-//   T[b]   = the k-th largest key: 32 bisection steps on [0, 2^32), each
+//   s      = boost_strength (* boost_factor^floor(steps / boost_period))
+//   boost[j] = exp((k / units - duty[c(j)]) * s)              (f32)
+//   key[r, j] = order-preserving u32 of x[r, j] * boost[j]
+//   T[r]   = the k-th largest key: 32 bisection steps on [0, 2^32), each
 //            counting key >= mid (the count stays >= k at lo)
-//   c[b]   = with r = k - #(key > T) winners still to take among the keys
-//            equal to T, the smallest c with #(key == T, j < c) >= r
-//            (bisection over [1, n])
+//   c[r]   = with q = k - #(key > T) winners still to take among the keys
+//            equal to T, the smallest c with #(key == T, j < c) >= q
+//            (bisection over [1, m])
 //   win    = key > T  or  (key == T and j < c)
 //
 // so exactly k entries win and ties go to the lower index. The output keeps
@@ -41,6 +46,7 @@ namespace {
 
 using Body = function_ref<Value(OpBuilder &, Location, ValueRange)>;
 
+/// The winner search over the rows of a 2-D view `x` [R, n] (R dynamic).
 class KWinnersLowering {
 public:
   KWinnersLowering(OpBuilder &b, Location loc, Value x)
@@ -49,9 +55,9 @@ public:
     batch = tensor::DimOp::create(b, loc, x, 0);
   }
 
-  /// The winners mask [B, n] (i1) of `x` with boost buffer `duty`.
-  Value winners(Value duty, int64_t k, double boostStrength) {
-    Value keys = orderedKeys(duty, k, boostStrength);
+  /// The winners mask [R, n] (i1) of `x` with boost factors `boost` [n].
+  Value winners(Value boost, int64_t k) {
+    Value keys = orderedKeys(boost);
     Type i64 = b.getI64Type();
     // T: the largest t with #(key >= t) >= k.
     Value lo = fill1D(i64, 0), hi = fill1D(i64, 0xFFFFFFFFll);
@@ -159,77 +165,6 @@ public:
                            nb, nl, nb.getFloatAttr(a[1].getType(), 0.0));
                        return arith::SelectOp::create(nb, nl, a[0], a[1], z);
                      });
-  }
-
-  /// nupic.torch's update_duty_cycle on the buffer [n + 1] (count last).
-  Value dutyUpdate(Value y, Value duty, int64_t period) {
-    Type f32 = xt.getElementType();
-    auto vecT = RankedTensorType::get({n}, f32);
-    // active[j] = #(y[b, j] > 0) over the batch.
-    Value zero = arith::ConstantOp::create(b, loc, b.getFloatAttr(f32, 0.0));
-    Value init =
-        linalg::FillOp::create(
-            b, loc, zero,
-            tensor::EmptyOp::create(b, loc, vecT.getShape(), f32).getResult())
-            .getResult(0);
-    MLIRContext *ctx = b.getContext();
-    auto d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx);
-    Value active =
-        linalg::GenericOp::create(
-            b, loc, TypeRange{vecT}, ValueRange{y}, ValueRange{init},
-            ArrayRef<AffineMap>{AffineMap::get(2, 0, {d0, d1}, ctx),
-                                AffineMap::get(2, 0, {d1}, ctx)},
-            ArrayRef<utils::IteratorType>{utils::IteratorType::reduction,
-                                          utils::IteratorType::parallel},
-            [](OpBuilder &nb, Location nl, ValueRange a) {
-              Value z = arith::ConstantOp::create(
-                  nb, nl, nb.getFloatAttr(a[0].getType(), 0.0));
-              Value one = arith::ConstantOp::create(
-                  nb, nl, nb.getFloatAttr(a[0].getType(), 1.0));
-              Value pos = arith::CmpFOp::create(
-                  nb, nl, arith::CmpFPredicate::OGT, a[0], z);
-              Value inc = arith::SelectOp::create(nb, nl, pos, one, z);
-              linalg::YieldOp::create(
-                  nb, nl, ValueRange{arith::AddFOp::create(nb, nl, a[1], inc)});
-            })
-            .getResult(0);
-    // c' = min(period, c + B); the buffer's count is its last value.
-    Value bf = arith::UIToFPOp::create(
-        b, loc, f32,
-        arith::IndexCastUIOp::create(b, loc, b.getI64Type(), batch));
-    Value count = tensor::ExtractOp::create(b, loc, duty, ValueRange{idx(n)});
-    Value next = arith::MinimumFOp::create(
-        b, loc, arith::AddFOp::create(b, loc, count, bf),
-        arith::ConstantOp::create(b, loc, b.getFloatAttr(f32, double(period))));
-    Value keep = arith::SubFOp::create(b, loc, next, bf);
-    // duty'[j] = (duty[j] * (c' - B) + active[j]) / c' for j < n; c' at n.
-    auto outT = cast<RankedTensorType>(duty.getType());
-    Value out = tensor::EmptyOp::create(b, loc, outT.getShape(), f32);
-    return linalg::GenericOp::create(
-               b, loc, TypeRange{outT}, ValueRange{duty}, ValueRange{out},
-               ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(1, ctx),
-                                   AffineMap::getMultiDimIdentityMap(1, ctx)},
-               ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
-               [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 Value j = linalg::IndexOp::create(nb, nl, 0);
-                 Value isCount = arith::CmpIOp::create(
-                     nb, nl, arith::CmpIPredicate::eq, j,
-                     arith::ConstantIndexOp::create(nb, nl, n));
-                 Value jc = arith::MinUIOp::create(
-                     nb, nl, j, arith::ConstantIndexOp::create(nb, nl, n - 1));
-                 Value act =
-                     tensor::ExtractOp::create(nb, nl, active, ValueRange{jc});
-                 Value upd = arith::DivFOp::create(
-                     nb, nl,
-                     arith::AddFOp::create(
-                         nb, nl, arith::MulFOp::create(nb, nl, a[0], keep),
-                         act),
-                     next);
-                 linalg::YieldOp::create(nb, nl,
-                                         ValueRange{arith::SelectOp::create(
-                                             nb, nl, isCount, next, upd)});
-               })
-        .getResult(0);
   }
 
 private:
@@ -347,36 +282,22 @@ private:
         });
   }
 
-  /// Order-preserving u32 keys of the boosted values [B, n] (as i32).
-  Value orderedKeys(Value duty, int64_t k, double boostStrength) {
-    Type f32 = xt.getElementType();
+  /// Order-preserving u32 keys of the boosted values [R, n] (as i32).
+  Value orderedKeys(Value boost) {
     MLIRContext *ctx = b.getContext();
     auto d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx);
-    // boost[j] (the duty buffer's first n values).
-    float density = static_cast<float>(double(k) / double(n));
-    float strength = static_cast<float>(boostStrength);
     auto outT =
         RankedTensorType::get({ShapedType::kDynamic, n}, b.getI32Type());
     Value e = tensor::EmptyOp::create(b, loc, outT, ValueRange{batch});
     return linalg::GenericOp::create(
-               b, loc, TypeRange{outT}, ValueRange{x, duty}, ValueRange{e},
+               b, loc, TypeRange{outT}, ValueRange{x, boost}, ValueRange{e},
                ArrayRef<AffineMap>{AffineMap::get(2, 0, {d0, d1}, ctx),
                                    AffineMap::get(2, 0, {d1}, ctx),
                                    AffineMap::get(2, 0, {d0, d1}, ctx)},
                ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
                                              utils::IteratorType::parallel},
                [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 auto fc = [&](float v) {
-                   return arith::ConstantOp::create(nb, nl,
-                                                    nb.getFloatAttr(f32, v));
-                 };
-                 Value boost = math::ExpOp::create(
-                     nb, nl,
-                     arith::MulFOp::create(
-                         nb, nl,
-                         arith::SubFOp::create(nb, nl, fc(density), a[1]),
-                         fc(strength)));
-                 Value v = arith::MulFOp::create(nb, nl, a[0], boost);
+                 Value v = arith::MulFOp::create(nb, nl, a[0], a[1]);
                  Type i32 = nb.getI32Type();
                  Value u = arith::BitcastOp::create(nb, nl, i32, v);
                  Value sign = arith::ShRSIOp::create(
@@ -404,6 +325,250 @@ private:
   Value batch;
 };
 
+/// The shape of a kwinners op: input [B, n] (channels n, spatial 1) or
+/// [B, C, H, W] (spatial H*W), and whether winners are chosen per location.
+struct KWShape {
+  KWShape(Value x, bool local)
+      : xt(cast<RankedTensorType>(x.getType())), local(local),
+        channels(xt.getDimSize(1)),
+        spatial(xt.getRank() == 4 ? xt.getDimSize(2) * xt.getDimSize(3) : 1) {}
+  /// The number of values one winner set is chosen among.
+  int64_t units() const { return local ? channels : channels * spatial; }
+
+  RankedTensorType xt;
+  bool local;
+  int64_t channels, spatial;
+};
+
+Value f64Const(OpBuilder &b, Location loc, double v) {
+  return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+}
+
+/// The boost strength of this step (an f32 scalar): boost_strength, times
+/// boost_factor^floor(steps / boost_period) when the buffer counts steps.
+Value boostStrength(OpBuilder &b, Location loc, Value duty, const KWShape &sh,
+                    double strength, double factor, int64_t period) {
+  Type f32 = b.getF32Type();
+  if (period <= 0)
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(f32, strength));
+  Value steps = tensor::ExtractOp::create(
+      b, loc, duty,
+      ValueRange{arith::ConstantIndexOp::create(b, loc, sh.channels + 1)});
+  Type i64 = b.getI64Type();
+  Value decays = arith::DivSIOp::create(
+      b, loc, arith::FPToSIOp::create(b, loc, i64, steps),
+      arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(period)));
+  Value pow = math::PowFOp::create(
+      b, loc, f64Const(b, loc, factor),
+      arith::SIToFPOp::create(b, loc, b.getF64Type(), decays));
+  return arith::TruncFOp::create(
+      b, loc, f32,
+      arith::MulFOp::create(b, loc, f64Const(b, loc, strength), pow));
+}
+
+/// The boost factor of each column of the view (see the file comment):
+/// exp((k / units - duty[c]) * strength).
+Value boostVector(OpBuilder &b, Location loc, Value duty, const KWShape &sh,
+                  int64_t k, Value strength) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  int64_t c = sh.channels;
+  auto vecT = RankedTensorType::get({c}, f32);
+  Value cycles = tensor::ExtractSliceOp::create(
+      b, loc, vecT, duty, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(c)},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  float density = static_cast<float>(double(k) / double(sh.units()));
+  auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+  Value boost =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{vecT}, ValueRange{cycles},
+          ValueRange{tensor::EmptyOp::create(b, loc, vecT.getShape(), f32)},
+          ArrayRef<AffineMap>{id1, id1},
+          ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
+          [&](OpBuilder &nb, Location nl, ValueRange a) {
+            Value d = arith::SubFOp::create(
+                nb, nl,
+                arith::ConstantOp::create(nb, nl,
+                                          nb.getFloatAttr(f32, density)),
+                a[0]);
+            linalg::YieldOp::create(
+                nb, nl,
+                ValueRange{math::ExpOp::create(
+                    nb, nl, arith::MulFOp::create(nb, nl, d, strength))});
+          })
+          .getResult(0);
+  if (sh.units() == c)
+    return boost;
+  // Global 2-D: column j = c * H*W + s has channel c.
+  auto repT = RankedTensorType::get({c, sh.spatial}, f32);
+  Value rep =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{repT}, ValueRange{boost},
+          ValueRange{tensor::EmptyOp::create(b, loc, repT.getShape(), f32)},
+          ArrayRef<AffineMap>{
+              AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx),
+              AffineMap::getMultiDimIdentityMap(2, ctx)},
+          ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                        utils::IteratorType::parallel},
+          [](OpBuilder &nb, Location nl, ValueRange a) {
+            linalg::YieldOp::create(nb, nl, ValueRange{a[0]});
+          })
+          .getResult(0);
+  return tensor::CollapseShapeOp::create(
+      b, loc, rep, ArrayRef<ReassociationIndices>{{0, 1}});
+}
+
+/// `v` (the input's shape) as the [R, m] view the winners are chosen in.
+Value toView(OpBuilder &b, Location loc, Value v, const KWShape &sh) {
+  if (sh.xt.getRank() == 2)
+    return v;
+  if (!sh.local)
+    return tensor::CollapseShapeOp::create(
+        b, loc, v, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
+  SmallVector<OpFoldResult> dims = {
+      tensor::DimOp::create(b, loc, v, 0).getResult(),
+      b.getIndexAttr(sh.xt.getDimSize(2)), b.getIndexAttr(sh.xt.getDimSize(3)),
+      b.getIndexAttr(sh.channels)};
+  Value init = tensor::EmptyOp::create(b, loc, dims, sh.xt.getElementType());
+  Value t = linalg::TransposeOp::create(b, loc, v, init,
+                                        ArrayRef<int64_t>{0, 2, 3, 1})
+                ->getResult(0);
+  return tensor::CollapseShapeOp::create(
+      b, loc, t, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+}
+
+/// The inverse of toView.
+Value fromView(OpBuilder &b, Location loc, Value v, const KWShape &sh) {
+  if (sh.xt.getRank() == 2)
+    return v;
+  if (!sh.local)
+    return tensor::ExpandShapeOp::create(
+        b, loc, sh.xt, v, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
+  auto nhwc = RankedTensorType::get({ShapedType::kDynamic, sh.xt.getDimSize(2),
+                                     sh.xt.getDimSize(3), sh.channels},
+                                    sh.xt.getElementType());
+  Value e = tensor::ExpandShapeOp::create(
+      b, loc, nhwc, v, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+  Value init = tensor::EmptyOp::create(
+      b, loc, sh.xt, ValueRange{tensor::DimOp::create(b, loc, e, 0)});
+  return linalg::TransposeOp::create(b, loc, e, init,
+                                     ArrayRef<int64_t>{0, 3, 1, 2})
+      ->getResult(0);
+}
+
+/// `v` at the winners of `x` (both the input's shape), 0 elsewhere.
+Value keepWinners(OpBuilder &b, Location loc, Value x, Value duty, Value v,
+                  int64_t k, bool local, double strength, double factor,
+                  int64_t period) {
+  KWShape sh(x, local);
+  Value s = boostStrength(b, loc, duty, sh, strength, factor, period);
+  Value boost = boostVector(b, loc, duty, sh, k, s);
+  KWinnersLowering l(b, loc, toView(b, loc, x, sh));
+  Value win = l.winners(boost, k);
+  return fromView(b, loc, l.masked(win, toView(b, loc, v, sh)), sh);
+}
+
+/// nupic.torch's update_duty_cycle (KWinners, KWinners2d) on the buffer
+/// [C + 1] (sample count at C), counting a train step at C + 1 when the
+/// buffer has it.
+Value dutyUpdate(OpBuilder &b, Location loc, Value y, Value duty,
+                 int64_t period, bool countSteps) {
+  KWShape sh(y, false);
+  int64_t c = sh.channels;
+  Type f32 = sh.xt.getElementType();
+  MLIRContext *ctx = b.getContext();
+  // y as [B, C, S]; active[c] = #(y[b, c, s] > 0) / S.
+  auto y3T = RankedTensorType::get({ShapedType::kDynamic, c, sh.spatial}, f32);
+  Value y3 =
+      sh.xt.getRank() == 2
+          ? Value(tensor::ExpandShapeOp::create(
+                b, loc, y3T, y, ArrayRef<ReassociationIndices>{{0}, {1, 2}}))
+          : Value(tensor::CollapseShapeOp::create(
+                b, loc, y, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}}));
+  auto vecT = RankedTensorType::get({c}, f32);
+  Value zero = arith::ConstantOp::create(b, loc, b.getFloatAttr(f32, 0.0));
+  Value init =
+      linalg::FillOp::create(
+          b, loc, zero,
+          tensor::EmptyOp::create(b, loc, vecT.getShape(), f32).getResult())
+          .getResult(0);
+  auto d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx),
+       d2 = getAffineDimExpr(2, ctx);
+  Value active =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{vecT}, ValueRange{y3}, ValueRange{init},
+          ArrayRef<AffineMap>{AffineMap::get(3, 0, {d0, d1, d2}, ctx),
+                              AffineMap::get(3, 0, {d1}, ctx)},
+          ArrayRef<utils::IteratorType>{utils::IteratorType::reduction,
+                                        utils::IteratorType::parallel,
+                                        utils::IteratorType::reduction},
+          [](OpBuilder &nb, Location nl, ValueRange a) {
+            Value z = arith::ConstantOp::create(
+                nb, nl, nb.getFloatAttr(a[0].getType(), 0.0));
+            Value one = arith::ConstantOp::create(
+                nb, nl, nb.getFloatAttr(a[0].getType(), 1.0));
+            Value pos = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
+                                              a[0], z);
+            Value inc = arith::SelectOp::create(nb, nl, pos, one, z);
+            linalg::YieldOp::create(
+                nb, nl, ValueRange{arith::AddFOp::create(nb, nl, a[1], inc)});
+          })
+          .getResult(0);
+  // c' = min(period, c + B); the buffer's count follows the duty cycles.
+  Value batch = tensor::DimOp::create(b, loc, y, 0);
+  Value bf = arith::UIToFPOp::create(
+      b, loc, f32, arith::IndexCastUIOp::create(b, loc, b.getI64Type(), batch));
+  Value count = tensor::ExtractOp::create(
+      b, loc, duty, ValueRange{arith::ConstantIndexOp::create(b, loc, c)});
+  Value next = arith::MinimumFOp::create(
+      b, loc, arith::AddFOp::create(b, loc, count, bf),
+      arith::ConstantOp::create(b, loc, b.getFloatAttr(f32, double(period))));
+  Value keep = arith::SubFOp::create(b, loc, next, bf);
+  // duty'[j] = (duty[j] * (c' - B) + active[j]) / c' for j < C; c' at C;
+  // steps + 1 at C + 1.
+  auto outT = cast<RankedTensorType>(duty.getType());
+  Value out = tensor::EmptyOp::create(b, loc, outT.getShape(), f32);
+  auto id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{outT}, ValueRange{duty}, ValueRange{out},
+             ArrayRef<AffineMap>{id1, id1},
+             ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               auto ic = [&](int64_t v) {
+                 return arith::ConstantIndexOp::create(nb, nl, v);
+               };
+               Value j = linalg::IndexOp::create(nb, nl, 0);
+               Value jc = arith::MinUIOp::create(nb, nl, j, ic(c - 1));
+               Value act =
+                   tensor::ExtractOp::create(nb, nl, active, ValueRange{jc});
+               if (sh.spatial != 1)
+                 act = arith::DivFOp::create(
+                     nb, nl, act,
+                     arith::ConstantOp::create(
+                         nb, nl, nb.getFloatAttr(f32, double(sh.spatial))));
+               Value upd = arith::DivFOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(
+                       nb, nl, arith::MulFOp::create(nb, nl, a[0], keep), act),
+                   next);
+               Value isCount = arith::CmpIOp::create(
+                   nb, nl, arith::CmpIPredicate::eq, j, ic(c));
+               Value r = arith::SelectOp::create(nb, nl, isCount, next, upd);
+               if (countSteps) {
+                 Value isSteps = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::eq, j, ic(c + 1));
+                 Value inc = arith::AddFOp::create(
+                     nb, nl, a[0],
+                     arith::ConstantOp::create(nb, nl,
+                                               nb.getFloatAttr(f32, 1.0)));
+                 r = arith::SelectOp::create(nb, nl, isSteps, inc, r);
+               }
+               linalg::YieldOp::create(nb, nl, ValueRange{r});
+             })
+      .getResult(0);
+}
+
 struct SdlLowerKWinners
     : mlir::sdl::impl::SdlLowerKWinnersBase<SdlLowerKWinners> {
   void runOnOperation() override {
@@ -418,20 +583,20 @@ struct SdlLowerKWinners
       Location loc = op->getLoc();
       Value v;
       if (auto kw = dyn_cast<KWinnersOp>(op)) {
-        KWinnersLowering l(rewriter, loc, kw.getInput());
         int64_t k = kw.getTraining() ? kw.getK() : kw.getKInference();
-        Value win =
-            l.winners(kw.getDuty(), k, kw.getBoostStrength().convertToDouble());
-        v = l.masked(win, kw.getInput());
+        v = keepWinners(
+            rewriter, loc, kw.getInput(), kw.getDuty(), kw.getInput(), k,
+            kw.getLocal(), kw.getBoostStrength().convertToDouble(),
+            kw.getBoostFactor().convertToDouble(), kw.getBoostPeriod());
       } else if (auto g = dyn_cast<KWinnersGradOp>(op)) {
-        KWinnersLowering l(rewriter, loc, g.getInput());
-        Value win = l.winners(g.getDuty(), g.getK(),
-                              g.getBoostStrength().convertToDouble());
-        v = l.masked(win, g.getGrad());
+        v = keepWinners(
+            rewriter, loc, g.getInput(), g.getDuty(), g.getGrad(), g.getK(),
+            g.getLocal(), g.getBoostStrength().convertToDouble(),
+            g.getBoostFactor().convertToDouble(), g.getBoostPeriod());
       } else {
         auto d = cast<KWinnersDutyOp>(op);
-        KWinnersLowering l(rewriter, loc, d.getOutput());
-        v = l.dutyUpdate(d.getOutput(), d.getDuty(), d.getPeriod());
+        v = dutyUpdate(rewriter, loc, d.getOutput(), d.getDuty(), d.getPeriod(),
+                       d.getBoostPeriod() > 0);
       }
       rewriter.replaceOp(op, v);
     }

@@ -10,9 +10,15 @@
 //   grad weight  dW(k)    = sum_b dy(b, o) x(b, crd k), k in row o   (SDDMM)
 //
 // (a dense row o holds every column: crd k = k). Activations are converted
-// once at the kernel boundary into a batch-blocked layout owned by the
-// compiler, [ceil(B / W), F, W] with W lanes (W = 64 for f32: eight 256-bit
-// vectors), the last block padded with zeros. The loops carry a
+// once into a batch-blocked layout owned by the compiler, [ceil(B / W), F, W]
+// with W lanes (W = 64 for f32: eight 256-bit vectors), the last block
+// padded (BatchBlocks.h: the conversions run by (block, column tile) in
+// parallel). Kernel outputs keep their blocks, and relu / relu_grad of
+// values with blocks are computed on the blocks, as is reduce_batch (the
+// bias gradient, summed in sample order), so a chain of layers converts
+// activations only where something else reads them; a [B, F] form nothing
+// reads is erased. A result that only goes into a caller's buffer (the
+// weight and bias gradients, the output) is computed there. The loops carry a
 // `vector<W x elt>` accumulator in registers across a row's stored weights
 // (an FMA with the broadcast weight per stored entry), so the batch
 // dimension is static and contiguous whatever B is at run time. Rows
@@ -20,7 +26,8 @@
 // `scf.parallel` marked `sdl.parallel`, which `sparsec-outline-parallel`
 // turns into calls of the runtime's thread pool; every output element is
 // computed by one iteration in a fixed order, so results do not depend on the
-// number of threads. The kernels work on buffers (`bufferization.to_buffer`
+// number of threads. The SDDMM reduces groups of four entries of a row with
+// one shuffle tree. The kernels work on buffers (`bufferization.to_buffer`
 // of the operands, `memref.alloc` results returned with
 // `bufferization.to_tensor restrict`); anything else (other ranks, a CSR
 // weight not rebuilt by `sparse_tensor.assemble`, other element types) is
@@ -28,6 +35,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "transforms/BatchBlocks.h"
 #include "transforms/Passes.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -45,32 +53,10 @@ namespace mlir::sdl {
 
 using namespace mlir;
 using namespace mlir::sdl;
+using namespace mlir::sdl::blocks;
 using utils::IteratorType;
 
 namespace {
-
-/// Bits of one batch block: eight AVX2 registers.
-constexpr int64_t kBlockBits = 2048;
-
-RankedTensorType tensorOf(Value v) {
-  return cast<RankedTensorType>(v.getType());
-}
-
-Value cIdx(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIndexOp::create(b, loc, v);
-}
-
-/// The weight of one layer, [rows, cols] = [O, I]: a CSR weight's arrays
-/// (from its sparse_tensor.assemble) or a dense matrix (every row holds all
-/// `cols` columns), the element type and the block width.
-struct Csr {
-  Value pos, crd, vals; // tensors; a dense weight has only `vals` ([O, I])
-  int64_t rows, cols, width;
-  Type elt;
-  VectorType vec;
-
-  bool isDense() const { return !pos; }
-};
 
 std::optional<Csr> csrOf(Value weight) {
   auto t = dyn_cast<RankedTensorType>(weight.getType());
@@ -97,95 +83,6 @@ bool isBatchMajor(Value v) {
   auto t = dyn_cast<RankedTensorType>(v.getType());
   return t && t.getRank() == 2 && !t.isDynamicDim(1);
 }
-
-/// Read-only buffer of a tensor.
-Value buffer(OpBuilder &b, Location loc, Value t) {
-  RankedTensorType tt = tensorOf(t);
-  auto mt = MemRefType::get(tt.getShape(), tt.getElementType());
-  return bufferization::ToBufferOp::create(b, loc, mt, t, /*readOnly=*/true);
-}
-
-/// Number of blocks of W lanes holding `batch` rows.
-Value numBlocks(OpBuilder &b, Location loc, Value batch, int64_t width) {
-  return arith::CeilDivUIOp::create(b, loc, batch, cIdx(b, loc, width));
-}
-
-/// [B, F] -> [ceil(B / W), F, W], padding lanes zero.
-Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c) {
-  RankedTensorType xt = tensorOf(x);
-  int64_t f = xt.getDimSize(1);
-  Value batch = tensor::DimOp::create(b, loc, x, 0);
-  auto bt = RankedTensorType::get({ShapedType::kDynamic, f, c.width}, c.elt);
-  Value empty = tensor::EmptyOp::create(
-      b, loc, bt, ValueRange{numBlocks(b, loc, batch, c.width)});
-  MLIRContext *ctx = b.getContext();
-  auto g = linalg::GenericOp::create(
-      b, loc, TypeRange{bt}, ValueRange{}, ValueRange{empty},
-      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(3, ctx)},
-      SmallVector<IteratorType>(3, IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange) {
-        Value blk = linalg::IndexOp::create(nb, nl, 0);
-        Value col = linalg::IndexOp::create(nb, nl, 1);
-        Value lane = linalg::IndexOp::create(nb, nl, 2);
-        Value row = arith::AddIOp::create(
-            nb, nl, arith::MulIOp::create(nb, nl, blk, cIdx(nb, nl, c.width)),
-            lane);
-        Value last = arith::SubIOp::create(nb, nl, batch, cIdx(nb, nl, 1));
-        Value clamped = arith::MinUIOp::create(nb, nl, row, last);
-        Value v =
-            tensor::ExtractOp::create(nb, nl, x, ValueRange{clamped, col});
-        Value inside = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
-                                             row, batch);
-        Value zero = arith::ConstantOp::create(nb, nl, c.elt,
-                                               nb.getFloatAttr(c.elt, 0.0));
-        linalg::YieldOp::create(
-            nb, nl,
-            ValueRange{arith::SelectOp::create(nb, nl, inside, v, zero)});
-      });
-  return g.getResult(0);
-}
-
-/// [ceil(B / W), F, W] -> [B, F] (type `t`, batch taken from `like`).
-Value fromBlocks(OpBuilder &b, Location loc, Value blocks, RankedTensorType t,
-                 Value like, const Csr &c) {
-  Value batch = tensor::DimOp::create(b, loc, like, 0);
-  Value empty = tensor::EmptyOp::create(b, loc, t, ValueRange{batch});
-  MLIRContext *ctx = b.getContext();
-  auto g = linalg::GenericOp::create(
-      b, loc, TypeRange{t}, ValueRange{}, ValueRange{empty},
-      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
-      SmallVector<IteratorType>(2, IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange) {
-        Value row = linalg::IndexOp::create(nb, nl, 0);
-        Value col = linalg::IndexOp::create(nb, nl, 1);
-        Value w = cIdx(nb, nl, c.width);
-        Value blk = arith::DivUIOp::create(nb, nl, row, w);
-        Value lane = arith::RemUIOp::create(nb, nl, row, w);
-        linalg::YieldOp::create(
-            nb, nl,
-            ValueRange{tensor::ExtractOp::create(nb, nl, blocks,
-                                                 ValueRange{blk, col, lane})});
-      });
-  return g.getResult(0);
-}
-
-/// The blocked copy of each activation, built once per function: the train
-/// kernel reads x in blocks for the forward product and again for the
-/// SDDMM.
-struct BlockCache {
-  explicit BlockCache(DominanceInfo &dom) : dom(dom) {}
-
-  DominanceInfo &dom;
-  llvm::DenseMap<std::pair<Value, int64_t>, Value> blocks;
-
-  Value get(OpBuilder &b, Location loc, Value x, const Csr &c) {
-    Value &slot = blocks[{x, c.width}];
-    Operation *at = &*b.getInsertionPoint();
-    if (!slot || !dom.properlyDominates(slot, at))
-      slot = toBlocks(b, loc, x, c);
-    return slot;
-  }
-};
 
 /// The weight's arrays as buffers, with helpers for the loops over the
 /// stored entries k of a row (a dense row: k = the column).
@@ -227,27 +124,6 @@ struct CsrBuffers {
   }
 };
 
-using LoopBody = llvm::function_ref<void(OpBuilder &, Location, Value)>;
-
-/// scf.parallel over [0, n) marked for sparsec-outline-parallel.
-void parallelFor(OpBuilder &b, Location loc, Value n, LoopBody body) {
-  auto par =
-      scf::ParallelOp::create(b, loc, ValueRange{cIdx(b, loc, 0)},
-                              ValueRange{n}, ValueRange{cIdx(b, loc, 1)},
-                              [&](OpBuilder &nb, Location nl, ValueRange ivs) {
-                                body(nb, nl, ivs[0]);
-                              });
-  par->setAttr("sdl.parallel", b.getUnitAttr());
-}
-
-void forLoop(OpBuilder &b, Location loc, Value lo, Value hi, LoopBody body) {
-  scf::ForOp::create(b, loc, lo, hi, cIdx(b, loc, 1), ValueRange{},
-                     [&](OpBuilder &nb, Location nl, Value iv, ValueRange) {
-                       body(nb, nl, iv);
-                       scf::YieldOp::create(nb, nl);
-                     });
-}
-
 /// Accumulates `step(acc, iv)` over [lo, hi) in a loop-carried vector.
 Value accumulate(
     OpBuilder &b, Location loc, Value lo, Value hi, Value init,
@@ -260,18 +136,6 @@ Value accumulate(
   return loop.getResult(0);
 }
 
-Value loadVec(OpBuilder &b, Location loc, const Csr &c, Value mem, Value blk,
-              Value row) {
-  return vector::LoadOp::create(b, loc, c.vec, mem,
-                                ValueRange{blk, row, cIdx(b, loc, 0)});
-}
-
-void storeVec(OpBuilder &b, Location loc, Value v, Value mem, Value blk,
-              Value row) {
-  vector::StoreOp::create(b, loc, v, mem,
-                          ValueRange{blk, row, cIdx(b, loc, 0)});
-}
-
 /// acc + broadcast(w) * v
 Value fmaBroadcast(OpBuilder &b, Location loc, const Csr &c, Value w, Value v,
                    Value acc) {
@@ -279,23 +143,78 @@ Value fmaBroadcast(OpBuilder &b, Location loc, const Csr &c, Value w, Value v,
   return vector::FMAOp::create(b, loc, wv, v, acc);
 }
 
-Value zeroVec(OpBuilder &b, Location loc, const Csr &c) {
-  return arith::ConstantOp::create(
-      b, loc, DenseElementsAttr::get(c.vec, b.getFloatAttr(c.elt, 0.0)));
-}
+/// An activation [B, F] in blocks [ceil(B / W), F, W], and B.
+struct Blocked {
+  Value blocks, batch;
+  explicit operator bool() const { return static_cast<bool>(blocks); }
+};
 
-/// Uninitialised [nb, F, W] buffer and the number of blocks.
-Value allocBlocks(OpBuilder &b, Location loc, const Csr &c, int64_t f,
-                  Value nb) {
-  auto mt = MemRefType::get({ShapedType::kDynamic, f, c.width}, c.elt);
-  return memref::AllocOp::create(b, loc, mt, ValueRange{nb});
-}
+/// The blocked copy of each activation, built once per function: the train
+/// kernel reads x in blocks for the forward product and again for the
+/// SDDMM. The outputs of the kernels here are registered in their blocked
+/// form, and relu / relu_grad of values with blocks get theirs lane by lane,
+/// so a chain of layers converts its activations only where they leave it.
+/// Padding lanes are zero in converted inputs and in gradients, arbitrary
+/// (finite) in forward outputs; the SDDMM multiplies them by zero.
+struct BlockCache {
+  explicit BlockCache(DominanceInfo &dom) : dom(dom) {}
 
-Value asTensor(OpBuilder &b, Location loc, Value mem) {
-  auto mt = cast<MemRefType>(mem.getType());
-  auto tt = RankedTensorType::get(mt.getShape(), mt.getElementType());
-  return bufferization::ToTensorOp::create(b, loc, tt, mem, /*restrict=*/true,
-                                           /*writable=*/true);
+  DominanceInfo &dom;
+  llvm::DenseMap<std::pair<Value, int64_t>, Blocked> blocks;
+
+  void put(Value v, int64_t width, Blocked b) { blocks[{v, width}] = b; }
+
+  /// Blocks of `x` that exist or can be derived from ones that exist.
+  Blocked find(OpBuilder &b, Location loc, Value x, const Csr &c) {
+    auto it = blocks.find({x, c.width});
+    Operation *at = &*b.getInsertionPoint();
+    if (it != blocks.end() && dom.properlyDominates(it->second.blocks, at))
+      return it->second;
+    Blocked d;
+    if (auto r = x.getDefiningOp<ReluOp>()) {
+      if (Blocked in = find(b, loc, r.getInput(), c))
+        d = {mapBlocks(b, loc, c, {in.blocks},
+                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::MaximumFOp::create(nb, nl, a[0],
+                                                          zeroVec(nb, nl, c));
+                       }),
+             in.batch};
+    } else if (auto g = x.getDefiningOp<ReluGradOp>()) {
+      Blocked in = find(b, loc, g.getInput(), c);
+      Blocked dy = in ? find(b, loc, g.getGrad(), c) : Blocked();
+      if (dy)
+        d = {mapBlocks(b, loc, c, {in.blocks, dy.blocks},
+                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value z = zeroVec(nb, nl, c);
+                         Value pos = arith::CmpFOp::create(
+                             nb, nl, arith::CmpFPredicate::OGT, a[0], z);
+                         return arith::SelectOp::create(nb, nl, pos, a[1], z);
+                       }),
+             dy.batch};
+    }
+    if (d)
+      put(x, c.width, d);
+    return d;
+  }
+
+  Blocked get(OpBuilder &b, Location loc, Value x, const Csr &c) {
+    if (Blocked v = find(b, loc, x, c))
+      return v;
+    Blocked v{toBlocks(b, loc, x, c), tensor::DimOp::create(b, loc, x, 0)};
+    put(x, c.width, v);
+    return v;
+  }
+};
+
+/// The [B, F] result of a kernel that wrote blocks `mem`, registered with
+/// its blocks.
+Value blockedResult(OpBuilder &b, Location loc, Value mem, Value batch,
+                    Type type, const Csr &c, BlockCache &cache) {
+  Value blocks = asTensor(b, loc, mem);
+  Value v =
+      fromBlocks(b, loc, blocks, batch, cast<RankedTensorType>(type), c);
+  cache.put(v, c.width, {blocks, batch});
+  return v;
 }
 
 /// y = x Wᵀ (+ bias): block by block (one block of x stays in cache), rows
@@ -303,9 +222,9 @@ Value asTensor(OpBuilder &b, Location loc, Value mem) {
 /// the row's stored weights.
 Value lowerForward(OpBuilder &b, LinearOp op, const Csr &c, BlockCache &cache) {
   Location loc = op.getLoc();
-  Value xb = cache.get(b, loc, op.getInput(), c);
-  Value nb = tensor::DimOp::create(b, loc, xb, 0);
-  Value xm = buffer(b, loc, xb);
+  Blocked x = cache.get(b, loc, op.getInput(), c);
+  Value nb = tensor::DimOp::create(b, loc, x.blocks, 0);
+  Value xm = buffer(b, loc, x.blocks);
   Value bias = op.getBias() ? buffer(b, loc, op.getBias()) : Value();
   CsrBuffers w(b, loc, c);
   Value yb = allocBlocks(b, loc, c, c.rows, nb);
@@ -331,21 +250,41 @@ Value lowerForward(OpBuilder &b, LinearOp op, const Csr &c, BlockCache &cache) {
               storeVec(pb, pl, acc, yb, blk, row);
             });
       });
-  return fromBlocks(b, loc, asTensor(b, loc, yb), op.getType(), op.getInput(),
-                    c);
+  return blockedResult(b, loc, yb, x.batch, op.getType(), c, cache);
 }
 
 /// dx = dy W: per block (the parallel dimension, so no two threads update
 /// one element), each row's dy tile is scattered into the rows of dx named
-/// by the row's column coordinates.
+/// by the row's column coordinates; a dense W: columns of dx in parallel.
 Value lowerGradInput(OpBuilder &b, LinearGradInputOp op, const Csr &c,
                      BlockCache &cache) {
   Location loc = op.getLoc();
-  Value dyb = cache.get(b, loc, op.getGrad(), c);
-  Value nb = tensor::DimOp::create(b, loc, dyb, 0);
-  Value dym = buffer(b, loc, dyb);
+  Blocked dy = cache.get(b, loc, op.getGrad(), c);
+  Value nb = tensor::DimOp::create(b, loc, dy.blocks, 0);
+  Value dym = buffer(b, loc, dy.blocks);
   CsrBuffers w(b, loc, c);
   Value dxb = allocBlocks(b, loc, c, c.cols, nb);
+  if (c.isDense()) {
+    // dx(:, i) = sum_o W(o, i) dy(:, o): the forward loop on Wᵀ, columns in
+    // parallel, the output tile in registers.
+    forLoop(b, loc, cIdx(b, loc, 0), nb,
+            [&](OpBuilder &fb, Location fl, Value blk) {
+              parallelFor(
+                  fb, fl, cIdx(fb, fl, c.cols),
+                  [&](OpBuilder &pb, Location pl, Value i) {
+                    Value acc = accumulate(
+                        pb, pl, cIdx(pb, pl, 0), cIdx(pb, pl, c.rows),
+                        zeroVec(pb, pl, c),
+                        [&](OpBuilder &kb, Location kl, Value a, Value o) {
+                          Value wk = w.value(kb, kl, o, i);
+                          Value dyv = loadVec(kb, kl, c, dym, blk, o);
+                          return fmaBroadcast(kb, kl, c, wk, dyv, a);
+                        });
+                    storeVec(pb, pl, acc, dxb, blk, i);
+                  });
+            });
+    return blockedResult(b, loc, dxb, dy.batch, op.getType(), c, cache);
+  }
   parallelFor(b, loc, nb, [&](OpBuilder &pb, Location pl, Value blk) {
     Value zero = zeroVec(pb, pl, c);
     forLoop(pb, pl, cIdx(pb, pl, 0), cIdx(pb, pl, c.cols),
@@ -365,26 +304,75 @@ Value lowerGradInput(OpBuilder &b, LinearGradInputOp op, const Csr &c,
               });
             });
   });
-  return fromBlocks(b, loc, asTensor(b, loc, dxb), op.getType(), op.getGrad(),
-                    c);
+  return blockedResult(b, loc, dxb, dy.batch, op.getType(), c, cache);
+}
+
+/// Entries of a row whose SDDMM sums share one reduction tree.
+constexpr int64_t kGroup = 4;
+
+/// The horizontal sums of the kGroup W-lane vectors `p`, as a
+/// vector<kGroup>: each is folded to 16 lanes, then pairs of vectors are
+/// combined by shuffles that halve the lanes per entry until one is left.
+Value groupSums(OpBuilder &b, Location loc, const Csr &c,
+                ArrayRef<Value> p) {
+  int64_t lanes = std::min<int64_t>(16, c.width);
+  SmallVector<Value> v;
+  for (Value x : p) {
+    Value acc;
+    for (int64_t off = 0; off < c.width; off += lanes) {
+      Value part = vector::ExtractStridedSliceOp::create(
+          b, loc, x, ArrayRef<int64_t>{off}, ArrayRef<int64_t>{lanes},
+          ArrayRef<int64_t>{1});
+      acc = acc ? arith::AddFOp::create(b, loc, acc, part).getResult() : part;
+    }
+    v.push_back(acc);
+  }
+  // Each round adds the low and the high half of every entry's lanes: two
+  // vectors are paired (a's entries, then b's), the last one is folded on
+  // itself. kGroup entries: 4 vectors -> 2 -> 1, then 16 -> 4 x 1 lanes.
+  int64_t per = lanes; // lanes per entry in every vector of v
+  while (per > 1) {
+    SmallVector<Value> next;
+    int64_t half = per / 2;
+    for (size_t i = 0; i < v.size(); i += 2) {
+      Value a = v[i], other = i + 1 < v.size() ? v[i + 1] : v[i];
+      int64_t n = cast<VectorType>(a.getType()).getNumElements();
+      int64_t sources = i + 1 < v.size() ? 2 : 1;
+      SmallVector<int64_t> lo, hi;
+      for (int64_t src = 0; src < sources; ++src)
+        for (int64_t e = 0; e < n / per; ++e)
+          for (int64_t l = 0; l < half; ++l) {
+            lo.push_back(src * n + e * per + l);
+            hi.push_back(src * n + e * per + half + l);
+          }
+      Value x = vector::ShuffleOp::create(b, loc, a, other, lo);
+      Value y = vector::ShuffleOp::create(b, loc, a, other, hi);
+      next.push_back(arith::AddFOp::create(b, loc, x, y));
+    }
+    v = next;
+    per = half;
+  }
+  return v.front();
 }
 
 /// dW(k) = sum over blocks of dy(:, o) . x(:, crd k): block by block (one
 /// block of x stays in cache), rows in parallel, one horizontal sum per
-/// stored entry and block; the first block stores, the others add. The
-/// result is built in a fresh buffer (no zero-filled constant of nnz
-/// elements) and reassembled with the weight's pattern.
+/// stored entry and block (kGroup entries share a reduction tree); the
+/// first block stores, the others add. The
+/// result is built in the caller's gradient buffer where it only goes there
+/// (else a fresh one; never a zero-filled constant of nnz elements) and
+/// reassembled with the weight's pattern.
 Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
                       BlockCache &cache) {
   Location loc = op.getLoc();
-  Value dyb = cache.get(b, loc, op.getGrad(), c);
-  Value xb = cache.get(b, loc, op.getInput(), c);
+  Value dyb = cache.get(b, loc, op.getGrad(), c).blocks;
+  Value xb = cache.get(b, loc, op.getInput(), c).blocks;
   Value nb = tensor::DimOp::create(b, loc, dyb, 0);
   Value dym = buffer(b, loc, dyb), xm = buffer(b, loc, xb);
   CsrBuffers w(b, loc, c);
   RankedTensorType vt = tensorOf(c.vals);
-  Value dw = memref::AllocOp::create(
-      b, loc, MemRefType::get(vt.getShape(), c.elt), ValueRange{});
+  Value dw = resultBuffer(b, loc, op.getResult(),
+                          MemRefType::get(vt.getShape(), c.elt), {});
   // An empty batch still defines the gradient: zero.
   Value none = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, nb,
                                      cIdx(b, loc, 0));
@@ -403,10 +391,47 @@ Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
             [&](OpBuilder &pb, Location pl, Value row) {
               auto [lo, hi] = w.rowRange(pb, pl, row);
               Value dyv = loadVec(pb, pl, c, dym, blk, row);
-              forLoop(pb, pl, lo, hi, [&](OpBuilder &kb, Location kl, Value k) {
-                Value col = w.column(kb, kl, k);
-                Value xv = loadVec(kb, kl, c, xm, blk, col);
-                Value prod = arith::MulFOp::create(kb, kl, dyv, xv);
+              auto product = [&](OpBuilder &kb, Location kl, Value k) {
+                Value xv = loadVec(kb, kl, c, xm, blk, w.column(kb, kl, k));
+                return arith::MulFOp::create(kb, kl, dyv, xv).getResult();
+              };
+              // Groups of kGroup entries: one reduction tree for the group.
+              Value span = arith::SubIOp::create(pb, pl, hi, lo);
+              Value mid = arith::AddIOp::create(
+                  pb, pl, lo,
+                  arith::MulIOp::create(
+                      pb, pl,
+                      arith::DivUIOp::create(pb, pl, span,
+                                             cIdx(pb, pl, kGroup)),
+                      cIdx(pb, pl, kGroup)));
+              scf::ForOp::create(
+                  pb, pl, lo, mid, cIdx(pb, pl, kGroup), ValueRange{},
+                  [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
+                    SmallVector<Value> prods;
+                    for (int64_t i = 0; i < kGroup; ++i)
+                      prods.push_back(product(
+                          kb, kl,
+                          arith::AddIOp::create(kb, kl, k, cIdx(kb, kl, i))));
+                    Value s = groupSums(kb, kl, c, prods);
+                    SmallVector<Value> at = w.at(row, k);
+                    scf::IfOp::create(
+                        kb, kl, first,
+                        [&](OpBuilder &tb, Location tl) {
+                          vector::StoreOp::create(tb, tl, s, dw, at);
+                          scf::YieldOp::create(tb, tl);
+                        },
+                        [&](OpBuilder &eb, Location el) {
+                          Value old = vector::LoadOp::create(
+                              eb, el, cast<VectorType>(s.getType()), dw, at);
+                          vector::StoreOp::create(
+                              eb, el, arith::AddFOp::create(eb, el, old, s),
+                              dw, at);
+                          scf::YieldOp::create(eb, el);
+                        });
+                    scf::YieldOp::create(kb, kl);
+                  });
+              forLoop(pb, pl, mid, hi, [&](OpBuilder &kb, Location kl, Value k) {
+                Value prod = product(kb, kl, k);
                 Value s = vector::ReductionOp::create(
                     kb, kl, vector::CombiningKind::ADD, prod, Value(),
                     arith::FastMathFlags::reassoc);
@@ -433,8 +458,55 @@ Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
       b, loc, op.getType(), ValueRange{c.pos, c.crd}, asTensor(b, loc, dw));
 }
 
+/// Bias gradient db(f) = sum over samples of dy(b, f), of a dy that has
+/// blocks: column tiles in parallel; a column's blocks are added lane by
+/// lane (padding lanes masked), then one horizontal sum (a fixed order).
+FailureOr<Value> lowerReduceBatch(OpBuilder &b, ReduceBatchOp op,
+                                  BlockCache &cache) {
+  Location loc = op.getLoc();
+  auto t = dyn_cast<RankedTensorType>(op.getInput().getType());
+  if (!isBatchMajor(op.getInput()) || !(t.getElementType().isF32() ||
+                                        t.getElementType().isF64()))
+    return failure();
+  Type elt = t.getElementType();
+  int64_t f = t.getDimSize(1), width = kBlockBits / elt.getIntOrFloatBitWidth();
+  Csr c{Value(), Value(), Value(), 0, f, width, elt,
+        VectorType::get({width}, elt)};
+  Blocked dy = cache.find(b, loc, op.getInput(), c);
+  if (!dy)
+    return failure();
+  Value dym = buffer(b, loc, dy.blocks);
+  Value nb = tensor::DimOp::create(b, loc, dy.blocks, 0);
+  Value out = resultBuffer(b, loc, op.getResult(), MemRefType::get({f}, elt),
+                           {});
+  forTiles(
+      b, loc, cIdx(b, loc, 1), f,
+      [&](OpBuilder &tb, Location tl, Value, Value c0, Value c1) {
+        forLoop(tb, tl, c0, c1, [&](OpBuilder &cb, Location cl, Value col) {
+          Value sum = accumulate(
+              cb, cl, cIdx(cb, cl, 0), nb, zeroVec(cb, cl, c),
+              [&](OpBuilder &kb, Location kl, Value acc, Value blk) {
+                auto mt = VectorType::get({c.width}, kb.getI1Type());
+                Value live = vector::CreateMaskOp::create(
+                    kb, kl, mt, ValueRange{validLanes(kb, kl, dy.batch, blk, c)});
+                Value v = arith::SelectOp::create(
+                    kb, kl, live, loadVec(kb, kl, c, dym, blk, col),
+                    zeroVec(kb, kl, c));
+                return arith::AddFOp::create(kb, kl, acc, v).getResult();
+              });
+          Value r = vector::ReductionOp::create(
+              cb, cl, vector::CombiningKind::ADD, sum, Value(),
+              arith::FastMathFlags::reassoc);
+          memref::StoreOp::create(cb, cl, r, out, ValueRange{col});
+        });
+      });
+  return asTensor(b, loc, out);
+}
+
 /// Lowers `op` if it is one of the kernels handled here.
 FailureOr<Value> lowerOp(OpBuilder &b, Operation *op, BlockCache &cache) {
+  if (auto o = dyn_cast<ReduceBatchOp>(op))
+    return lowerReduceBatch(b, o, cache);
   if (auto o = dyn_cast<LinearOp>(op)) {
     std::optional<Csr> c = csrOf(o.getWeight());
     if (c && isBatchMajor(o.getInput()))
@@ -451,12 +523,44 @@ FailureOr<Value> lowerOp(OpBuilder &b, Operation *op, BlockCache &cache) {
   return failure();
 }
 
+/// Erases the ops of function bodies that nothing uses any more (the [B, F]
+/// forms of activations whose users now read their blocks).
+void eraseDeadOps(Operation *root) {
+  root->walk([](func::FuncOp f) {
+    for (Block &block : f.getBody())
+      for (Operation &op : llvm::make_early_inc_range(llvm::reverse(block)))
+        if (isOpTriviallyDead(&op))
+          op.erase();
+  });
+}
+
+/// Replaces a used fromBlocks op `g` by storeRows into the caller's buffer
+/// when its result only goes there, else into a fresh buffer.
+void materializeRows(IRRewriter &rewriter, linalg::GenericOp g) {
+  Location loc = g.getLoc();
+  rewriter.setInsertionPoint(g);
+  auto t = cast<RankedTensorType>(g.getResult(0).getType());
+  Type elt = t.getElementType();
+  int64_t width = g->getAttrOfType<IntegerAttr>(kFromBlocks).getInt();
+  Csr c{Value(), Value(), Value(), 0, t.getDimSize(1), width, elt,
+        VectorType::get({width}, elt)};
+  Value batch = g.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>()
+                    .getDynamicSizes()[0];
+  Value blocks;
+  g.getRegion().walk([&](tensor::ExtractOp e) { blocks = e.getTensor(); });
+  Value dest = resultBuffer(rewriter, loc, g.getResult(0),
+                            MemRefType::get(t.getShape(), elt), {batch});
+  storeRows(rewriter, loc, blocks, dest, batch, c);
+  rewriter.replaceOp(g, asTensor(rewriter, loc, dest));
+}
+
 struct SdlLowerSparseLinear
     : mlir::sdl::impl::SdlLowerSparseLinearBase<SdlLowerSparseLinear> {
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<LinearOp, LinearGradInputOp, LinearGradWeightOp>(op))
+      if (isa<LinearOp, LinearGradInputOp, LinearGradWeightOp, ReduceBatchOp>(
+              op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
@@ -468,6 +572,14 @@ struct SdlLowerSparseLinear
       if (succeeded(v))
         rewriter.replaceOp(op, *v);
     }
+    eraseDeadOps(getOperation());
+    SmallVector<linalg::GenericOp> rows;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g->hasAttr(kFromBlocks))
+        rows.push_back(g);
+    });
+    for (linalg::GenericOp g : rows)
+      materializeRows(rewriter, g);
   }
 };
 

@@ -63,6 +63,22 @@ def SdlGenerateRowUpdates : Pass<"sdl-generate-row-updates", "::mlir::ModuleOp">
                            "::mlir::math::MathDialect"];
 }
 
+def SdlGenerateRiglScores : Pass<"sdl-generate-rigl-scores", "::mlir::ModuleOp"> {
+  let summary = "Generate the growth-score kernel of RigL weights";
+  let description = [{
+    For every CSR `sdl.param` with dynamic = "rigl" (index k in declaration
+    order) adds `@sparsec_kernel_<Model>_score_<k>(x, dy, score)`:
+    score[r, i] = sum over the batch of dy[b, r] * x[b, i], the dense
+    gradient of the weight on a chunk of rows, from the layer input and
+    output gradient the train kernel captures (runtime.h, sparsec_score_fn).
+    Rows run on the runtime's threads. Runs before sdl-finalize-abi.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def SdlLowerKWinners : Pass<"sdl-lower-kwinners", "::mlir::ModuleOp"> {
   let summary = "Lower sdl.kwinners and its backward/duty ops to linalg";
   let description = [{
@@ -70,12 +86,26 @@ def SdlLowerKWinners : Pass<"sdl-lower-kwinners", "::mlir::ModuleOp"> {
     linalg.generic ops on tensors: the k winners of each sample are found by
     bisection on order-preserving integer keys of the boosted values (each
     step one counting reduction), exactly k per sample, ties to the lower
-    index. Runs before convert-sdl-to-linalg.
+    index; a rank-4 input (kwinners2d) in a [B, C*H*W] or, with `local`,
+    [B*H*W, C] view. Runs before convert-sdl-to-linalg.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def SdlLowerMaskedLinear : Pass<"sdl-lower-masked-linear", "::mlir::ModuleOp"> {
+  let summary = "Lower sdl.masked_linear and its backward ops to linalg";
+  let description = [{
+    sdl.masked_linear, sdl.masked_linear_grad_input and
+    sdl.masked_linear_grad_weight become linalg.generic contractions that
+    read the mask next to the weight (W ∘ M is never formed); the weight
+    gradient is multiplied by the mask. Runs before convert-sdl-to-linalg.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::arith::ArithDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 

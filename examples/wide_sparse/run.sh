@@ -4,7 +4,7 @@
 # time per epoch. Extra arguments go to every trainer (e.g. --limit 10000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-variants=(random small_world set kwinners)
+variants=(random small_world set rigl kwinners)
 bash .ci/build.sh "${variants[@]/#/wide_sparse_}"
 bin=${SPARSEC_BUILD_DIR:-build}/bin
 epochs=${EPOCHS:-3}

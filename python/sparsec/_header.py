@@ -114,7 +114,7 @@ def parse_header(text, path="<header>"):
         if om:
             spec.output_shape = _dims(om.group(2))
             continue
-        pm = re.fullmatch(r"([\w.]+)\s*:\s*(dense|csr|embedding)\s*((?:\[[^\]]*\])*)"
+        pm = re.fullmatch(r"([\w.]+)\s*:\s*(dense|csr|embedding|buffer|mask)\s*((?:\[[^\]]*\])*)"
                           r"(?:,\s*nnz\s+(\d+))?", line)
         if pm:
             pname, layout, dims, nnz = pm.groups()

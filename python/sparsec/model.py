@@ -19,7 +19,8 @@ STATUS_NAMES = {
     9: "SPARSEC_ERR_ABI",
 }
 
-#: One parameter: name, layout ("dense", "csr", "embedding"), dense shape,
+#: One parameter: name, layout ("dense", "csr", "embedding", "buffer" for layer
+#: state such as kwinners duty cycles, "mask" for a masked_linear mask), dense shape,
 #: stored values (nnz; numel for dense) and sparsity (1 - nnz / numel).
 ParamInfo = namedtuple("ParamInfo", "name layout shape nnz sparsity")
 

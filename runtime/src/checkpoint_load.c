@@ -554,6 +554,7 @@ SPARSEC_API int sparsec_load(sparsec_model *m, const char *path) {
   if ((rc = sparsec__check_entries(path, m, &l, data, &meta)) != SPARSEC_OK)
     goto done;
   sparsec__apply(m, &l, data, &meta);
+  sparsec__masks_apply(m); /* masked weights are zero (prune.c) */
 done:
   sparsec__ck_free(&l);
   sparsec__json_free(&doc);

@@ -58,6 +58,8 @@ int sparsec__mul_i64(int64_t a, int64_t b, int64_t *out);
 /* malloc/calloc that never return NULL for a zero size. */
 void *sparsec__malloc(size_t bytes);
 void *sparsec__calloc(size_t count, size_t size);
+/* calloc of `count` elements of `size` bytes, NULL on overflow/failure. */
+void *sparsec__alloc_array(int64_t count, size_t size);
 
 /*===-- RNG and initialisers (init.c) -------------------------------------===*/
 
@@ -267,6 +269,16 @@ typedef struct sparsec__param {
     int64_t *order; /* nnz */
     float *scratch; /* nnz */
     int32_t *coords; /* nnz */
+    /* RIGL: a heap of the best growth candidates (score, linear position),
+     * one chunk of scores (chunk_rows x in), and the layer's input and
+     * output gradient the train kernel captures (cap_rows batch rows). */
+    float *heap_score;  /* nnz */
+    uint64_t *heap_lin; /* nnz */
+    float *chunk;       /* chunk_rows * in */
+    int64_t chunk_rows;
+    float *cap_x, *cap_dy;
+    int64_t cap_rows;
+    int64_t cap_batch; /* batch of the last successful train step */
   } dyn;
 } sparsec__param;
 
@@ -305,9 +317,27 @@ int32_t sparsec__find_param(const sparsec_model *m, const char *name);
 int64_t sparsec__dynamic_count(const sparsec_param_desc *d, int64_t nnz, int64_t t);
 int sparsec__dynamic_alloc(sparsec__param *p);
 void sparsec__dynamic_free(sparsec__param *p);
-/* The SET update of CSR parameter `p` after step t (no-op when t is not an
- * update step); cannot fail. */
-void sparsec__dynamic_update(sparsec_model *m, sparsec__param *p, int64_t t);
+/* The SET / RigL update of CSR parameter `p` after step t (no-op when t is
+ * not an update step); fails only if the score kernel does. */
+int sparsec__dynamic_update(sparsec_model *m, sparsec__param *p, int64_t t);
+/* RIGL: sizes the capture buffers for `batch` rows (before the kernel). */
+int sparsec__dynamic_reserve(sparsec__param *p, int64_t batch);
+
+/*===-- Masks and pruning (prune.c) ---------------------------------------===*/
+
+/* 1 and the target sparsity s_t in `*sparsity` when step t is a pruning
+ * step of mask `d`; else 0. */
+int sparsec__prune_target(const sparsec_param_desc *d, int64_t t, double *sparsity);
+/* The ABI 5 (pruning) fields of parameter i (part of validate_desc). */
+int sparsec__validate_mask(const sparsec_model_desc *d, int32_t i);
+/* After every parameter is set up: draws each mask and zeroes its weight
+ * where the mask is 0. */
+int sparsec__masks_init(sparsec_model *m, uint64_t seed);
+/* Zeroes every masked weight where its mask is 0 (after load). */
+void sparsec__masks_apply(sparsec_model *m);
+/* The pruning updates due after step t (after the optimizer step); cannot
+ * fail. */
+void sparsec__prune_step(sparsec_model *m, int64_t t);
 
 /*===-- Optimizers (optim*.c) ---------------------------------------------===*/
 

@@ -22,8 +22,7 @@ static char *sparsec__strdup(const char *s) {
   return d;
 }
 
-/* calloc of `count` elements of `size` bytes, NULL on overflow/failure. */
-static void *sparsec__alloc_array(int64_t count, size_t size) {
+void *sparsec__alloc_array(int64_t count, size_t size) {
   if (count < 0 || (uint64_t)count > SIZE_MAX / size)
     return NULL;
   return sparsec__calloc((size_t)count, size);
@@ -57,7 +56,7 @@ static int sparsec__param_setup(sparsec_model *m, sparsec__param *p, uint64_t se
   if (sparsec__state_alloc(m, p) != 0)
     return sparsec__nomem("optimizer state", d->name, p->nnz, sizeof(float));
   if (sparsec__dynamic_alloc(p) != 0)
-    return sparsec__nomem("dynamic sparsity scratch", d->name, p->nnz, 4 * sizeof(uint64_t));
+    return sparsec__nomem("dynamic sparsity scratch", d->name, p->nnz, 6 * sizeof(uint64_t));
 
   sparsec__rng rng;
   sparsec__rng_seed(&rng, seed, sparsec__hash_name(d->name));
@@ -141,6 +140,11 @@ SPARSEC_API int sparsec_create(const sparsec_model_desc *desc, uint64_t seed, sp
       sparsec_destroy(m);
       return rc;
     }
+  }
+  rc = sparsec__masks_init(m, seed);
+  if (rc != SPARSEC_OK) {
+    sparsec_destroy(m);
+    return rc;
   }
   *out = m;
   return SPARSEC_OK;

@@ -219,9 +219,9 @@ void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t
   }
 }
 
-/* The step on values [lo, hi) (elementwise optimizers). */
-static void sparsec__opt_range(const sparsec__opt *o, sparsec__param *p, const float *grad,
-                               int64_t lo, int64_t hi) {
+/* The step on values [lo, hi) (elementwise optimizers), on this thread. */
+static void sparsec__opt_range_serial(const sparsec__opt *o, sparsec__param *p, const float *grad,
+                                      int64_t lo, int64_t hi) {
   sparsec__span s;
   memset(&s, 0, sizeof(s));
   s.p = p->values + lo;
@@ -230,6 +230,34 @@ static void sparsec__opt_range(const sparsec__opt *o, sparsec__param *p, const f
     s.s[k] = p->state[k] ? p->state[k] + lo : NULL;
   s.n = hi - lo;
   sparsec__opt_span(o, &s, p->mom_init, 0);
+}
+
+/* Values per parameter below which the step stays on the calling thread. */
+#define SPARSEC_PARALLEL_STEP_MIN 32768
+
+typedef struct sparsec__range_ctx {
+  const sparsec__opt *o;
+  sparsec__param *p;
+  const float *grad;
+  int64_t base;
+} sparsec__range_ctx;
+
+static void sparsec__range_chunk(void *ctx, int64_t lo, int64_t hi) {
+  const sparsec__range_ctx *c = (const sparsec__range_ctx *)ctx;
+  sparsec__opt_range_serial(c->o, c->p, c->grad, c->base + lo, c->base + hi);
+}
+
+/* The step on values [lo, hi) (elementwise optimizers): every value is
+ * updated on its own, so splitting the range over the thread pool gives the
+ * same bits as one pass. */
+static void sparsec__opt_range(const sparsec__opt *o, sparsec__param *p, const float *grad,
+                               int64_t lo, int64_t hi) {
+  if (hi - lo < SPARSEC_PARALLEL_STEP_MIN) {
+    sparsec__opt_range_serial(o, p, grad, lo, hi);
+    return;
+  }
+  sparsec__range_ctx c = {o, p, grad, lo};
+  sparsec_parallel_for(sparsec__range_chunk, &c, hi - lo);
 }
 
 void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *grad) {

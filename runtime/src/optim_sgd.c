@@ -21,9 +21,24 @@ void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init) 
   const float *grad = s->g;
   float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
   const int64_t n = s->n;
-  if (mom == 0.0f && o->l2 == 0.0f && !o->maximize) {
-    for (int64_t i = 0; i < n; ++i)
-      p[i] = p[i] + neg_lr * grad[i];
+  if (o->l2 == 0.0f && !o->maximize && !(mom != 0.0f && o->nesterov)) {
+    /* The common cases with the loop-invariant tests hoisted (the same
+     * operations as the general loop below, so the same bits). */
+    if (mom == 0.0f) {
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = p[i] + neg_lr * grad[i];
+    } else if (init) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float b = buf[i] * mom + one_minus_damp * grad[i];
+        buf[i] = b;
+        p[i] = p[i] + neg_lr * b;
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        buf[i] = grad[i];
+        p[i] = p[i] + neg_lr * grad[i];
+      }
+    }
     return;
   }
   for (int64_t i = 0; i < n; ++i) {

@@ -10,7 +10,9 @@
  * every output element to one iteration, so results do not depend on which
  * thread runs a chunk or on the number of threads. A call that finds the pool
  *busy (kernels called from several application threads at once) runs on its own
- *thread. The workers are stopped and joined when the library is unloaded; a
+ *thread. Idle workers and a caller waiting for the last chunk poll for a
+ *short while before they sleep on a condition variable (kSpins). The
+ *workers are stopped and joined when the library is unloaded; a
  *forked child runs every call on its own thread. Only libc's pthreads; no
  *OpenMP.
  *
@@ -24,6 +26,18 @@
 #include <unistd.h>
 
 enum { kMaxThreads = 64, kChunksPerThread = 8 };
+
+/* Polls (with a pause) before a thread sleeps on a condition variable: a
+ * worker waiting for the next call and a caller waiting for the last chunk
+ * poll about 50 us, so the back-to-back calls of one kernel do not pay a
+ * futex wake-up each. */
+enum { kSpins = 2000 };
+
+static void spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 typedef struct pool {
   pthread_mutex_t busy; /* held by the caller of a parallel call */
@@ -74,7 +88,9 @@ static void run_chunks(pool *p, unsigned long gen) {
     pthread_mutex_unlock(&p->lock);
     fn(ctx, lo, hi);
     pthread_mutex_lock(&p->lock);
-    if (++p->finished == p->chunks)
+    int64_t finished = p->finished + 1;
+    __atomic_store_n(&p->finished, finished, __ATOMIC_RELEASE);
+    if (finished == p->chunks)
       pthread_cond_signal(&p->done);
   }
 }
@@ -85,6 +101,14 @@ static void *worker(void *arg) {
   (void)arg;
   pthread_mutex_lock(&p->lock);
   for (;;) {
+    if (!p->stop && p->generation == seen) {
+      pthread_mutex_unlock(&p->lock);
+      for (int i = 0; i < kSpins && !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE) &&
+                      __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen;
+           ++i)
+        spin_pause();
+      pthread_mutex_lock(&p->lock);
+    }
     while (!p->stop && p->generation == seen)
       pthread_cond_wait(&p->start, &p->lock);
     if (p->stop)
@@ -123,7 +147,7 @@ static void pool_start(void) {
 __attribute__((destructor)) static void pool_stop(void) {
   pool *p = &g_pool;
   pthread_mutex_lock(&p->lock);
-  p->stop = 1;
+  __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&p->start);
   int started = p->started;
   pthread_mutex_unlock(&p->lock);
@@ -153,10 +177,18 @@ void sparsec_parallel_for(sparsec__chunk_fn fn, void *ctx, int64_t n) {
   p->n = n;
   p->chunks = n < chunks ? n : chunks;
   p->next = 0;
-  p->finished = 0;
-  unsigned long gen = ++p->generation;
+  __atomic_store_n(&p->finished, 0, __ATOMIC_RELEASE);
+  unsigned long gen = p->generation + 1;
+  __atomic_store_n(&p->generation, gen, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&p->start);
   run_chunks(p, gen);
+  if (p->finished < p->chunks) {
+    int64_t chunks = p->chunks;
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < kSpins && __atomic_load_n(&p->finished, __ATOMIC_ACQUIRE) < chunks; ++i)
+      spin_pause();
+    pthread_mutex_lock(&p->lock);
+  }
   while (p->finished < p->chunks)
     pthread_cond_wait(&p->done, &p->lock);
   pthread_mutex_unlock(&p->lock);

@@ -164,10 +164,19 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   rc = sparsec__renorm_reserve(m, "train_step", batch);
   if (rc != SPARSEC_OK)
     return rc;
-
+  /* RigL layers: buffers for the captured layer input and output gradient. */
   int64_t n = 1 + m->num_inputs;
-  for (int32_t i = 0; i < m->num_params; ++i)
-    n += sparsec__param_arrays(&m->params[i]) + 1;
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    n += sparsec__param_arrays(p) + 1;
+    if (p->desc.dynamic != SPARSEC_DYNAMIC_RIGL)
+      continue;
+    n += 2;
+    if (sparsec__dynamic_reserve(p, batch) != 0)
+      return sparsec__fail(SPARSEC_ERR_NOMEM,
+                           "train_step: cannot allocate the RigL captures of '%s' for batch %lld",
+                           p->desc.name, (long long)batch);
+  }
   void *stack[SPARSEC_STACK_BUFS];
   void **bufs = sparsec__bufs_alloc(stack, n);
   if (!bufs)
@@ -201,6 +210,12 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   k = sparsec__push_params(m, bufs, k);
   for (int32_t i = 0; i < m->num_params; ++i)
     bufs[k++] = m->params[i].grad;
+  for (int32_t i = 0; i < m->num_params; ++i)
+    if (m->params[i].desc.dynamic == SPARSEC_DYNAMIC_RIGL) {
+      bufs[k++] = m->params[i].dyn.cap_x;
+      bufs[k++] = m->params[i].dyn.cap_dy;
+      m->params[i].dyn.cap_batch = batch;
+    }
   bufs[k++] = &loss_value;
   int krc = m->train(bufs, batch);
   if (bufs != stack)
@@ -220,8 +235,13 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
 
   sparsec__opt_step(m);
   ++m->step;
+  sparsec__prune_step(m, m->step); /* masks (prune.c); cannot fail */
   for (int32_t i = 0; i < m->num_params; ++i)
-    if (m->params[i].desc.dynamic != SPARSEC_DYNAMIC_NONE)
-      sparsec__dynamic_update(m, &m->params[i], m->step);
+    if (m->params[i].desc.dynamic != SPARSEC_DYNAMIC_NONE &&
+        sparsec__dynamic_update(m, &m->params[i], m->step) != 0)
+      return sparsec__fail(SPARSEC_ERR_KERNEL,
+                           "train_step: the growth-score kernel of '%s' failed; the step was "
+                           "taken, the pattern was not updated",
+                           m->params[i].desc.name);
   return SPARSEC_OK;
 }

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,16 +90,23 @@ static int sparsec__validate_embedding_options(const sparsec_param_desc *p) {
 static int sparsec__validate_pattern(const sparsec_param_desc *p) {
   const int user = p->pattern == SPARSEC_PATTERN_USER;
   if (p->dynamic != SPARSEC_DYNAMIC_NONE &&
-      (p->layout != SPARSEC_LAYOUT_CSR || p->dynamic != SPARSEC_DYNAMIC_SET || p->delta_t < 1 ||
-       p->t_end < 1 || !(p->drop_fraction > 0.0 && p->drop_fraction < 1.0)))
+      (p->layout != SPARSEC_LAYOUT_CSR ||
+       (p->dynamic != SPARSEC_DYNAMIC_SET && p->dynamic != SPARSEC_DYNAMIC_RIGL) ||
+       p->delta_t < 1 || p->t_end < 1 || !(p->drop_fraction > 0.0 && p->drop_fraction < 1.0)))
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                          "create: parameter '%s' has dynamic %d with delta_t %lld, t_end %lld, "
-                         "drop_fraction %g (expected SET on a CSR parameter, delta_t and t_end "
-                         ">= 1, drop_fraction in (0, 1))",
+                         "drop_fraction %g (expected SET or RIGL on a CSR parameter, delta_t and "
+                         "t_end >= 1, drop_fraction in (0, 1))",
                          p->name, (int)p->dynamic, (long long)p->delta_t, (long long)p->t_end,
                          p->drop_fraction);
+  const int rigl = p->dynamic == SPARSEC_DYNAMIC_RIGL;
+  if (rigl != (p->score != NULL) || (rigl ? p->max_size < 1 : p->max_size != 0))
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: parameter '%s' has score %s and max_size %lld (expected a "
+                         "score kernel and max_size >= 1 exactly with dynamic RIGL)",
+                         p->name, p->score ? "set" : "NULL", (long long)p->max_size);
   /* Non-CSR: RANDOM without arrays; CSR: a known pattern, arrays iff USER. */
-  const int csr = p->layout == SPARSEC_LAYOUT_CSR;
+  const int csr = p->layout == SPARSEC_LAYOUT_CSR || p->mask_of; /* masks: prune.c */
   const int known = p->pattern >= SPARSEC_PATTERN_RANDOM && p->pattern <= SPARSEC_PATTERN_USER;
   if ((!csr && p->pattern != SPARSEC_PATTERN_RANDOM) || !known ||
       !user != !p->user_positions || !user != !p->user_coordinates)
@@ -110,11 +118,12 @@ static int sparsec__validate_pattern(const sparsec_param_desc *p) {
   if (!user)
     return SPARSEC_OK;
   const int32_t *pos = p->user_positions, *crd = p->user_coordinates;
-  if (pos[0] != 0 || pos[p->dims[0]] != p->nnz)
+  const int64_t nnz = p->mask_of ? p->mask_ones : p->nnz;
+  if (pos[0] != 0 || pos[p->dims[0]] != nnz)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
                          "create: parameter '%s': user pattern positions run from %d to %d, "
                          "expected 0 to nnz %lld",
-                         p->name, pos[0], pos[p->dims[0]], (long long)p->nnz);
+                         p->name, pos[0], pos[p->dims[0]], (long long)nnz);
   for (int64_t r = 0; r < p->dims[0]; ++r) {
     if (pos[r + 1] < pos[r])
       return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
@@ -144,7 +153,8 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has unknown layout %d",
                          p->name, (int)p->layout);
   if (p->rank < 0 || p->rank > SPARSEC_MAX_RANK ||
-      (p->layout != SPARSEC_LAYOUT_DENSE && p->rank != (p->layout == SPARSEC_LAYOUT_BUFFER ? 1 : 2)))
+      (p->layout != SPARSEC_LAYOUT_DENSE &&
+       p->rank != (p->layout == SPARSEC_LAYOUT_BUFFER && !p->mask_of ? 1 : 2)))
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: parameter '%s' has invalid rank %d",
                          p->name, p->rank);
   int64_t numel = 1;
@@ -180,6 +190,8 @@ static int sparsec__validate_param_desc(const sparsec_model_desc *d, int32_t i) 
                          "create: parameter '%s' has invalid initialiser argument %g", p->name,
                          p->init_a);
   int rc = sparsec__validate_embedding_options(p);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__validate_mask(d, i);
   if (rc == SPARSEC_OK)
     rc = sparsec__validate_pattern(p);
   if (rc != SPARSEC_OK)
@@ -376,9 +388,49 @@ static int sparsec__check_ids(const char *what, const sparsec_input_desc *in, in
   return SPARSEC_OK;
 }
 
+/* Whether f32 values [lo, hi) are all finite: a branch-free scan of the
+ * exponent bits that the compiler vectorises. */
+static int sparsec__all_finite_f32(const float *v, int64_t lo, int64_t hi) {
+  uint32_t bad = 0;
+  for (int64_t e = lo; e < hi; ++e) {
+    uint32_t bits;
+    memcpy(&bits, &v[e], sizeof(bits));
+    bad |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  return !bad;
+}
+
+/* One chunk of a threaded scan: clears `ok` when a value is not finite. */
+typedef struct sparsec__finite_scan {
+  const float *v;
+  int64_t n, chunk;
+  atomic_int ok;
+} sparsec__finite_scan;
+
+static void sparsec__finite_chunks(void *ctx, int64_t lo, int64_t hi) {
+  sparsec__finite_scan *s = (sparsec__finite_scan *)ctx;
+  for (int64_t c = lo; c < hi; ++c) {
+    int64_t end = (c + 1) * s->chunk < s->n ? (c + 1) * s->chunk : s->n;
+    if (!sparsec__all_finite_f32(s->v, c * s->chunk, end))
+      atomic_store_explicit(&s->ok, 0, memory_order_relaxed);
+  }
+}
+
+/* Fast path of the f32 scan, over the runtime's threads when it is large. */
+static int sparsec__f32_finite(const float *v, int64_t n) {
+  enum { kChunk = 1 << 16 };
+  if (n <= 2 * kChunk)
+    return sparsec__all_finite_f32(v, 0, n);
+  sparsec__finite_scan s = {v, n, kChunk, 1};
+  sparsec_parallel_for(sparsec__finite_chunks, &s, (n + kChunk - 1) / kChunk);
+  return atomic_load(&s.ok);
+}
+
 static int sparsec__check_finite(const char *what, const sparsec_input_desc *in, int64_t batch,
                                  const void *data, int64_t n) {
   char where[64];
+  if (in->dtype == SPARSEC_F32 && sparsec__f32_finite((const float *)data, n))
+    return SPARSEC_OK;
   for (int64_t e = 0; e < n; ++e) {
     double v =
         in->dtype == SPARSEC_F32 ? (double)((const float *)data)[e] : ((const double *)data)[e];

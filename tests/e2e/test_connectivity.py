@@ -11,8 +11,9 @@
   floor(f nnz) > 0 (f the cosine-annealed drop fraction), nnz stays
   constant, new connections start at 0, and the loss keeps falling
   (tests/unit/runtime DynamicTest.cpp checks an update in detail).
-* a 20000 -> 20000 layer at 99.9% (small-world, Adam) compiles and trains
-  (loss falls over 10 steps at batch 16) in a process whose peak RSS stays
+* a 20000 -> 20000 layer at 99.9% (small-world, RigL, Adam) compiles and
+  trains (loss falls over 10 steps at batch 16, two RigL updates change the
+  pattern and keep nnz) in a process whose peak RSS stays
   under 800 MB, half of its dense weight matrix alone (1.6 GB); measured
   64 MB (about 520 MB under AddressSanitizer). Forward, gradients and SGD steps of a small-world
   layer against PyTorch are in test_parity (models/sparse_small_world.sdl).
@@ -134,8 +135,12 @@ assert m.param_info()[0]["nnz"] == 400000
 rng = np.random.default_rng(0)
 x = rng.standard_normal((16, 20000)).astype(np.float32)
 y = rng.standard_normal((16, 20000)).astype(np.float32)
+before = m.csr("fc.weight", 20000, 400000)
 losses = [m.train_step([x, y]) for _ in range(10)]
+after = m.csr("fc.weight", 20000, 400000)
 assert losses[-1] < 0.9 * losses[0], losses
+assert not np.array_equal(before[1], after[1]), "RigL changed no connection"
+assert m.param_info()[0]["nnz"] == 400000
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
         out = subprocess.run([oracle.python_executable(), "-c", script], check=True,

@@ -1,21 +1,31 @@
-"""K-winners (nupic.torch KWinners semantics) through the generated library.
+"""K-winners (nupic.torch KWinners / KWinners2d semantics) through the
+generated library.
 
 A reference written here in numpy/torch (float32) follows nupic.torch:
-boost = exp((k / n - duty) * boost_strength), the k largest of x * boost
-win (ties: the lower index, a stable order), the output keeps x at the
-winners and 0 elsewhere, the gradient flows through the winners only, and
-after each training batch of size B
+boost = exp((k / units - duty[channel]) * boost_strength), the k largest of
+x * boost win (ties: the lower index, a stable order), the output keeps x at
+the winners and 0 elsewhere, the gradient flows through the winners only,
+and after each training batch of size B
 
     period = min(duty_cycle_period, samples so far)
-    duty   = (duty * (period - B) + #(output > 0 over the batch)) / period
+    duty   = (duty * (period - B) + activity) / period
 
-Training uses k, inference (forward) k_inference = int(k * factor) with
-the density k_inference / n in the boost. Checked after every one of 12
-SGD steps on batches of 1..64 (larger than the period of 50): the loss,
-every gradient (torch autograd through the reference mask, rel err <=
-1e-5), the duty cycles and the count, the number of winners per sample;
-then a forward with k_inference. The ties model checks that exactly k
-units win and that they are the lower indices among equal values.
+with activity = #(output > 0 over the batch) per unit (KWinners) or per
+channel over the batch and the locations / (H * W) (KWinners2d). Training
+uses k, inference (forward) k_inference with its density in the boost.
+With boost_strength_factor f and boost_decay_period p the strength of
+train step t (0-based) and of a forward after t steps is
+boost_strength * f^floor(t / p) (nupic's update_boost_strength every p
+steps); the buffer's last value counts the steps and is checkpointed.
+
+Models: 1-D (kw_mlp), 1-D with decay (kw_decay), global and local 2-D
+(kw2d_global with decay, kw2d_local) between dense layers through
+unflatten/flatten. Checked after every one of 12 SGD steps on batches of
+1..64 (larger than the period): the loss, every gradient (torch autograd
+through the reference mask, rel err <= 1e-5), the duty cycles, the counts,
+the number of winners per sample (or location); then a forward with
+k_inference. The ties model checks that exactly k units win and that they
+are the lower indices among equal values.
 
 Run: /usr/bin/python3 -m unittest -v test_kwinners  (from tests/e2e)
 """
@@ -41,26 +51,52 @@ def compile_model(stem, outdir):
     return so
 
 
-def winners(x, duty, k, strength):
-    """Reference mask [B, n]: the k largest boosted values, ties to the
-    lower index."""
-    n = x.shape[1]
-    density = np.float32(k / n)
-    boost = np.exp((density - duty[:n]) * np.float32(strength)).astype(np.float32)
-    boosted = (x * boost).astype(np.float32)
+def boost_strength(strength, factor, decay_period, steps):
+    """nupic's boost_strength after update_boost_strength() was called once
+    every decay_period train steps (float64, as nupic; float32 when used)."""
+    if decay_period:
+        for _ in range(steps // decay_period):
+            strength *= factor
+    return np.float32(strength)
+
+
+def winners(x, duty, k, strength, local=False):
+    """Reference mask of x ([B, n] or [B, C, H, W]): per sample (or, with
+    local, per location among the channels) the k largest of x * boost with
+    boost = exp((k / units - duty[channel]) * strength), ties to the lower
+    (flat) index: a stable order."""
+    c = x.shape[1]
+    units = c if local or x.ndim == 2 else int(np.prod(x.shape[1:]))
+    density = np.float32(k / units)
+    boost = np.exp((density - duty[:c]) * np.float32(strength)).astype(np.float32)
+    boosted = (x * boost.reshape((1, c) + (1,) * (x.ndim - 2))).astype(np.float32)
+    if not local:
+        flat = boosted.reshape(x.shape[0], -1)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+        mask = np.zeros_like(flat, dtype=bool)
+        np.put_along_axis(mask, order, True, axis=1)
+        return mask.reshape(x.shape)
     order = np.argsort(-boosted, axis=1, kind="stable")[:, :k]
     mask = np.zeros_like(x, dtype=bool)
     np.put_along_axis(mask, order, True, axis=1)
     return mask
 
 
-def duty_update(duty, y, period):
-    n, b = len(duty) - 1, y.shape[0]
-    count = np.float32(min(period, duty[n] + b))
-    active = (y > 0).sum(axis=0).astype(np.float32)
+def duty_update(duty, y, period, counts_steps=False):
+    """nupic.torch's update_duty_cycle (KWinners2d: activity per channel
+    over the batch and the locations, / (H * W)) on the buffer [C + 1]
+    (+ the step count)."""
+    c, b = y.shape[1], y.shape[0]
+    count = np.float32(min(period, duty[c] + b))
+    active = (y > 0).sum(axis=tuple(i for i in range(y.ndim) if i != 1))
+    active = active.astype(np.float32)
+    if y.ndim == 4:
+        active = active / np.float32(y.shape[2] * y.shape[3])
     out = np.empty_like(duty)
-    out[:n] = (duty[:n] * (count - np.float32(b)) + active) / count
-    out[n] = count
+    out[:c] = (duty[:c] * (count - np.float32(b)) + active) / count
+    out[c] = count
+    if counts_steps:
+        out[c + 1] = duty[c + 1] + 1
     return out
 
 
@@ -73,48 +109,98 @@ class KWinnersTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def test_mlp_forward_backward_duty_against_reference(self):
-        m = Model(compile_model("kw_mlp", self.tmp.name), "KwMlp", 3)
-        k, k_inf, strength, period, lr = 5, 7, 1.5, 50, 0.05
+    def check_mlp(self, stem, name, hidden, k, k_inf, strength, period,
+                  factor=1.0, decay_period=0, local=False):
+        """fc2(flatten(kw(fc1(x) as [B, *hidden]))) trained by SGD against
+        the reference: loss, gradients, duty cycles, counts; then forward."""
+        m = Model(compile_model(stem, self.tmp.name), name, 3)
+        n, lr = int(np.prod(hidden)), 0.05
         rng = np.random.default_rng(1)
-        for step, b in enumerate((1, 7, 16, 40, 64, 3, 64, 9, 33, 64, 5, 20)):
-            x = rng.standard_normal((b, 12)).astype(np.float32)
+        batches = (1, 7, 16, 40, 64, 3, 64, 9, 33, 64, 5, 20)
+        for step, b in enumerate(batches):
+            x = rng.standard_normal((b, 10 if len(hidden) > 1 else 12))
+            x = x.astype(np.float32)
             y = rng.standard_normal((b, 3)).astype(np.float32)
-            p = {n: torch.tensor(m.values(n)) for n in
+            p = {w: torch.tensor(m.values(w)) for w in
                  ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
-            p["fc1.weight"] = p["fc1.weight"].reshape(20, 12)
-            p["fc2.weight"] = p["fc2.weight"].reshape(3, 20)
+            p["fc1.weight"] = p["fc1.weight"].reshape(n, x.shape[1])
+            p["fc2.weight"] = p["fc2.weight"].reshape(3, n)
             for t in p.values():
                 t.requires_grad_(True)
             duty = m.values("kw.duty_cycle").copy()
-            h = torch.tensor(x) @ p["fc1.weight"].T + p["fc1.bias"]
-            mask = winners(h.detach().numpy(), duty, k, strength)
-            self.assertTrue((mask.sum(axis=1) == k).all())
+            s = boost_strength(strength, factor, decay_period, step)
+            h = (torch.tensor(x) @ p["fc1.weight"].T + p["fc1.bias"])
+            h = h.reshape((b,) + hidden)
+            mask = winners(h.detach().numpy(), duty, k, s, local)
+            per = mask.sum(axis=1) if local else mask.reshape(b, -1).sum(1)
+            self.assertTrue((per == k).all())
             hk = h * torch.tensor(mask, dtype=torch.float32)
-            out = hk @ p["fc2.weight"].T + p["fc2.bias"]
+            out = hk.reshape(b, n) @ p["fc2.weight"].T + p["fc2.bias"]
             loss = torch.nn.functional.mse_loss(out, torch.tensor(y))
             loss.backward()
             got = m.train_step([x, y])
-            what = f"step {step + 1} (batch {b})"
+            what = f"{stem} step {step + 1} (batch {b})"
             check_close(self, got, loss.item(), f"{what}: loss")
-            for n, t in p.items():
-                check_close(self, m.grad(n), t.grad.numpy().reshape(-1),
-                            f"{what}: gradient of {n}")
-            want = duty_update(duty, hk.detach().numpy(), period)
+            for w, t in p.items():
+                check_close(self, m.grad(w), t.grad.numpy().reshape(-1),
+                            f"{what}: gradient of {w}")
+            want = duty_update(duty, hk.detach().numpy(), period,
+                               decay_period > 0)
             np.testing.assert_allclose(m.values("kw.duty_cycle"), want,
                                        rtol=1e-6, atol=1e-7, err_msg=what)
             # The optimizer does not touch the buffer: SGD on the others.
             check_close(self, m.values("fc2.bias"),
                         (p["fc2.bias"] - lr * p["fc2.bias"].grad).detach().numpy(),
                         f"{what}: SGD step")
-        # Inference: k_inference winners, its density in the boost.
-        x = rng.standard_normal((8, 12)).astype(np.float32)
-        w1 = m.values("fc1.weight").reshape(20, 12)
-        h = x @ w1.T + m.values("fc1.bias")
-        mask = winners(h, m.values("kw.duty_cycle"), k_inf, strength)
-        want = (h * mask) @ m.values("fc2.weight").reshape(3, 20).T + \
-            m.values("fc2.bias")
+        # Inference: k_inference winners, its density in the boost, the
+        # strength after len(batches) steps.
+        x = rng.standard_normal((8, x.shape[1])).astype(np.float32)
+        w1 = m.values("fc1.weight").reshape(n, x.shape[1])
+        h = (x @ w1.T + m.values("fc1.bias")).reshape((8,) + hidden)
+        s = boost_strength(strength, factor, decay_period, len(batches))
+        mask = winners(h, m.values("kw.duty_cycle"), k_inf, s, local)
+        want = (h * mask).reshape(8, n) @ m.values("fc2.weight").reshape(3, n).T \
+            + m.values("fc2.bias")
         check_close(self, m.forward([x], (8, 3)), want, "forward (k_inference)")
+        return m
+
+    def test_mlp_forward_backward_duty_against_reference(self):
+        self.check_mlp("kw_mlp", "KwMlp", (20,), k=5, k_inf=7, strength=1.5,
+                       period=50)
+
+    def test_boost_decay(self):
+        # 2.0 * 0.7^floor(step / 2); the buffer counts the 12 steps.
+        m = self.check_mlp("kw_decay", "KwDecay", (20,), k=5, k_inf=7,
+                           strength=2.0, period=30, factor=0.7,
+                           decay_period=2)
+        self.assertEqual(m.values("kw.duty_cycle")[21], 12.0)
+        # The step count (so the decayed strength) is checkpointed.
+        ckpt = os.path.join(self.tmp.name, "kw_decay.safetensors")
+        m.save(ckpt)
+        m2 = Model(compile_model("kw_decay", self.tmp.name), "KwDecay", 7)
+        m2.load(ckpt)
+        np.testing.assert_array_equal(m2.values("kw.duty_cycle"),
+                                      m.values("kw.duty_cycle"))
+
+    def test_boost_decay_changes_the_winners(self):
+        # The reference without decay must disagree somewhere (the test can
+        # fail): strength 2.0 vs 2.0 * 0.7^6 on a saturated duty cycle.
+        x = np.random.default_rng(3).standard_normal((64, 20)).astype(np.float32)
+        duty = np.concatenate([np.linspace(0, 0.9, 20), [30, 12]]).astype(np.float32)
+        self.assertFalse((winners(x, duty, 5, boost_strength(2.0, 0.7, 2, 12)) ==
+                          winners(x, duty, 5, 2.0)).all())
+
+    def test_kwinners2d_global(self):
+        # k = round(36 * 0.25) = 9, k_inference = round(36 * 0.375) = 14.
+        m = self.check_mlp("kw2d_global", "Kw2dGlobal", (4, 3, 3), k=9,
+                           k_inf=14, strength=1.5, period=40, factor=0.5,
+                           decay_period=3)
+        self.assertEqual(m.values("kw.duty_cycle")[5], 12.0)
+
+    def test_kwinners2d_local(self):
+        # k = round(6 * 0.34) = 2, k_inference = round(6 * 0.51) = 3.
+        self.check_mlp("kw2d_local", "Kw2dLocal", (6, 2, 2), k=2, k_inf=3,
+                       strength=2.0, period=40, local=True)
 
     def test_ties_go_to_the_lower_index(self):
         m = Model(compile_model("kw_ties", self.tmp.name), "KwTies", 1)

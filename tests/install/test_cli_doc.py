@@ -61,14 +61,14 @@ class CliDocTest(unittest.TestCase):
         self.assertEqual(missing, [], "options of `sparsec --help` missing in docs/cli.md")
         emit = out.split("--emit=<value>", 1)[1].split("\n  --", 1)[0]
         stages = re.findall(r"^\s+=([\w-]+)\s+-\s", emit, re.M)
-        self.assertEqual(len(stages), 10, stages)
+        self.assertEqual(len(stages), 11, stages)
         for stage in stages:
             self.assertTrue("| `%s`" % stage in self.doc, "stage %s" % stage)
 
     def test_sparsec_passes_and_pipelines_are_documented(self):
         out = run([self.opt, "--help"]).stdout
         names = re.findall(r"^\s+--((?:sdl|sparsec)-[\w-]+|convert-sdl-to-linalg)\s", out, re.M)
-        self.assertEqual(len(set(names)), 11, names)
+        self.assertEqual(len(set(names)), 15, names)
         for n in names:
             self.assertTrue("`--%s`" % n in self.doc, n)
 

@@ -205,6 +205,17 @@ class GrammarTest(unittest.TestCase):
         self.assertIn("keyword.operator.encoding.sdl", scope_of(toks, "@", 0))
         self.assertIn("keyword.operator.matmul.sdl", scope_of(toks, "@", 1))
 
+    def test_kwinners2d_and_reshapes(self):
+        text = ("  param kw : kwinners2d(8, 0.25, local = true)\n"
+                "  forward { h = flatten(kw(unflatten(x, 8, 3, 3))) }\n")
+        toks = self.tk.tokenize(text)
+        for word, scope in (("kwinners2d", "support.class.layer.sdl"),
+                            ("flatten", "support.function.builtin.sdl"),
+                            ("unflatten", "support.function.builtin.sdl")):
+            got = scope_of(toks, word)
+            self.assertIsNotNone(got, "no token %r" % word)
+            self.assertIn(scope, got.split(), "%r: %s" % (word, got))
+
     def test_repository_models_have_no_invalid_tokens(self):
         files = []
         for pat in ("examples/**/*.sdl", "tests/e2e/models/*.sdl", "tests/python/models/*.sdl",

@@ -17,3 +17,12 @@ config.environment["PATH"] = os.pathsep.join(
 )
 config.substitutions.append(("%python", config.oracle_python))
 config.substitutions.append(("%repo", os.path.dirname(os.path.dirname(config.test_source_root))))
+
+# ptxas (CUDA toolkit, optional): tests marked `REQUIRES: ptxas` assemble the
+# generated PTX; without a toolkit they are reported UNSUPPORTED.
+import shutil
+_ptxas = shutil.which("ptxas") or os.path.join(
+    os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas")
+if os.access(_ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", _ptxas))

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Gpu.h"
 #include "codegen/Pipeline.h"
 #include "sdl/SdlDialect.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   registry.insert<mlir::sdl::SdlDialect>();
+  sparsec::registerGpuTranslations(registry);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "sparsec optimizer driver (sdl dialect and passes)\n",
       registry));

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Inspect.h"
+#include "codegen/Gpu.h"
 #include "codegen/ModelAbi.h"
 #include "codegen/ObjectEmitter.h"
 #include "codegen/Pipeline.h"
@@ -59,6 +60,7 @@ enum class Stage {
   Obj,         // native object file
   Header,      // C header declaring the generated model API
   SO,          // shared library (model + runtime)
+  PTX,         // PTX of the CUDA kernels (--target with cuda)
 };
 } // namespace
 
@@ -111,7 +113,18 @@ static cl::opt<Stage> emitStage(
         clEnumValN(Stage::Asm, "asm", "native assembly"),
         clEnumValN(Stage::Obj, "obj", "native object file"),
         clEnumValN(Stage::Header, "header", "C header of the model API"),
-        clEnumValN(Stage::SO, "so", "shared library of the model")));
+        clEnumValN(Stage::SO, "so", "shared library of the model"),
+        clEnumValN(Stage::PTX, "ptx",
+                   "PTX of the CUDA kernels (needs --target=cuda)")));
+
+static cl::opt<std::string> targetList(
+    "target",
+    cl::desc("Devices to build for: cpu, cuda or cpu,cuda (docs/cuda.md)"),
+    cl::value_desc("list"), cl::init("cpu"), cl::cat(sparsecCategory));
+
+static cl::opt<std::string> cudaArch(
+    "cuda-arch", cl::desc("GPU architecture of the CUDA kernels (sm_XY)"),
+    cl::value_desc("sm_XY"), cl::init("sm_80"), cl::cat(sparsecCategory));
 
 static cl::opt<std::string>
     modelName("model", cl::desc("Model to compile when the file has several"),
@@ -159,7 +172,8 @@ static const char *const overview =
     "  linalg       lowered to linalg/tensor/sparse_tensor\n"
     "  llvm-dialect lowered to the LLVM dialect\n"
     "  llvm/asm/obj LLVM IR, native assembly or an object file\n"
-    "  so + header  a shared library and the C header of its API\n\n"
+    "  so + header  a shared library and the C header of its API\n"
+    "  ptx          PTX of the CUDA kernels (--target=cuda, docs/cuda.md)\n\n"
     "  --emit=STAGE stops after STAGE and writes its output to -o\n"
     "  (default: stdout; for so: <input>.so and <input>.h).\n"
     "  Input '-' reads standard input. The MLIR pass-manager flags\n"
@@ -335,8 +349,56 @@ static int runBackend(mlir::ModuleOp module, const sparsec::ModelAbi &abi,
   return writeHeader(abi, header) ? 0 : 1;
 }
 
+/// Checks --target, --cuda-arch and their combination with --emit.
+static bool checkTargets(sparsec::Targets &targets) {
+  std::string error;
+  if (!sparsec::parseTargets(targetList, targets, error)) {
+    llvm::WithColor::error() << error << '\n';
+    return false;
+  }
+  if (emitStage == Stage::PTX && !targets.cuda) {
+    llvm::WithColor::error()
+        << "--emit=ptx needs a CUDA target (--target=cuda or cpu,cuda)\n";
+    return false;
+  }
+  if (targets.cuda && !sparsec::isValidCudaArch(cudaArch)) {
+    llvm::WithColor::error() << "invalid --cuda-arch='" << cudaArch
+                             << "' (expected sm_XY, e.g. sm_80 or sm_90)\n";
+    return false;
+  }
+  return true;
+}
+
+/// The CUDA pipeline on a copy of the sdl-train module; null on failure.
+static mlir::OwningOpRef<mlir::ModuleOp>
+compileCuda(mlir::ModuleOp module, mlir::TimingScope &timing) {
+  mlir::OwningOpRef<mlir::ModuleOp> gpu = module.clone();
+  sparsec::GpuOptions gopts;
+  gopts.chip = cudaArch;
+  if (!runPasses(
+          *gpu, "cuda",
+          [&](mlir::OpPassManager &pm) { sparsec::buildGpuPipeline(pm, gopts); },
+          timing))
+    return nullptr;
+  return gpu;
+}
+
+/// --emit=ptx: the PTX of the CUDA kernels.
+static int emitPtx(mlir::ModuleOp module, mlir::TimingScope &timing) {
+  mlir::OwningOpRef<mlir::ModuleOp> gpu = compileCuda(module, timing);
+  if (!gpu)
+    return 1;
+  mlir::FailureOr<std::string> ptx = sparsec::extractPtx(*gpu);
+  if (mlir::failed(ptx))
+    return 1;
+  return writeOutput(*ptx) ? 0 : 1;
+}
+
 /// Runs the pipeline up to the --emit stage. Returns the exit code.
 static int runPipeline(const char *argv0) {
+  sparsec::Targets targets;
+  if (!checkTargets(targets))
+    return 1;
   llvm::SourceMgr sm;
   unsigned bufferId = 0;
   if (!loadInput(sm, bufferId))
@@ -361,6 +423,7 @@ static int runPipeline(const char *argv0) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   registry.insert<mlir::sdl::SdlDialect>();
+  sparsec::registerGpuTranslations(registry);
   mlir::MLIRContext ctx(registry);
   mlir::SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
   mlir::DefaultTimingManager tm;
@@ -385,6 +448,21 @@ static int runPipeline(const char *argv0) {
     sparsec::emitHeader(*abi, os);
     return writeOutput(text) ? 0 : 1;
   }
+  if (emitStage == Stage::PTX)
+    return emitPtx(*ir, timing);
+  // The library's API runs on the CPU; CUDA kernels ride along in it
+  // (docs/cuda.md), so a CUDA-only library cannot be built yet.
+  mlir::OwningOpRef<mlir::ModuleOp> cuda;
+  if (targets.cuda && emitStage >= Stage::LLVMDialect) {
+    if (!targets.cpu) {
+      llvm::WithColor::error()
+          << "--target=cuda builds no library yet: the model API runs on the "
+             "CPU; use --target=cpu,cuda (or --emit=ptx)\n";
+      return 1;
+    }
+    if (!(cuda = compileCuda(*ir, timing)))
+      return 1;
+  }
   if (!runPasses(*ir, "linalg", sparsec::buildLinalgPipeline, timing))
     return 1;
   if (emitStage == Stage::Linalg)
@@ -397,6 +475,8 @@ static int runPipeline(const char *argv0) {
             sparsec::buildLLVMPipeline(pm, copts);
           },
           timing))
+    return 1;
+  if (cuda && mlir::failed(sparsec::mergeGpuModule(*ir, *cuda)))
     return 1;
   if (emitStage == Stage::LLVMDialect)
     return printModule(*ir);

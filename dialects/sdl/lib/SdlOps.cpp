@@ -92,8 +92,8 @@ LogicalResult expectMatrix(Operation *op, StringRef what, RankedTensorType t) {
 static LogicalResult verifyPattern(ParamOp op, RankedTensorType t) {
   std::optional<StringRef> pattern = op.getPattern();
   bool user = pattern && *pattern == "user";
-  if (pattern && !op.isCSR())
-    return op.emitOpError("only csr parameters have a pattern");
+  if (pattern && !op.isCSR() && !op.isMask())
+    return op.emitOpError("only csr and mask parameters have a pattern");
   if (pattern && *pattern != "random" && *pattern != "small_world" && !user)
     return op.emitOpError("pattern must be random, small_world or user");
   if (user != (op.getUserPositions().has_value() &&
@@ -102,16 +102,24 @@ static LogicalResult verifyPattern(ParamOp op, RankedTensorType t) {
     return op.emitOpError("user_positions and user_coordinates go with "
                           "pattern = \"user\" (both)");
   if (op.getDynamic() &&
-      (!op.isCSR() || *op.getDynamic() != "set" || !op.getDeltaT() ||
-       !op.getTEnd() || !op.getDropFraction() || *op.getDeltaT() < 1 ||
-       *op.getTEnd() < 1 || !(op.getDropFraction()->convertToDouble() > 0 &&
-                              op.getDropFraction()->convertToDouble() < 1)))
-    return op.emitOpError("dynamic = \"set\" needs a csr parameter, "
-                          "delta_t >= 1, t_end >= 1 and drop_fraction in (0, 1)");
+      (!op.isCSR() ||
+       (*op.getDynamic() != "set" && *op.getDynamic() != "rigl") ||
+       !op.getDeltaT() || !op.getTEnd() || !op.getDropFraction() ||
+       *op.getDeltaT() < 1 || *op.getTEnd() < 1 ||
+       !(op.getDropFraction()->convertToDouble() > 0 &&
+         op.getDropFraction()->convertToDouble() < 1)))
+    return op.emitOpError("dynamic = \"set\" or \"rigl\" needs a csr "
+                          "parameter, delta_t >= 1, t_end >= 1 and "
+                          "drop_fraction in (0, 1)");
+  bool rigl = op.getDynamic() && *op.getDynamic() == "rigl";
+  if (rigl != op.getMaxSize().has_value() ||
+      (op.getMaxSize() && *op.getMaxSize() < 1))
+    return op.emitOpError("max_size (>= 1) goes with dynamic = \"rigl\"");
   if (!user)
     return success();
   ArrayRef<int32_t> pos = *op.getUserPositions(), crd = *op.getUserCoordinates();
-  int64_t nnz = static_cast<int64_t>(op.getNnz().value_or(0));
+  int64_t nnz = static_cast<int64_t>(
+      (op.isMask() ? op.getOnes() : op.getNnz()).value_or(0));
   if (static_cast<int64_t>(pos.size()) != t.getDimSize(0) + 1 ||
       static_cast<int64_t>(crd.size()) != nnz || pos.front() != 0 ||
       pos.back() != nnz)
@@ -126,6 +134,24 @@ static LogicalResult verifyPattern(ParamOp op, RankedTensorType t) {
   return success();
 }
 
+/// A mask: rank 2, zeros-initialised, with the weight it multiplies and
+/// 1 <= ones <= numel; only masks carry mask_of, ones and prune.
+static LogicalResult verifyMask(ParamOp op, RankedTensorType t) {
+  if (!op.isMask()) {
+    if (op.getMaskOf() || op.getOnes() || op.getPrune())
+      return op.emitOpError("mask_of, ones and prune are for mask "
+                            "parameters only");
+    return success();
+  }
+  if (t.getRank() != 2 || op.getInit() != "zeros" || !op.getMaskOf() ||
+      !op.getOnes() || *op.getOnes() < 1 ||
+      static_cast<int64_t>(*op.getOnes()) > t.getNumElements())
+    return op.emitOpError("a mask is a rank-2 tensor initialised with zeros, "
+                          "with mask_of and 1 <= ones <= ")
+           << t.getNumElements();
+  return success();
+}
+
 LogicalResult ParamOp::verify() {
   auto t = dyn_cast<RankedTensorType>(getType());
   if (!t || !t.hasStaticShape())
@@ -133,9 +159,12 @@ LogicalResult ParamOp::verify() {
            << getType();
   StringRef kind = getKind();
   if (kind != "dense" && kind != "csr" && kind != "embedding" &&
-      kind != "buffer")
-    return emitOpError("kind must be dense, csr, embedding or buffer, got '")
+      kind != "buffer" && kind != "mask")
+    return emitOpError(
+               "kind must be dense, csr, embedding, buffer or mask, got '")
            << kind << "'";
+  if (failed(verifyMask(*this, t)))
+    return failure();
   if (kind == "buffer" && (t.getRank() != 1 || getInit() != "zeros"))
     return emitOpError("a buffer is a rank-1 tensor initialised with zeros");
   StringRef init = getInit();
@@ -369,6 +398,57 @@ LogicalResult LinearOp::verify() {
   return success();
 }
 
+/// The weight and mask of a masked linear layer: equal dense matrices.
+static LogicalResult expectMaskOf(Operation *op, RankedTensorType w,
+                                  RankedTensorType m) {
+  if (failed(expectMatrix(op, "weight", w)))
+    return failure();
+  if (m != w || isSparse(w))
+    return op->emitOpError("mask must have the dense weight's type ") << w;
+  return success();
+}
+
+LogicalResult MaskedLinearOp::verify() {
+  RankedTensorType x = tensorOf(getInput()), w = tensorOf(getWeight()),
+                   y = getType();
+  if (failed(expectMaskOf(*this, w, tensorOf(getMask()))) ||
+      failed(expectFloat(*this, "input", x, 2)) ||
+      failed(expectLast(*this, "input", x, w.getDimSize(1))) ||
+      failed(expectLast(*this, "result", y, w.getDimSize(0))) ||
+      failed(expectSameLeading(*this, "input", x, "result", y)))
+    return failure();
+  if (getBias()) {
+    RankedTensorType b = tensorOf(getBias());
+    if (b.getRank() != 1 || b.getDimSize(0) != w.getDimSize(0))
+      return emitOpError("bias must be tensor<") << w.getDimSize(0) << "x...>";
+  }
+  return success();
+}
+
+LogicalResult MaskedLinearGradInputOp::verify() {
+  RankedTensorType dy = tensorOf(getGrad()), w = tensorOf(getWeight()),
+                   dx = getType();
+  if (failed(expectMaskOf(*this, w, tensorOf(getMask()))) ||
+      failed(expectLast(*this, "grad", dy, w.getDimSize(0))) ||
+      failed(expectLast(*this, "result", dx, w.getDimSize(1))) ||
+      failed(expectSameLeading(*this, "grad", dy, "result", dx)))
+    return failure();
+  return success();
+}
+
+LogicalResult MaskedLinearGradWeightOp::verify() {
+  RankedTensorType dy = tensorOf(getGrad()), x = tensorOf(getInput()),
+                   m = tensorOf(getMask());
+  if (getType() != m)
+    return emitOpError("result type must equal the mask type ") << m;
+  if (failed(expectMaskOf(*this, m, m)) ||
+      failed(expectLast(*this, "grad", dy, m.getDimSize(0))) ||
+      failed(expectLast(*this, "input", x, m.getDimSize(1))) ||
+      failed(expectSameLeading(*this, "grad", dy, "input", x)))
+    return failure();
+  return success();
+}
+
 LogicalResult EmbeddingOp::verify() {
   RankedTensorType ids = tensorOf(getIds()), table = tensorOf(getTable()),
                    y = getType();
@@ -498,37 +578,74 @@ LogicalResult CrossEntropyLossOp::verify() { return verifyClassLoss(*this); }
 // Backward ops
 //===----------------------------------------------------------------------===//
 
-/// x [B, n] and the kwinners buffer [n + 1].
-static LogicalResult verifyKWinnersOperands(Operation *op, Value x,
-                                            Value duty, int64_t k) {
+/// The number of values one kwinners winner set is chosen among.
+static int64_t kwinnersUnits(RankedTensorType xt, bool local) {
+  if (xt.getRank() == 4 && !local)
+    return xt.getDimSize(1) * xt.getDimSize(2) * xt.getDimSize(3);
+  return xt.getDimSize(1);
+}
+
+/// x [B, n] or [B, C, H, W] and the kwinners buffer [C + 1] (C + 2 with
+/// boost decay); k in [1, units], units being the values one winner set is
+/// chosen among. A negative k is not checked.
+static LogicalResult verifyKWinnersOperands(Operation *op, Value x, Value duty,
+                                            int64_t k, bool local,
+                                            int64_t boostPeriod) {
   RankedTensorType xt = tensorOf(x), dt = tensorOf(duty);
   if (failed(expectFloat(op, "input", xt, 2)))
     return failure();
-  int64_t n = xt.getDimSize(1);
-  if (dt.getRank() != 1 || dt.getDimSize(0) != n + 1)
+  if (xt.getRank() != 2 && xt.getRank() != 4)
+    return op->emitOpError("input must have rank 2 or 4, got ") << xt;
+  if (local && xt.getRank() != 4)
+    return op->emitOpError("'local' needs a rank-4 input");
+  if (boostPeriod < 0)
+    return op->emitOpError("boost_period must be >= 0");
+  int64_t c = xt.getDimSize(1), units = kwinnersUnits(xt, local);
+  int64_t size = c + 1 + (boostPeriod > 0 ? 1 : 0);
+  if (dt.getRank() != 1 || dt.getDimSize(0) != size)
     return op->emitOpError("duty must be a tensor of ")
-           << n + 1 << " values (n duty cycles and the sample count)";
-  if (k < 1 || k > n)
-    return op->emitOpError("k must be in [1, ") << n << "]";
+           << size << " values (" << c << " duty cycles"
+           << (boostPeriod > 0 ? ", the sample count and the step count)"
+                               : " and the sample count)");
+  if (k >= 0 && (k < 1 || k > units))
+    return op->emitOpError("k must be in [1, ") << units << "]";
+  return success();
+}
+
+static LogicalResult verifyBoost(Operation *op, double strength,
+                                 double factor) {
+  if (strength < 0 || !(factor > 0 && factor <= 1))
+    return op->emitOpError("boost_strength must be >= 0 and boost_factor in "
+                           "(0, 1]");
   return success();
 }
 
 LogicalResult KWinnersOp::verify() {
   if (getType() != tensorOf(getInput()))
     return emitOpError("result type must be the input type");
+  if (static_cast<int64_t>(getPeriod()) < 1)
+    return emitOpError("period must be >= 1");
+  if (failed(verifyBoost(*this, getBoostStrength().convertToDouble(),
+                         getBoostFactor().convertToDouble())))
+    return failure();
+  if (failed(verifyKWinnersOperands(*this, getInput(), getDuty(), getK(),
+                                    getLocal(), getBoostPeriod())))
+    return failure();
   int64_t kInference = static_cast<int64_t>(getKInference());
-  if (kInference < 1 || kInference > tensorOf(getInput()).getDimSize(1))
-    return emitOpError("k_inference must be in [1, n]");
-  if (static_cast<int64_t>(getPeriod()) < 1 ||
-      getBoostStrength().convertToDouble() < 0)
-    return emitOpError("period must be >= 1 and boost_strength >= 0");
-  return verifyKWinnersOperands(*this, getInput(), getDuty(), getK());
+  int64_t units = kwinnersUnits(tensorOf(getInput()), getLocal());
+  if (kInference < 1 || kInference > units)
+    return emitOpError("k_inference must be in [1, ") << units << "]";
+  return success();
 }
 
 LogicalResult KWinnersGradOp::verify() {
   if (getType() != tensorOf(getInput()) || getType() != tensorOf(getGrad()))
     return emitOpError("input, grad and result must have one type");
-  return verifyKWinnersOperands(*this, getInput(), getDuty(), getK());
+  if (failed(verifyBoost(*this, getBoostStrength().convertToDouble(),
+                         getBoostFactor().convertToDouble())))
+    return failure();
+  return verifyKWinnersOperands(*this, getInput(), getDuty(), getK(),
+                                getLocal(), getBoostPeriod());
 }
 
 LogicalResult KWinnersDutyOp::verify() {
@@ -536,7 +653,8 @@ LogicalResult KWinnersDutyOp::verify() {
     return emitOpError("result type must be the duty type");
   if (static_cast<int64_t>(getPeriod()) < 1)
     return emitOpError("period must be >= 1");
-  return verifyKWinnersOperands(*this, getOutput(), getDuty(), 1);
+  return verifyKWinnersOperands(*this, getOutput(), getDuty(), -1, false,
+                                getBoostPeriod());
 }
 
 LogicalResult ReluGradOp::verify() {

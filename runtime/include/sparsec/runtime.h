@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define SPARSEC_ABI_VERSION 4
+#define SPARSEC_ABI_VERSION 5
 #define SPARSEC_MAX_RANK 4
 
 /* Status codes returned by every runtime and generated entry point. */
@@ -131,8 +131,32 @@ typedef enum sparsec_pattern {
  * positions that were not stored, with value 0 and zero optimizer state. */
 typedef enum sparsec_dynamic {
   SPARSEC_DYNAMIC_NONE = 0,
-  SPARSEC_DYNAMIC_SET = 1 /* random growth (SET) */
+  SPARSEC_DYNAMIC_SET = 1, /* random growth (SET) */
+  SPARSEC_DYNAMIC_RIGL = 2 /* ABI 5: growth where |dense gradient| is largest
+                              (RigL), scored by the compiled `score` kernel */
 } sparsec_dynamic;
+
+/* Pruning schedule of a mask (ABI 5 (pruning); docs/runtime.md): after
+ * the optimizer step of step t = t0 + k * every <= end (t0 = prune_begin),
+ * the mask keeps the largest weights so that its sparsity is at least
+ * s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (end - t0))^3 (Zhu & Gupta;
+ * s_f when end == t0); pruned weights and their optimizer state are set to
+ * zero. */
+typedef enum sparsec_prune {
+  SPARSEC_PRUNE_NONE = 0,
+  SPARSEC_PRUNE_MAGNITUDE = 1, /* one shot: s_f at t0 (end == t0) */
+  SPARSEC_PRUNE_GRADUAL = 2,   /* the cubic schedule, smallest |w| first */
+  SPARSEC_PRUNE_STRUCTURED = 3 /* whole output rows, smallest L1/L2 norm first:
+                                  round(s_t * out) rows are zero */
+} sparsec_prune;
+
+/* ABI 5: RigL's growth score of the rows [row0, row0 + rows) of a CSR weight
+ * of shape out x in: score[r * in + i] = sum over b < batch of
+ * dy[b * out + row0 + r] * x[b * in + i], the dense gradient of the weight on
+ * those rows. `x` and `dy` are the layer's input and output gradient that
+ * the train kernel captured (see sparsec_kernel_fn). Returns 0 on success. */
+typedef int (*sparsec_score_fn)(const float *x, const float *dy, int64_t batch, int64_t row0,
+                                int64_t rows, float *score);
 
 /* Per-step scalars of a fused row update (`hyper` below), as the runtime
  * computes them for the step in f32 (docs/optimizers.md, "Fused row
@@ -219,6 +243,27 @@ typedef struct sparsec_param_desc {
   int64_t t_end;           /* ... up to step t_end (both >= 1) */
   double drop_fraction;    /* SET: fraction dropped at step 0 (cosine-annealed
                               to 0 at t_end), in (0, 1) */
+  /* --- ABI 5: appended fields --- */
+  sparsec_score_fn score; /* RIGL: the compiled growth-score kernel; else NULL */
+  int64_t max_size;       /* RIGL: most scores computed at once (whole rows,
+                             at least one); the layer never materialises more
+                             than max(max_size, in) gradient values */
+  /* --- ABI 5 (pruning): appended fields (docs/runtime.md, "Masks and
+   * pruning"); every parameter that is not a mask leaves them 0 --- */
+  int32_t mask_of;      /* BUFFER rank 2: 1 + index of the DENSE [out, in]
+                           weight this 0/1 mask multiplies (masked_linear);
+                           0: not a mask */
+  int64_t mask_ones;    /* mask: ones at create, at uniform random positions
+                           (RANDOM) or at user_positions/coordinates (USER) */
+  sparsec_prune prune;  /* mask: NONE, MAGNITUDE, GRADUAL, STRUCTURED */
+  int32_t prune_global; /* MAGNITUDE/GRADUAL: rank |w| over every global
+                           mask together (their schedules must agree) */
+  int32_t prune_norm;   /* STRUCTURED: 1 (L1) or 2 (L2) row norms */
+  double prune_initial; /* s_i, in [0, prune_final] */
+  double prune_final;   /* s_f, in [0, 1) */
+  int64_t prune_begin;  /* t0 >= 1 */
+  int64_t prune_end;    /* >= t0, t0 + n * every */
+  int64_t prune_every;  /* >= 1 */
 } sparsec_param_desc;
 
 /* Optimizer settings. No field has a hidden default: zero means zero, so
@@ -265,7 +310,10 @@ typedef struct sparsec_optimizer_desc {
  *            parameter's arrays as above, then every parameter's gradient
  *            (DENSE: numel values; CSR: nnz values on the weight's pattern;
  *            EMBEDDING: one row of `dims[1]` values per id of `ids_input`,
- *            in the id input's order), then a float* receiving the loss.
+ *            in the id input's order), then (ABI 5) for every RIGL
+ *            parameter in parameter order two capture buffers the kernel
+ *            fills: the layer's input (batch x in) and the gradient of its
+ *            output (batch x out), then a float* receiving the loss.
  * Returns 0 on success. */
 typedef int (*sparsec_kernel_fn)(void *const *bufs, int64_t batch);
 

@@ -16,7 +16,7 @@ sdl.param @p : f32 {kind = "dense", init = "zeros", init_a = 0.0 : f64}
 
 // -----
 
-// expected-error @+1 {{'sdl.param' op kind must be dense, csr, embedding or buffer, got 'sparse'}}
+// expected-error @+1 {{'sdl.param' op kind must be dense, csr, embedding, buffer or mask, got 'sparse'}}
 sdl.param @p : tensor<4x4xf32> {kind = "sparse", init = "zeros", init_a = 0.0 : f64}
 
 // -----
@@ -819,7 +819,7 @@ sdl.param @kw.duty_cycle : tensor<4x2xf32> {init = "zeros", init_a = 0.0 : f64, 
 // -----
 
 func.func @kw_duty(%x: tensor<?x8xf32>, %duty: tensor<8xf32>) -> tensor<?x8xf32> {
-  // expected-error @+1 {{'sdl.kwinners' op duty must be a tensor of 9 values (n duty cycles and the sample count)}}
+  // expected-error @+1 {{'sdl.kwinners' op duty must be a tensor of 9 values (8 duty cycles and the sample count)}}
   %0 = sdl.kwinners %x, %duty {boost_strength = 1.0 : f64, k = 2 : i64, k_inference = 3 : i64, period = 10 : i64} : (tensor<?x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
   return %0 : tensor<?x8xf32>
 }
@@ -842,5 +842,96 @@ func.func @kw_period(%y: tensor<?x8xf32>, %duty: tensor<9xf32>) -> tensor<9xf32>
 
 // -----
 
-// expected-error @+1 {{'sdl.param' op only csr parameters have a pattern}}
+func.func @kw_decay_duty(%x: tensor<?x8xf32>, %duty: tensor<9xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op duty must be a tensor of 10 values (8 duty cycles, the sample count and the step count)}}
+  %0 = sdl.kwinners %x, %duty {boost_factor = 0.5 : f64, boost_period = 3 : i64, boost_strength = 1.0 : f64, k = 2 : i64, k_inference = 3 : i64, period = 10 : i64} : (tensor<?x8xf32>, tensor<9xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @kw_factor(%x: tensor<?x8xf32>, %duty: tensor<10xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op boost_strength must be >= 0 and boost_factor in (0, 1]}}
+  %0 = sdl.kwinners %x, %duty {boost_factor = 1.5 : f64, boost_period = 3 : i64, boost_strength = 1.0 : f64, k = 2 : i64, k_inference = 3 : i64, period = 10 : i64} : (tensor<?x8xf32>, tensor<10xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @kw_local_rank2(%x: tensor<?x8xf32>, %duty: tensor<9xf32>, %dy: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{'sdl.kwinners_grad' op 'local' needs a rank-4 input}}
+  %0 = sdl.kwinners_grad %x, %duty, %dy {boost_strength = 1.0 : f64, k = 2 : i64, local} : (tensor<?x8xf32>, tensor<9xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @kw2d_duty(%x: tensor<?x4x3x3xf32>, %duty: tensor<37xf32>) -> tensor<?x4x3x3xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op duty must be a tensor of 5 values (4 duty cycles and the sample count)}}
+  %0 = sdl.kwinners %x, %duty {boost_strength = 1.0 : f64, k = 9 : i64, k_inference = 14 : i64, period = 10 : i64} : (tensor<?x4x3x3xf32>, tensor<37xf32>) -> tensor<?x4x3x3xf32>
+  return %0 : tensor<?x4x3x3xf32>
+}
+
+// -----
+
+func.func @kw2d_local_k(%x: tensor<?x4x3x3xf32>, %duty: tensor<5xf32>) -> tensor<?x4x3x3xf32> {
+  // expected-error @+1 {{'sdl.kwinners' op k_inference must be in [1, 4]}}
+  %0 = sdl.kwinners %x, %duty {boost_strength = 1.0 : f64, k = 2 : i64, k_inference = 5 : i64, local, period = 10 : i64} : (tensor<?x4x3x3xf32>, tensor<5xf32>) -> tensor<?x4x3x3xf32>
+  return %0 : tensor<?x4x3x3xf32>
+}
+
+// -----
+
+func.func @kw_rank3(%x: tensor<?x4x3xf32>, %duty: tensor<5xf32>) -> tensor<5xf32> {
+  // expected-error @+1 {{'sdl.kwinners_duty' op input must have rank 2 or 4, got 'tensor<?x4x3xf32>'}}
+  %0 = sdl.kwinners_duty %x, %duty {period = 10 : i64} : (tensor<?x4x3xf32>, tensor<5xf32>) -> tensor<5xf32>
+  return %0 : tensor<5xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'sdl.param' op only csr and mask parameters have a pattern}}
 sdl.param @w : tensor<4x2xf32> {init = "normal", init_a = 1.0 : f64, kind = "dense", pattern = "small_world"}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// masks (masked_linear)
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{'sdl.param' op a mask is a rank-2 tensor initialised with zeros, with mask_of and 1 <= ones <= 12}}
+sdl.param @fc.weight_mask : tensor<3x4xf32> {init = "zeros", init_a = 0.0 : f64, kind = "mask", ones = 13 : i64, mask_of = "fc.weight"}
+
+// -----
+
+// expected-error @+1 {{'sdl.param' op a mask is a rank-2 tensor initialised with zeros, with mask_of and 1 <= ones <= 12}}
+sdl.param @fc.weight_mask : tensor<3x4xf32> {init = "zeros", init_a = 0.0 : f64, kind = "mask", ones = 3 : i64}
+
+// -----
+
+// expected-error @+1 {{'sdl.param' op mask_of, ones and prune are for mask parameters only}}
+sdl.param @fc.weight : tensor<3x4xf32> {init = "zeros", init_a = 0.0 : f64, kind = "dense", ones = 3 : i64}
+
+// -----
+
+func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %m: tensor<3x5xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{'sdl.masked_linear' op mask must have the dense weight's type 'tensor<3x4xf32>'}}
+  %y = sdl.masked_linear %x, %w, %m : (tensor<?x4xf32>, tensor<3x4xf32>, tensor<3x5xf32>) -> tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
+}
+
+// -----
+
+func.func @f(%dy: tensor<?x3xf32>, %w: tensor<3x4xf32>, %m: tensor<3x4xf32>) -> tensor<?x5xf32> {
+  // expected-error @+1 {{'sdl.masked_linear_grad_input' op result}}
+  %dx = sdl.masked_linear_grad_input %dy, %w, %m : (tensor<?x3xf32>, tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<?x5xf32>
+  return %dx : tensor<?x5xf32>
+}
+
+// -----
+
+func.func @f(%dy: tensor<?x3xf32>, %x: tensor<?x4xf32>, %m: tensor<3x4xf32>) -> tensor<4x3xf32> {
+  // expected-error @+1 {{'sdl.masked_linear_grad_weight' op result type must equal the mask type 'tensor<3x4xf32>'}}
+  %dw = sdl.masked_linear_grad_weight %dy, %x, %m : (tensor<?x3xf32>, tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<4x3xf32>
+  return %dw : tensor<4x3xf32>
+}

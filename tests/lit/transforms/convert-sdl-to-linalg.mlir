@@ -213,14 +213,17 @@ module @Mixed {
 // CHECK: %[[W2:.+]] = sparse_tensor.assemble {{.+}} to tensor<3x5xf32, [[CSR]]>
 // CHECK: %[[OUTT:.+]] = linalg.generic {{.+}} ins(%[[W2]], %{{.+}} : tensor<3x5xf32, [[CSR]]>, tensor<5x?xf32>) outs(%{{.+}} : tensor<3x?xf32>)
 // CHECK: %[[OUT:.+]] = linalg.generic {{.+}} ins(%[[OUTT]] : tensor<3x?xf32>) outs(%{{.+}} : tensor<?x3xf32>)
-// BCE with logits: sum of max(x, 0) - x t + log1p(exp(-|x|)) / numel.
-// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ()>], iterator_types = ["reduction", "reduction"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<f64>)
+// BCE with logits: sum of max(x, 0) - x t + log1p(exp(-|x|)) / numel, as
+// one f64 partial sum per column (independent accumulators in the innermost
+// loop), then the partials.
+// CHECK: %[[PARTIAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>], iterator_types = ["reduction", "parallel"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>) outs(%{{.+}} : tensor<3xf64>)
 // CHECK: arith.maximumf
 // CHECK: arith.mulf
 // CHECK: math.absf
 // CHECK: arith.negf
 // CHECK: math.exp
 // CHECK: math.log1p
+// CHECK: %[[TOTAL:.+]] = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>], iterator_types = ["reduction"]} ins(%[[PARTIAL]] : tensor<3xf64>) outs(%{{.+}} : tensor<f64>)
 // Its gradient: (sigmoid(x) - t) / numel.
 // CHECK: %[[DOUT:.+]] = linalg.generic {{.+}} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>)
 // CHECK: arith.negf
@@ -316,7 +319,7 @@ module @Rich {
 // Matmul reads its right operand as (in, out).
 // CHECK: %[[OUT:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[C]], %[[WT]] : tensor<?x9xf32>, tensor<9x3xf32>)
 // MSE: sum of (x - t)^2 / numel, gradient 2 (x - t) / numel.
-// CHECK: linalg.generic {{.+}} iterator_types = ["reduction", "reduction"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>)
+// CHECK: linalg.generic {{.+}} iterator_types = ["reduction", "parallel"]} ins(%[[OUT]], %[[YT]] : tensor<?x3xf32>, tensor<?x3xf32>)
 // CHECK-NEXT: ^bb0
 // CHECK-NEXT: %[[D:.+]] = arith.subf
 // CHECK-NEXT: arith.mulf %[[D]], %[[D]]

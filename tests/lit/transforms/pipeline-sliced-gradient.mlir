@@ -2,14 +2,14 @@
 // gradient is a slice of the concat's gradient (a strided view after
 // bufferization) and is written to the caller's gradient buffer. That copy
 // must be generated code too: the model library links no MLIR runtime
-// library, so no call to memrefCopy (or any function but malloc/free, the
+// library, so no call to memrefCopy (or any function but the allocator, the
 // runtime's thread pool and the kernels) may remain. (`sparsec --emit=so` on the same model fails to link
 // otherwise.)
 // RUN: sparsec-opt %s -sparsec-all \
 // RUN:   | %python -c 'import re, sys; s = sys.stdin.read(); print("declared:", " ".join(sorted(re.findall(r"llvm\.func @(\w+)\([^{\n]*$", s, re.M)))); print("called:", " ".join(sorted(set(re.findall(r"llvm\.call @(\w+)\(", s)))))' \
 // RUN:   | FileCheck %s
-// CHECK: declared: free malloc{{$}}
-// CHECK-NEXT: called: free malloc sparsec_kernel_Rich_forward {{(sparsec_kernel_Rich_rows_0 )?}}sparsec_kernel_Rich_train sparsec_parallel_for{{$}}
+// CHECK: declared: _mlir_memref_to_llvm_alloc _mlir_memref_to_llvm_free{{$}}
+// CHECK-NEXT: called: _mlir_memref_to_llvm_alloc _mlir_memref_to_llvm_free sparsec_kernel_Rich_forward {{(sparsec_kernel_Rich_rows_0 )?}}sparsec_kernel_Rich_train sparsec_parallel_for{{$}}
 
 #CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
 module @Rich {

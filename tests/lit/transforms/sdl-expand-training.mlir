@@ -331,3 +331,29 @@ module @NoRule {
     return %out, %loss : tensor<?x3xf32>, tensor<f32>
   }
 }
+
+// -----
+
+// A RigL weight (dynamic = "rigl"): after the gradients, @train returns the
+// layer's input and output gradient (sdl.capture) for the growth scores.
+
+#CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
+module @Rigl {
+  sdl.param @fc.weight : tensor<10x12xf32, #CSR> {delta_t = 3 : i64, drop_fraction = 5.000000e-01 : f64, dynamic = "rigl", init = "fan_in_uniform", init_a = 3.600000e+00 : f64, kind = "csr", max_size = 24 : i64, nnz = 36 : i64, t_end = 12 : i64}
+  sdl.param @fc.bias : tensor<10xf32> {init = "fan_in_uniform", init_a = 3.600000e+00 : f64, kind = "dense"}
+  func.func @Rigl(%x: tensor<?x12xf32> {sdl.input = "x"}, %y: tensor<?x10xf32> {sdl.target = "y"}) -> (tensor<?x10xf32>, tensor<f32>) attributes {sdl.model, sdl.output = "out"} {
+    %w = sdl.get_param @fc.weight : tensor<10x12xf32, #CSR>
+    %b = sdl.get_param @fc.bias : tensor<10xf32>
+    %h = sdl.relu %x : (tensor<?x12xf32>) -> tensor<?x12xf32>
+    %out = sdl.linear %h, %w, %b : (tensor<?x12xf32>, tensor<10x12xf32, #CSR>, tensor<10xf32>) -> tensor<?x10xf32>
+    %loss = sdl.mse_loss %out, %y : (tensor<?x10xf32>, tensor<?x10xf32>) -> tensor<f32>
+    return %out, %loss : tensor<?x10xf32>, tensor<f32>
+  }
+}
+
+// CHECK-LABEL: module @Rigl
+// CHECK: func.func @train({{.*}}) -> (tensor<f32> {sdl.loss}, tensor<10x12xf32, #{{.*}}> {sdl.grad_of = "fc.weight"}, tensor<10xf32> {sdl.grad_of = "fc.bias"}, tensor<?x12xf32> {sdl.capture = "input", sdl.capture_of = "fc.weight"}, tensor<?x10xf32> {sdl.capture = "output_grad", sdl.capture_of = "fc.weight"})
+// CHECK: %[[H:.*]] = sdl.relu
+// CHECK: %[[DY:.*]] = sdl.mse_loss_grad
+// CHECK: %[[GW:.*]] = sdl.linear_grad_weight %[[DY]], %[[H]]
+// CHECK: return %{{.*}}, %[[GW]], %{{.*}}, %[[H]], %[[DY]]

@@ -1,9 +1,12 @@
 // sdl-lower-sparse-linear: the kernels of a rank-2 CSR (or dense) linear
 // layer become explicit loops on 64-wide batch blocks (f32; 32-wide for f64). Activations are
-// copied into [ceil(B/64), F, 64] blocks (padding lanes zero) and back; the
-// loops over W's rows (forward, SDDMM) or over the blocks (input gradient)
-// are scf.parallel marked sdl.parallel; accumulators are loop-carried
-// vectors. Ops it does not handle are left for convert-sdl-to-linalg.
+// copied into [ceil(B/64), F, 64] blocks (padding lanes zero) and back, by
+// (block, 64-column tile) in parallel; the loops over W's rows (forward,
+// SDDMM) or over the blocks (input gradient) are scf.parallel marked
+// sdl.parallel; accumulators are loop-carried vectors. relu, relu_grad and
+// reduce_batch of values that have blocks work on the blocks; results that
+// only go into a caller's buffer are computed there. Ops it does not handle
+// are left for convert-sdl-to-linalg.
 // RUN: sparsec-opt %s -split-input-file -sdl-lower-sparse-linear -canonicalize | FileCheck %s
 
 #CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
@@ -12,26 +15,32 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
                    %val: tensor<16xf32>, %b: tensor<4xf32>, %dy: tensor<?x4xf32>)
     -> (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32, #CSR>) {
   %w = sparse_tensor.assemble (%pos, %crd), %val : (tensor<5xi32>, tensor<16xi32>), tensor<16xf32> to tensor<4x8xf32, #CSR>
-  // Forward: x in blocks, for each block the rows in parallel, the row's
-  // output tile (bias broadcast) carried across its stored weights.
+  // Forward: x in blocks (tiles in parallel), for each block the rows in
+  // parallel, the row's output tile (bias broadcast) carried across its
+  // stored weights, then the blocks copied back into [B, 4].
   // CHECK: %[[NB:.+]] = arith.ceildivui %{{.+}}, %c64 : index
-  // CHECK: %[[XB:.+]] = linalg.generic {{.+}} outs(%{{.+}} : tensor<?x8x64xf32>)
+  // CHECK: %[[XB:.+]] = memref.alloc(%[[NB]]) : memref<?x8x64xf32>
+  // CHECK: scf.parallel
   // CHECK: arith.minui
   // CHECK: tensor.extract %{{.+}} : tensor<?x8xf32>
   // CHECK: arith.select
-  // CHECK: %[[XBM:.+]] = bufferization.to_buffer %[[XB]] read_only : tensor<?x8x64xf32> to memref<?x8x64xf32>
+  // CHECK: memref.store %{{.+}}, %[[XB]]
+  // CHECK: } {sdl.parallel}
   // CHECK: %[[YB:.+]] = memref.alloc(%{{.+}}) : memref<?x4x64xf32>
   // CHECK: scf.for %[[BLK:.+]] = %c0 to %{{.+}} step %c1 {
   // CHECK: scf.parallel (%[[ROW:.+]]) = (%c0) to (%c4) step (%c1) {
   // CHECK: vector.broadcast %{{.+}} : f32 to vector<64xf32>
   // CHECK: scf.for {{.+}} iter_args(%[[ACC:.+]] = %{{.+}}) -> (vector<64xf32>) {
-  // CHECK: %[[XV:.+]] = vector.load %[[XBM]][%[[BLK]], %{{.+}}, %c0] : memref<?x8x64xf32>, vector<64xf32>
+  // CHECK: %[[XV:.+]] = vector.load %[[XB]][%[[BLK]], %{{.+}}, %c0] : memref<?x8x64xf32>, vector<64xf32>
   // CHECK: vector.fma %{{.+}}, %[[XV]], %[[ACC]] : vector<64xf32>
   // CHECK: vector.store %{{.+}}, %[[YB]][%[[BLK]], %[[ROW]], %c0]
   // CHECK: } {sdl.parallel}
-  // CHECK: bufferization.to_tensor %[[YB]] restrict writable
-  // CHECK: arith.divui
-  // CHECK: arith.remui
+  // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x4xf32>
+  // CHECK: scf.parallel
+  // CHECK: memref.load %[[YB]]
+  // CHECK: memref.store %{{.+}}, %[[Y]]
+  // CHECK: } {sdl.parallel}
+  // CHECK: bufferization.to_tensor %[[Y]] restrict writable
   %y = sdl.linear %x, %w, %b : (tensor<?x8xf32>, tensor<4x8xf32, #CSR>, tensor<4xf32>) -> tensor<?x4xf32>
   // Input gradient: the blocks in parallel; each row's dy tile scattered
   // into dx's rows named by the row's coordinates (zeroed first).
@@ -45,11 +54,18 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
   %dx = sdl.linear_grad_input %dy, %w : (tensor<?x4xf32>, tensor<4x8xf32, #CSR>) -> tensor<?x8xf32>
   // Weight gradient (SDDMM): a fresh nnz buffer (zero-filled only for an
   // empty batch; no dense<0.0> constant of nnz elements), one horizontal sum
-  // per stored entry and block, reassembled with W's pattern.
+  // per stored entry and block, reassembled with W's pattern; x's blocks are
+  // those of the forward product. Groups of 4 entries of a row share one
+  // reduction tree (shuffles halving the lanes per entry, 4 sums stored as
+  // one vector); the rest of the row is reduced entry by entry.
   // CHECK: %[[DW:.+]] = memref.alloc() : memref<16xf32>
   // CHECK: scf.if
   // CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[DW]] : memref<16xf32>)
   // CHECK: scf.parallel
+  // CHECK: vector.load %[[XB]]
+  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [1, 3, 5, 7] : vector<8xf32>, vector<8xf32>
+  // CHECK: vector.store %{{.+}}, %[[DW]][%{{.+}}] : memref<16xf32>, vector<4xf32>
   // CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc> : vector<64xf32> into f32
   // CHECK: memref.store %{{.+}}, %[[DW]]
   // CHECK: } {sdl.parallel}
@@ -58,6 +74,54 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
   // CHECK-NOT: sdl.linear
   %dw = sdl.linear_grad_weight %dy, %x, %w : (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32, #CSR>) -> tensor<4x8xf32, #CSR>
   return %y, %dx, %dw : tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32, #CSR>
+}
+
+// -----
+
+// A layer chain: relu and relu_grad of values that have blocks are computed
+// on the blocks (vectors of 64 lanes), so the hidden [B, 4] activations and
+// gradients are never built; reduce_batch of a value with blocks sums each
+// column in sample order (tiles in parallel). Results that only go into a
+// caller's buffer (materialize_in_destination into an argument, through a
+// disassemble for a CSR gradient) are computed there, with no copy.
+#CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
+// CHECK-LABEL: func.func @chain(
+// CHECK-SAME: %[[OUT:[^:]+]]: memref<?x3xf32>, %[[GW:[^:]+]]: memref<16xf32>, %[[GB:[^:]+]]: memref<4xf32>)
+// CHECK-NOT: memref<?x4xf32>
+// CHECK: arith.maximumf %{{.+}}, %{{.+}} : vector<64xf32>
+// CHECK: } {sdl.parallel}
+// CHECK: memref.store %{{.+}}, %[[OUT]]
+// CHECK: } {sdl.parallel}
+// CHECK: arith.select %{{.+}}, %{{.+}}, %{{.+}} : vector<64xi1>, vector<64xf32>
+// CHECK: } {sdl.parallel}
+// CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[GW]] : memref<16xf32>)
+// CHECK: vector.reduction <add>
+// CHECK: memref.store %{{.+}}, %[[GW]]
+// CHECK: } {sdl.parallel}
+// CHECK: memref.store %{{.+}}, %[[GB]]
+// CHECK-NOT: sparse_tensor.disassemble
+// CHECK-NOT: materialize_in_destination
+// CHECK: return
+func.func @chain(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32>,
+                 %val: tensor<16xf32>, %b: tensor<4xf32>, %w2: tensor<3x4xf32>,
+                 %dz: tensor<?x3xf32>, %out: memref<?x3xf32>, %gw: memref<16xf32>,
+                 %gb: memref<4xf32>) {
+  %w = sparse_tensor.assemble (%pos, %crd), %val : (tensor<5xi32>, tensor<16xi32>), tensor<16xf32> to tensor<4x8xf32, #CSR>
+  %h = sdl.linear %x, %w, %b : (tensor<?x8xf32>, tensor<4x8xf32, #CSR>, tensor<4xf32>) -> tensor<?x4xf32>
+  %r = sdl.relu %h : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  %z = sdl.linear %r, %w2 : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<?x3xf32>
+  bufferization.materialize_in_destination %z in restrict writable %out : (tensor<?x3xf32>, memref<?x3xf32>) -> ()
+  %dr = sdl.linear_grad_input %dz, %w2 : (tensor<?x3xf32>, tensor<3x4xf32>) -> tensor<?x4xf32>
+  %dh = sdl.relu_grad %h, %dr : (tensor<?x4xf32>, tensor<?x4xf32>) -> tensor<?x4xf32>
+  %dw = sdl.linear_grad_weight %dh, %x, %w : (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32, #CSR>) -> tensor<4x8xf32, #CSR>
+  %e0 = tensor.empty() : tensor<5xi32>
+  %e1 = tensor.empty() : tensor<16xi32>
+  %e2 = tensor.empty() : tensor<16xf32>
+  %l:2, %v, %n:2, %m = sparse_tensor.disassemble %dw : tensor<4x8xf32, #CSR> out_lvls(%e0, %e1 : tensor<5xi32>, tensor<16xi32>) out_vals(%e2 : tensor<16xf32>) -> (tensor<5xi32>, tensor<16xi32>), tensor<16xf32>, (index, index), index
+  bufferization.materialize_in_destination %v in restrict writable %gw : (tensor<16xf32>, memref<16xf32>) -> ()
+  %db = sdl.reduce_batch %dh : (tensor<?x4xf32>) -> tensor<4xf32>
+  bufferization.materialize_in_destination %db in restrict writable %gb : (tensor<4xf32>, memref<4xf32>) -> ()
+  return
 }
 
 // -----
@@ -105,8 +169,8 @@ func.func @untouched(%x: tensor<?x8xf32>, %w: tensor<4x8xf32, #CSR>, %x3: tensor
 // CHECK: } {sdl.parallel}
 // CHECK: %[[DW:.+]] = memref.alloc() : memref<4x8xf32>
 // CHECK: scf.parallel (%[[R2:.+]]) = (%c0) to (%c4) step (%c1) {
-// CHECK: vector.reduction <add>
-// CHECK: memref.store %{{.+}}, %[[DW]][%[[R2]], %{{.+}}] : memref<4x8xf32>
+// CHECK: vector.shuffle
+// CHECK: vector.store %{{.+}}, %[[DW]][%[[R2]], %{{.+}}] : memref<4x8xf32>, vector<4xf32>
 // CHECK: } {sdl.parallel}
 // CHECK: %[[DWT:.+]] = bufferization.to_tensor %[[DW]] restrict writable
 // CHECK: return %{{.+}}, %[[DWT]]

@@ -653,6 +653,8 @@ TEST_F(HandmadeLoad, Rejections) {
       "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
   const std::string b =
       "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[8,20]}";
+  const std::string cur = std::to_string(SPARSEC_ABI_VERSION),
+                    next = std::to_string(SPARSEC_ABI_VERSION + 1);
   struct Case {
     std::string header, msg;
   } cases[] = {
@@ -689,15 +691,15 @@ TEST_F(HandmadeLoad, Rejections) {
            a + "," + b + "}",
        "is not a sparsec checkpoint"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
-       "\"5\",\"step\":\"0\","
+       "\"" + next + "\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '5', this runtime reads '1' to '4'"},
+       "ABI version '" + next + "', this runtime reads '1' to '" + cur + "'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"0\",\"step\":\"0\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +
            a + "," + b + "}",
-       "ABI version '0', this runtime reads '1' to '4'"},
+       "ABI version '0', this runtime reads '1' to '" + cur + "'"},
       {"{\"__metadata__\":{\"format\":\"sparsec\",\"model\":\"Tiny\",\"abi\":"
        "\"1\",\"step\":\"-1\","
        "\"lr\":\"1\",\"crc32\":\"@CRC@\"}," +

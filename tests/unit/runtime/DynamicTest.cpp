@@ -1,4 +1,4 @@
-//===- DynamicTest.cpp - SET dynamic sparsity of CSR weights --------------===//
+//===- DynamicTest.cpp - SET / RigL dynamic sparsity of CSR weights -------===//
 //
 // The schedule (cosine-annealed drop fraction, every delta_t steps up to
 // t_end), and one update checked against a straightforward reference: the
@@ -170,6 +170,40 @@ TEST(Dynamic, Validation) {
   c.params[1].delta_t = c.params[1].t_end = 1;
   c.params[1].drop_fraction = 0.5;
   refused(c, "dense");
+}
+
+int noScore(const float *, const float *, int64_t, int64_t, int64_t, float *) {
+  return 0;
+}
+
+TEST(Dynamic, RiglScoreAndMaxSizeGoTogether) {
+  auto refused = [](Desc d, const char *what) {
+    d.link();
+    sparsec_model *m = nullptr;
+    EXPECT_EQ(sparsec_create(&d.desc, 1, &m), SPARSEC_ERR_INVALID_ARG) << what;
+    EXPECT_NE(std::string(sparsec_last_error()).find("max_size"),
+              std::string::npos)
+        << what << ": " << sparsec_last_error();
+  };
+  Desc a = setDesc();
+  a.params[0].dynamic = SPARSEC_DYNAMIC_RIGL;
+  a.params[0].max_size = 16;
+  refused(a, "RIGL without a score kernel");
+  Desc b = setDesc();
+  b.params[0].dynamic = SPARSEC_DYNAMIC_RIGL;
+  b.params[0].score = noScore;
+  refused(b, "RIGL with max_size 0");
+  Desc c = setDesc();
+  c.params[0].score = noScore;
+  refused(c, "SET with a score kernel");
+  Desc d = setDesc();
+  d.params[0].dynamic = SPARSEC_DYNAMIC_RIGL;
+  d.params[0].score = noScore;
+  d.params[0].max_size = 16;
+  d.link();
+  sparsec_model *m = nullptr;
+  ASSERT_EQ(sparsec_create(&d.desc, 1, &m), SPARSEC_OK) << sparsec_last_error();
+  sparsec_destroy(m);
 }
 
 } // namespace

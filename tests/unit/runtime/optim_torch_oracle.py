@@ -47,7 +47,7 @@ except ImportError as e:  # pragma: no cover
 
 warnings.filterwarnings("ignore")  # lr_scheduler's epoch warnings
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 MAX_RANK = 4
 F32, I64 = 0, 3
 DENSE, CSR, EMB = 0, 1, 2
@@ -73,7 +73,11 @@ class ParamDesc(C.Structure):
                 ("row_update", C.c_void_p), ("pattern", C.c_int),
                 ("user_positions", C.c_void_p), ("user_coordinates", C.c_void_p),
                 ("dynamic", C.c_int), ("delta_t", C.c_int64), ("t_end", C.c_int64),
-                ("drop_fraction", C.c_double)]
+                ("drop_fraction", C.c_double), ("score", C.c_void_p), ("max_size", C.c_int64),
+                ("mask_of", C.c_int32), ("mask_ones", C.c_int64), ("prune", C.c_int),
+                ("prune_global", C.c_int32), ("prune_norm", C.c_int32),
+                ("prune_initial", C.c_double), ("prune_final", C.c_double),
+                ("prune_begin", C.c_int64), ("prune_end", C.c_int64), ("prune_every", C.c_int64)]
 
 
 class OptDesc(C.Structure):

@@ -33,6 +33,10 @@ constexpr llvm::StringLiteral kIdBoundAttr = "sdl.id_bound";
 constexpr llvm::StringLiteral kOutputAttr = "sdl.output";
 constexpr llvm::StringLiteral kGradOfAttr = "sdl.grad_of";
 constexpr llvm::StringLiteral kLossAttr = "sdl.loss";
+/// Train results after the gradients: a tensor the runtime needs from the
+/// step (dynamic = "rigl": the layer's "input" and "output_grad").
+constexpr llvm::StringLiteral kCaptureOfAttr = "sdl.capture_of";
+constexpr llvm::StringLiteral kCaptureAttr = "sdl.capture";
 
 /// True if `type` carries a sparse-tensor encoding.
 bool isSparse(Type type);

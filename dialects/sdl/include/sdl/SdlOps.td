@@ -59,11 +59,22 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
                        OptionalAttr<StrAttr>:$pattern,
                        OptionalAttr<DenseI32ArrayAttr>:$user_positions,
                        OptionalAttr<DenseI32ArrayAttr>:$user_coordinates,
-                       // csr: dynamic sparsity "set" and its schedule.
+                       // csr: dynamic sparsity "set" or "rigl", its
+                       // schedule, and (rigl) the most gradient scores
+                       // computed at once.
                        OptionalAttr<StrAttr>:$dynamic,
                        OptionalAttr<I64Attr>:$delta_t,
                        OptionalAttr<I64Attr>:$t_end,
-                       OptionalAttr<F64Attr>:$drop_fraction);
+                       OptionalAttr<F64Attr>:$drop_fraction,
+                       OptionalAttr<I64Attr>:$max_size,
+                       // mask (masked_linear): the dense weight it
+                       // multiplies, its number of ones at create (random
+                       // positions, or the user pattern) and its pruning
+                       // schedule {kind, initial, final, begin, end, every,
+                       // global, norm}.
+                       OptionalAttr<StrAttr>:$mask_of,
+                       OptionalAttr<I64Attr>:$ones,
+                       OptionalAttr<DictionaryAttr>:$prune);
   let assemblyFormat = "$sym_name `:` $type attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -75,6 +86,10 @@ def Sdl_ParamOp : Sdl_Op<"param", [Symbol]> {
     /// Layer state the train kernel updates (its "gradient" result is the
     /// new value), not trained by the optimizer: kwinners duty cycles.
     bool isBuffer() { return getKind() == "buffer"; }
+    /// The 0/1 mask of a masked_linear weight: not trained; the train
+    /// function returns it unchanged (its next value), the runtime's
+    /// pruning schedule rewrites it.
+    bool isMask() { return getKind() == "mask"; }
   }];
 }
 
@@ -129,6 +144,17 @@ def Sdl_LinearOp : Sdl_ValueOp<"linear"> {
   let summary = "y = x · Wᵀ + b with a dense or CSR weight";
   let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight,
                        Optional<AnyRankedTensor>:$bias);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MaskedLinearOp : Sdl_ValueOp<"masked_linear"> {
+  let summary = "y = x · (W ∘ M)ᵀ + b, the mask applied inside the kernel";
+  let description = [{
+    W and M are dense [out, in]; W ∘ M is never formed: the contraction
+    multiplies each product by the mask (sdl-lower-masked-linear).
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight,
+                       AnyRankedTensor:$mask, Optional<AnyRankedTensor>:$bias);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -196,16 +222,25 @@ def Sdl_BceWithLogitsLossOp : Sdl_LossOp<"bce_with_logits_loss",
 def Sdl_KWinnersOp : Sdl_ValueOp<"kwinners"> {
   let summary = "k-winners-take-all with boosting (nupic.torch KWinners)";
   let description = [{
-    `input` [B, n], `duty` the layer's buffer [n + 1] (duty cycles, then the
-    clamped count of training samples). Per sample the `k` (with
+    `input` [B, n], or [B, C, H, W] (nupic.torch KWinners2d); `duty` the
+    layer's buffer [C + 1] (C = n for rank 2: duty cycles per unit or
+    channel, then the clamped count of training samples), with one more
+    value, the number of train steps taken, when `boost_period` > 0. Per
+    sample (rank 2 and rank 4 without `local`: among all C*H*W values; with
+    `local`: among the C channels at each (b, h, w)) the `k` (with
     `training`) or `k_inference` entries with the largest boosted value
-    x * exp((k_used / n - duty) * boost_strength) keep their input value,
-    the others are 0; ties go to the lower index.
+    x * exp((k_used / units - duty[channel]) * strength) keep their input
+    value, the others are 0; ties go to the lower (flat) index. strength =
+    boost_strength * boost_factor^floor(steps / boost_period) when
+    `boost_period` > 0, else boost_strength.
   }];
   let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$duty,
                        I64Attr:$k, I64Attr:$k_inference,
                        F64Attr:$boost_strength, I64Attr:$period,
-                       UnitAttr:$training);
+                       UnitAttr:$training,
+                       DefaultValuedAttr<F64Attr, "1.0">:$boost_factor,
+                       DefaultValuedAttr<I64Attr, "0">:$boost_period,
+                       UnitAttr:$local);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -213,7 +248,10 @@ def Sdl_KWinnersGradOp : Sdl_ValueOp<"kwinners_grad"> {
   let summary = "dx = dy at the winners of sdl.kwinners (training k), else 0";
   let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$duty,
                        AnyRankedTensor:$grad, I64Attr:$k,
-                       F64Attr:$boost_strength);
+                       F64Attr:$boost_strength,
+                       DefaultValuedAttr<F64Attr, "1.0">:$boost_factor,
+                       DefaultValuedAttr<I64Attr, "0">:$boost_period,
+                       UnitAttr:$local);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -223,9 +261,13 @@ def Sdl_KWinnersDutyOp : Sdl_ValueOp<"kwinners_duty"> {
     With c the buffer's count and B the batch: c' = min(period, c + B),
     duty' = (duty * (c' - B) + sum_batch(output > 0)) / c' (nupic.torch's
     update_duty_cycle, whose learning_iterations only matter up to period).
+    For a rank-4 output [B, C, H, W] the activity of channel c is
+    #(output[:, c] > 0) / (H * W) (KWinners2d). With `boost_period` > 0 the
+    buffer's last value (train steps) grows by 1.
   }];
   let arguments = (ins AnyRankedTensor:$output, AnyRankedTensor:$duty,
-                       I64Attr:$period);
+                       I64Attr:$period,
+                       DefaultValuedAttr<I64Attr, "0">:$boost_period);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -249,6 +291,20 @@ def Sdl_LinearGradWeightOp : Sdl_ValueOp<"linear_grad_weight"> {
   }];
   let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input,
                        AnyRankedTensor:$weight);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MaskedLinearGradInputOp : Sdl_ValueOp<"masked_linear_grad_input"> {
+  let summary = "dx = dy · (W ∘ M)";
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$weight,
+                       AnyRankedTensor:$mask);
+  let results = (outs AnyRankedTensor:$result);
+}
+
+def Sdl_MaskedLinearGradWeightOp : Sdl_ValueOp<"masked_linear_grad_weight"> {
+  let summary = "dW = (dyᵀ · x) ∘ M: exactly zero where the mask is zero";
+  let arguments = (ins AnyRankedTensor:$grad, AnyRankedTensor:$input,
+                       AnyRankedTensor:$mask);
   let results = (outs AnyRankedTensor:$result);
 }
 

@@ -1,0 +1,276 @@
+//===- BatchBlocks.cpp - Batch-blocked activations of the linear kernels --===//
+//
+// The loops and layout conversions shared by the kernels of
+// `sdl-lower-sparse-linear` (LowerSparseLinear.cpp): see BatchBlocks.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "transforms/BatchBlocks.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SparseTensor/IR/SparseTensor.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using utils::IteratorType;
+
+namespace {
+
+/// The caller's buffer that `v` is only copied into (sdl-finalize-abi's
+/// materialize_in_destination into an argument, for a CSR gradient through
+/// a disassemble of its values), and those copying ops, or nothing.
+struct Destination {
+  Value mem;
+  SmallVector<Operation *> copies; // users first
+};
+
+std::optional<Destination> destinationOf(Value v, Type memType) {
+  if (!v.hasOneUse())
+    return std::nullopt;
+  Destination d;
+  Operation *user = *v.getUsers().begin();
+  if (auto dis = dyn_cast<sparse_tensor::DisassembleOp>(user)) {
+    Value vals = dis.getRetValues();
+    for (Value r : dis->getResults())
+      if (r != vals && !r.use_empty())
+        return std::nullopt;
+    if (!vals.hasOneUse())
+      return std::nullopt;
+    d.copies.push_back(dis);
+    user = *vals.getUsers().begin();
+  }
+  auto mat = dyn_cast<bufferization::MaterializeInDestinationOp>(user);
+  if (!mat || !mat.getRestrict() || !mat.getWritable() ||
+      !isa<BlockArgument>(mat.getDest()) || mat.getDest().getType() != memType)
+    return std::nullopt;
+  d.mem = mat.getDest();
+  d.copies.insert(d.copies.begin(), mat);
+  return d;
+}
+
+} // namespace
+
+namespace mlir::sdl::blocks {
+
+RankedTensorType tensorOf(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+Value cIdx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// Read-only buffer of a tensor.
+Value buffer(OpBuilder &b, Location loc, Value t) {
+  RankedTensorType tt = tensorOf(t);
+  auto mt = MemRefType::get(tt.getShape(), tt.getElementType());
+  return bufferization::ToBufferOp::create(b, loc, mt, t, /*readOnly=*/true);
+}
+
+/// Number of blocks of W lanes holding `batch` rows.
+Value numBlocks(OpBuilder &b, Location loc, Value batch, int64_t width) {
+  return arith::CeilDivUIOp::create(b, loc, batch, cIdx(b, loc, width));
+}
+
+/// scf.parallel over [0, n) marked for sparsec-outline-parallel.
+void parallelFor(OpBuilder &b, Location loc, Value n, LoopBody body) {
+  auto par =
+      scf::ParallelOp::create(b, loc, ValueRange{cIdx(b, loc, 0)},
+                              ValueRange{n}, ValueRange{cIdx(b, loc, 1)},
+                              [&](OpBuilder &nb, Location nl, ValueRange ivs) {
+                                body(nb, nl, ivs[0]);
+                              });
+  par->setAttr("sdl.parallel", b.getUnitAttr());
+}
+
+void forLoop(OpBuilder &b, Location loc, Value lo, Value hi, LoopBody body) {
+  scf::ForOp::create(b, loc, lo, hi, cIdx(b, loc, 1), ValueRange{},
+                     [&](OpBuilder &nb, Location nl, Value iv, ValueRange) {
+                       body(nb, nl, iv);
+                       scf::YieldOp::create(nb, nl);
+                     });
+}
+
+Value loadVec(OpBuilder &b, Location loc, const Csr &c, Value mem, Value blk,
+              Value row) {
+  return vector::LoadOp::create(b, loc, c.vec, mem,
+                                ValueRange{blk, row, cIdx(b, loc, 0)});
+}
+
+void storeVec(OpBuilder &b, Location loc, Value v, Value mem, Value blk,
+              Value row) {
+  vector::StoreOp::create(b, loc, v, mem,
+                          ValueRange{blk, row, cIdx(b, loc, 0)});
+}
+
+Value zeroVec(OpBuilder &b, Location loc, const Csr &c) {
+  return arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(c.vec, b.getFloatAttr(c.elt, 0.0)));
+}
+
+/// Uninitialised [nb, F, W] buffer and the number of blocks.
+Value allocBlocks(OpBuilder &b, Location loc, const Csr &c, int64_t f,
+                  Value nb) {
+  auto mt = MemRefType::get({ShapedType::kDynamic, f, c.width}, c.elt);
+  return memref::AllocOp::create(b, loc, mt, ValueRange{nb});
+}
+
+Value asTensor(OpBuilder &b, Location loc, Value mem) {
+  auto mt = cast<MemRefType>(mem.getType());
+  auto tt = RankedTensorType::get(mt.getShape(), mt.getElementType());
+  return bufferization::ToTensorOp::create(b, loc, tt, mem, /*restrict=*/true,
+                                           /*writable=*/true);
+}
+
+/// Runs body(blk, c0, c1) for every block of [nb, f, W] and column tile
+/// [c0, c1) of at most kColumnTile columns, in parallel.
+void forTiles(OpBuilder &b, Location loc, Value nb, int64_t f, TileBody body) {
+  int64_t tiles = (f + kColumnTile - 1) / kColumnTile;
+  Value n = arith::MulIOp::create(b, loc, nb, cIdx(b, loc, tiles));
+  parallelFor(b, loc, n, [&](OpBuilder &pb, Location pl, Value i) {
+    Value nt = cIdx(pb, pl, tiles);
+    Value blk = arith::DivUIOp::create(pb, pl, i, nt);
+    Value c0 =
+        arith::MulIOp::create(pb, pl, arith::RemUIOp::create(pb, pl, i, nt),
+                              cIdx(pb, pl, kColumnTile));
+    Value c1 = arith::MinUIOp::create(
+        pb, pl, arith::AddIOp::create(pb, pl, c0, cIdx(pb, pl, kColumnTile)),
+        cIdx(pb, pl, f));
+    body(pb, pl, blk, c0, c1);
+  });
+}
+
+/// Rows of block `blk` that hold samples: min(W, batch - blk * W).
+Value validLanes(OpBuilder &b, Location loc, Value batch, Value blk,
+                 const Csr &c) {
+  Value first = arith::MulIOp::create(b, loc, blk, cIdx(b, loc, c.width));
+  return arith::MinUIOp::create(b, loc,
+                                arith::SubIOp::create(b, loc, batch, first),
+                                cIdx(b, loc, c.width));
+}
+
+/// [B, F] -> [ceil(B / W), F, W], padding lanes zero; tiles in parallel.
+Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c) {
+  int64_t f = tensorOf(x).getDimSize(1);
+  Value batch = tensor::DimOp::create(b, loc, x, 0);
+  Value nb = numBlocks(b, loc, batch, c.width);
+  Value xm = buffer(b, loc, x);
+  Value out = allocBlocks(b, loc, c, f, nb);
+  forTiles(
+      b, loc, nb, f,
+      [&](OpBuilder &tb, Location tl, Value blk, Value c0, Value c1) {
+        Value base = arith::MulIOp::create(tb, tl, blk, cIdx(tb, tl, c.width));
+        Value last = arith::SubIOp::create(tb, tl, batch, cIdx(tb, tl, 1));
+        Value zero = arith::ConstantOp::create(tb, tl, c.elt,
+                                               tb.getFloatAttr(c.elt, 0.0));
+        forLoop(tb, tl, c0, c1, [&](OpBuilder &cb, Location cl, Value col) {
+          forLoop(cb, cl, cIdx(cb, cl, 0), cIdx(cb, cl, c.width),
+                  [&](OpBuilder &lb, Location ll, Value lane) {
+                    Value row = arith::AddIOp::create(lb, ll, base, lane);
+                    Value clamped = arith::MinUIOp::create(lb, ll, row, last);
+                    Value v = memref::LoadOp::create(lb, ll, xm,
+                                                     ValueRange{clamped, col});
+                    Value inside = arith::CmpIOp::create(
+                        lb, ll, arith::CmpIPredicate::ult, row, batch);
+                    memref::StoreOp::create(
+                        lb, ll,
+                        arith::SelectOp::create(lb, ll, inside, v, zero), out,
+                        ValueRange{blk, col, lane});
+                  });
+        });
+      });
+  return asTensor(b, loc, out);
+}
+
+/// [ceil(B / W), F, W] -> [B, F] as a tensor op (type `t`): removed with
+/// its result when nothing uses it, else replaced by storeRows at the end of
+/// the pass.
+Value fromBlocks(OpBuilder &b, Location loc, Value blocks, Value batch,
+                 RankedTensorType t, const Csr &c) {
+  Value empty = tensor::EmptyOp::create(b, loc, t, ValueRange{batch});
+  MLIRContext *ctx = b.getContext();
+  auto g = linalg::GenericOp::create(
+      b, loc, TypeRange{t}, ValueRange{}, ValueRange{empty},
+      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
+      SmallVector<IteratorType>(2, IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        Value row = linalg::IndexOp::create(nb, nl, 0);
+        Value col = linalg::IndexOp::create(nb, nl, 1);
+        Value w = cIdx(nb, nl, c.width);
+        Value blk = arith::DivUIOp::create(nb, nl, row, w);
+        Value lane = arith::RemUIOp::create(nb, nl, row, w);
+        linalg::YieldOp::create(
+            nb, nl,
+            ValueRange{tensor::ExtractOp::create(nb, nl, blocks,
+                                                 ValueRange{blk, col, lane})});
+      });
+  g->setAttr(kFromBlocks, b.getI64IntegerAttr(c.width));
+  return g.getResult(0);
+}
+
+/// Stores the samples of [nb, F, W] blocks `blocks` into the [B, F] buffer
+/// `dest`; tiles in parallel.
+void storeRows(OpBuilder &b, Location loc, Value blocks, Value dest,
+               Value batch, const Csr &c) {
+  int64_t f = cast<MemRefType>(dest.getType()).getDimSize(1);
+  Value bm = buffer(b, loc, blocks);
+  forTiles(b, loc, numBlocks(b, loc, batch, c.width), f,
+           [&](OpBuilder &tb, Location tl, Value blk, Value c0, Value c1) {
+             Value base =
+                 arith::MulIOp::create(tb, tl, blk, cIdx(tb, tl, c.width));
+             forLoop(tb, tl, cIdx(tb, tl, 0), validLanes(tb, tl, batch, blk, c),
+                     [&](OpBuilder &lb, Location ll, Value lane) {
+                       Value row = arith::AddIOp::create(lb, ll, base, lane);
+                       forLoop(lb, ll, c0, c1,
+                               [&](OpBuilder &cb, Location cl, Value col) {
+                                 Value v = memref::LoadOp::create(
+                                     cb, cl, bm, ValueRange{blk, col, lane});
+                                 memref::StoreOp::create(cb, cl, v, dest,
+                                                         ValueRange{row, col});
+                               });
+                     });
+           });
+}
+
+/// The caller's buffer if the result `v` of a kernel goes only there, of
+/// type `memType` (the copies into it are erased: the kernel writes there),
+/// else a fresh buffer (dims `dyn`).
+Value resultBuffer(OpBuilder &b, Location loc, Value v, MemRefType memType,
+                   ValueRange dyn) {
+  std::optional<Destination> d = destinationOf(v, memType);
+  if (!d)
+    return memref::AllocOp::create(b, loc, memType, dyn);
+  for (Operation *op : d->copies)
+    op->erase();
+  return d->mem;
+}
+
+/// fn applied lane by lane to [nb, F, W] blocks `ins` (the same shape):
+/// one vector per block row, tiles in parallel.
+Value mapBlocks(OpBuilder &b, Location loc, const Csr &c, ValueRange ins,
+                BlockFn fn) {
+  auto t = tensorOf(ins[0]);
+  int64_t f = t.getDimSize(1);
+  Value nb = tensor::DimOp::create(b, loc, ins[0], 0);
+  SmallVector<Value> mems;
+  for (Value in : ins)
+    mems.push_back(buffer(b, loc, in));
+  Value out = allocBlocks(b, loc, c, f, nb);
+  forTiles(b, loc, nb, f,
+           [&](OpBuilder &tb, Location tl, Value blk, Value c0, Value c1) {
+             forLoop(tb, tl, c0, c1,
+                     [&](OpBuilder &cb, Location cl, Value col) {
+                       SmallVector<Value> vs;
+                       for (Value m : mems)
+                         vs.push_back(loadVec(cb, cl, c, m, blk, col));
+                       storeVec(cb, cl, fn(cb, cl, vs), out, blk, col);
+                     });
+           });
+  return asTensor(b, loc, out);
+}
+
+} // namespace mlir::sdl::blocks

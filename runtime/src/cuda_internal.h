@@ -1,0 +1,95 @@
+/*===- cuda_internal.h - The CUDA driver API, loaded at run time -*- C -*-===*
+ *
+ * The subset of the CUDA driver API the runtime uses, declared here with
+ * the driver's own ABI (CUresult is an int, handles are opaque pointers,
+ * CUdevice an int) so the runtime builds without the CUDA toolkit and never
+ * links against libcuda. cuda_driver.c fills `sparsec__cu` from
+ * dlopen("libcuda.so.1") and creates the primary context of the default
+ * device; cuda_mgpu.c implements MLIR's `mgpu*` ABI on top of it.
+ *===----------------------------------------------------------------------===*/
+#ifndef SPARSEC_RUNTIME_CUDA_INTERNAL_H
+#define SPARSEC_RUNTIME_CUDA_INTERNAL_H
+
+#include "internal.h"
+#include "sparsec/cuda.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int CUresult;
+typedef int CUdevice;
+typedef void *CUcontext;
+typedef void *CUmodule;
+typedef void *CUfunction;
+typedef void *CUstream;
+typedef void *CUevent;
+typedef unsigned long long CUdeviceptr;
+
+/* Driver entry points, by their versioned symbol names (cuda.h maps e.g.
+ * cuMemAlloc to cuMemAlloc_v2). */
+struct sparsec__cuda_api {
+  CUresult (*Init)(unsigned);
+  CUresult (*DriverGetVersion)(int *);
+  CUresult (*DeviceGetCount)(int *);
+  CUresult (*DeviceGet)(CUdevice *, int);
+  CUresult (*DeviceGetName)(char *, int, CUdevice);
+  CUresult (*DeviceGetAttribute)(int *, int, CUdevice);
+  CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*CtxPushCurrent)(CUcontext);
+  CUresult (*CtxPopCurrent)(CUcontext *);
+  CUresult (*GetErrorString)(CUresult, const char **);
+  CUresult (*ModuleLoadData)(CUmodule *, const void *);
+  CUresult (*ModuleLoadDataEx)(CUmodule *, const void *, unsigned, int *, void **);
+  CUresult (*ModuleUnload)(CUmodule);
+  CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, CUstream, void **, void **);
+  CUresult (*StreamCreate)(CUstream *, unsigned);
+  CUresult (*StreamDestroy)(CUstream);
+  CUresult (*StreamSynchronize)(CUstream);
+  CUresult (*StreamWaitEvent)(CUstream, CUevent, unsigned);
+  CUresult (*EventCreate)(CUevent *, unsigned);
+  CUresult (*EventDestroy)(CUevent);
+  CUresult (*EventRecord)(CUevent, CUstream);
+  CUresult (*EventSynchronize)(CUevent);
+  CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*MemAllocManaged)(CUdeviceptr *, size_t, unsigned);
+  CUresult (*MemFree)(CUdeviceptr);
+  CUresult (*MemcpyAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+  CUresult (*MemsetD32Async)(CUdeviceptr, unsigned, size_t, CUstream);
+  CUresult (*MemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
+};
+
+extern struct sparsec__cuda_api sparsec__cu;
+
+/* Loads the driver and retains the default device's primary context, once
+ * per process. Returns SPARSEC_OK or SPARSEC_ERR_CUDA with the reason in
+ * sparsec_last_error(). */
+int sparsec__cuda_init(void);
+
+/* Makes the primary context current on this thread (pushes it). Returns
+ * SPARSEC_OK or records the failure (sparsec__cuda_record) and returns it;
+ * on success the caller must sparsec__cuda_leave(). */
+int sparsec__cuda_enter(const char *what);
+void sparsec__cuda_leave(void);
+
+/* Checks a driver result; on failure records "<what>: <driver message>"
+ * as this thread's pending CUDA error (the first one wins) and returns
+ * SPARSEC_ERR_CUDA. */
+int sparsec__cuda_check(CUresult r, const char *what);
+/* Records a failure with a formatted message (the first one wins). */
+void sparsec__cuda_record(const char *fmt, ...) SPARSEC_PRINTF(1, 2);
+
+/* The default device's ordinal (mgpuSetDefaultDevice; before the first
+ * CUDA call only). */
+void sparsec__cuda_set_device(int ordinal);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPARSEC_RUNTIME_CUDA_INTERNAL_H */
