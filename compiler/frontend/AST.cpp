@@ -228,6 +228,12 @@ StringRef ast::scheduleKindName(ScheduleKind k) {
   return "?";
 }
 
+/// A user pattern in the AST dump: its file in quotes, or `[inline]`.
+static std::string userPattern(const Layer &l) {
+  return l.connectivityFile.empty() ? "[inline]"
+                                    : "\"" + l.connectivityFile + "\"";
+}
+
 std::string ArgValue::toString() const {
   switch (kind) {
   case Kind::Int:
@@ -245,6 +251,16 @@ std::string ArgValue::toString() const {
     llvm::printEscapedString(text, os);
     os << '"';
     return s;
+  }
+  case Kind::List: {
+    std::string s = "[";
+    for (size_t r = 0; r < rows.size(); ++r) {
+      s += r ? ", [" : "[";
+      for (size_t i = 0; i < rows[r].size(); ++i)
+        s += (i ? ", " : "") + std::to_string(rows[r][i].value);
+      s += "]";
+    }
+    return s + "]";
   }
   }
   return "?";
@@ -409,7 +425,7 @@ private:
          << ", sparsity=" << formatDouble(l.sparsity)
          << ", bias=" << (l.bias ? "true" : "false") << ", nnz=" << l.nnz;
       if (l.pattern == Pattern::User)
-        os << ", connectivity=\"" << l.connectivityFile << '"';
+        os << ", connectivity=" << userPattern(l);
       else if (l.pattern != Pattern::Random)
         os << ", connectivity=" << patternName(l.pattern);
       if (!l.dynamic.empty())
@@ -424,7 +440,7 @@ private:
          << ", sparsity=" << formatDouble(l.sparsity)
          << ", bias=" << (l.bias ? "true" : "false") << ", ones=" << l.nnz;
       if (l.pattern == Pattern::User)
-        os << ", mask=\"" << l.connectivityFile << '"';
+        os << ", mask=" << userPattern(l);
       if (!l.prune.empty())
         os << ", prune=" << l.prune
            << ", initial=" << formatDouble(l.pruneInitial)

@@ -129,15 +129,23 @@ struct InputDecl {
 // Call arguments of parameters, losses and optimizers
 //===----------------------------------------------------------------------===//
 
+/// One integer of an inline list (or of a connectivity file) and where it is.
+struct IntEntry {
+  int64_t value;
+  llvm::SMLoc loc;
+};
+
 /// A literal argument value.
 struct ArgValue {
-  enum class Kind { Int, Float, Bool, Ident, String };
+  enum class Kind { Int, Float, Bool, Ident, String, List };
   Kind kind = Kind::Int;
   llvm::SMLoc loc;
   int64_t intValue = 0;
   double floatValue = 0.0;
   bool boolValue = false;
   std::string text; // identifier name or (unescaped) string contents
+  // List: `[[1, 2], [3, 4]]`, a list of integer lists.
+  std::vector<std::vector<IntEntry>> rows;
 
   bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
   double getNumber() const {

@@ -21,11 +21,7 @@ using llvm::Twine;
 
 namespace {
 
-/// One integer of the file and where it is.
-struct Entry {
-  int64_t value;
-  SMLoc loc;
-};
+using Entry = ast::IntEntry;
 
 /// Splits the lines of `text` that hold data into integers; false on a
 /// token that is not an integer (reported).
@@ -92,17 +88,30 @@ bool sparsec::loadConnectivity(DiagEngine &diags, SMLoc argLoc,
   std::vector<std::vector<Entry>> lines;
   if (!readLines(diags, text, lines))
     return false;
+  return buildPattern(diags, lines, start,
+                      "a connectivity file has two lines of indices (outputs, "
+                      "then inputs); '" +
+                          full + "' has ",
+                      out, in, positions, coordinates);
+}
+
+bool sparsec::buildPattern(DiagEngine &diags,
+                           const std::vector<std::vector<ast::IntEntry>> &lines,
+                           SMLoc start, const Twine &countMessage, int64_t out,
+                           int64_t in, std::vector<int32_t> &positions,
+                           std::vector<int32_t> &coordinates) {
+  auto locOf = [&](const std::vector<Entry> &list) {
+    return list.empty() ? start : list.front().loc;
+  };
   if (lines.size() != 2) {
-    diags.error(lines.size() > 2 ? lines[2].front().loc : start,
-                "a connectivity file has two lines of indices (outputs, then "
-                "inputs); '" +
-                    full + "' has " + Twine(lines.size()));
+    diags.error(lines.size() > 2 ? locOf(lines[2]) : start,
+                countMessage + Twine(lines.size()));
     return false;
   }
   const std::vector<Entry> &rows = lines[0], &cols = lines[1];
   if (rows.size() != cols.size()) {
-    diags.error(cols.front().loc, Twine(cols.size()) + " input indices for " +
-                                      Twine(rows.size()) + " output indices");
+    diags.error(locOf(cols), Twine(cols.size()) + " input indices for " +
+                                 Twine(rows.size()) + " output indices");
     return false;
   }
   bool ok = true;
@@ -142,4 +151,18 @@ bool sparsec::loadConnectivity(DiagEngine &diags, SMLoc argLoc,
   for (int64_t r = 0; r < out; ++r)
     positions[r + 1] += positions[r];
   return ok;
+}
+
+bool sparsec::readPattern(DiagEngine &diags, const ast::ArgValue &v,
+                          StringRef what, int64_t out, int64_t in,
+                          std::vector<int32_t> &positions,
+                          std::vector<int32_t> &coordinates) {
+  if (v.kind == ast::ArgValue::Kind::List)
+    return buildPattern(diags, v.rows, v.loc,
+                        "an inline " + what +
+                            " list has two lists of indices (outputs, then "
+                            "inputs); this one has ",
+                        out, in, positions, coordinates);
+  return loadConnectivity(diags, v.loc, v.text, out, in, positions,
+                          coordinates);
 }

@@ -551,6 +551,8 @@ bool Parser::parseArgValue(ArgValue &v) {
     v.kind = ArgValue::Kind::Bool;
     v.boolValue = tok.is(TokenKind::KwTrue);
     break;
+  case TokenKind::LBracket:
+    return parseListValue(v);
   case TokenKind::String: {
     v.kind = ArgValue::Kind::String;
     if (tok.invalid)

@@ -59,6 +59,7 @@ private:
   bool parseOptimizer(ast::Model &m);
   bool parseArgList(std::vector<ast::Argument> &args);
   bool parseArgValue(ast::ArgValue &v);
+  bool parseListValue(ast::ArgValue &v); // ParseList.cpp
   bool parseInteger(const Token &t, int64_t &out);
   bool parseFloat(const Token &t, double &out);
 

@@ -225,8 +225,9 @@ bool sparsec::bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
         expected = "a name";
       break;
     case ArgType::NameOrString:
-      if (v.kind != ArgValue::Kind::Ident && v.kind != ArgValue::Kind::String)
-        expected = "a name or a file name in quotes";
+      if (v.kind != ArgValue::Kind::Ident && v.kind != ArgValue::Kind::String &&
+          v.kind != ArgValue::Kind::List)
+        expected = "a name, a file name in quotes or an inline list";
       break;
     }
     if (expected) {
@@ -273,21 +274,25 @@ static bool resolveConnectivity(const Argument &a, const Argument *sparsity,
     l.pattern = *p;
     return true;
   }
+  bool list = v.kind == ArgValue::Kind::List;
   if (sparsity) {
     diags.error(sparsity->value.loc,
-                "'sparsity' cannot be given with a connectivity file (the "
-                "file sets the number of weights)");
+                Twine("'sparsity' cannot be given with a connectivity ") +
+                    (list ? "list" : "file") +
+                    " (it sets the number of weights)");
     return false;
   }
-  if (!loadConnectivity(diags, v.loc, v.text, l.out, l.in, l.userPositions,
-                        l.userCoordinates))
+  if (!readPattern(diags, v, "connectivity", l.out, l.in, l.userPositions,
+                   l.userCoordinates))
     return false;
   if (l.userCoordinates.empty()) {
-    diags.error(v.loc, "connectivity file '" + v.text + "' has no connections");
+    diags.error(v.loc, list ? "the connectivity list has no connections"
+                            : "connectivity file '" + v.text +
+                                  "' has no connections");
     return false;
   }
   l.pattern = Pattern::User;
-  l.connectivityFile = v.text;
+  l.connectivityFile = list ? "" : v.text;
   return true;
 }
 

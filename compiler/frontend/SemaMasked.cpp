@@ -119,9 +119,10 @@ bool MaskedChecker::resolveMask(Layer &l) {
   }
   l.sparsity = sparsity;
   if (const Argument *m = arg(Mask)) {
-    if (m->value.kind != ArgValue::Kind::String) {
+    bool list = m->value.kind == ArgValue::Kind::List;
+    if (m->value.kind != ArgValue::Kind::String && !list) {
       error(Mask, "argument 'mask' of 'masked_linear' must be a mask file "
-                  "name in quotes");
+                  "name in quotes or an inline list");
       return false;
     }
     for (Arg a : {Sparsity, Density})
@@ -131,15 +132,16 @@ bool MaskedChecker::resolveMask(Layer &l) {
                      "mask)");
     if (!ok)
       return false;
-    if (!loadConnectivity(diags, m->value.loc, m->value.text, l.out, l.in,
-                          l.userPositions, l.userCoordinates))
+    if (!readPattern(diags, m->value, "mask", l.out, l.in, l.userPositions,
+                     l.userCoordinates))
       return ok = false;
     if (l.userCoordinates.empty()) {
-      error(Mask, "mask file '" + m->value.text + "' has no ones");
+      error(Mask, list ? Twine("the mask list has no ones")
+                       : "mask file '" + m->value.text + "' has no ones");
       return false;
     }
     l.pattern = Pattern::User;
-    l.connectivityFile = m->value.text;
+    l.connectivityFile = list ? "" : m->value.text;
     l.nnz = static_cast<int64_t>(l.userCoordinates.size());
     l.sparsity = 1.0 - double(l.nnz) / (double(l.in) * double(l.out));
     return true;
