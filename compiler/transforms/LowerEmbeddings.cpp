@@ -1,8 +1,9 @@
 //===- LowerEmbeddings.cpp - Embedding ops to linalg.generic --------------===//
 //
 // The embedding part of `convert-sdl-to-linalg`: `sdl.embedding` (a row
-// gather), `sdl.embedding_bag` (sum/mean/max of each bag's rows, padding ids
-// skipped) and `sdl.embedding_bag_grad` (one gradient row per id) as
+// gather: one row copy per id for rank-1 ids, else a `linalg.generic`),
+// `sdl.embedding_bag` (sum/mean/max of each bag's rows, padding ids skipped)
+// and `sdl.embedding_bag_grad` (one gradient row per id) as
 // `linalg.generic`s whose bodies read the table with `tensor.extract`.
 //
 //===----------------------------------------------------------------------===//
@@ -14,12 +15,42 @@ using namespace mlir::sdl;
 using namespace mlir::sdl::builders;
 using utils::IteratorType;
 
+/// out[b, :] = table[ids[b], :] for rank-1 ids as one row copy per id
+/// (an scf.for of extract_slice / insert_slice: bufferized to a copy of a
+/// contiguous row, which vectorises; the generic below reloads the id for
+/// every element).
+static Value gatherRows(OpBuilder &b, Location loc, Value ids, Value table,
+                        RankedTensorType yt) {
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value n = tensor::DimOp::create(b, loc, ids, 0);
+  int64_t dim = yt.getDimSize(1);
+  auto loop = scf::ForOp::create(
+      b, loc, c0, n, c1, ValueRange{emptyLike(b, loc, yt, ids)},
+      [&](OpBuilder &nb, Location nl, Value i, ValueRange acc) {
+        Value id = toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, ids, i));
+        SmallVector<OpFoldResult> sizes{nb.getIndexAttr(1),
+                                        nb.getIndexAttr(dim)};
+        SmallVector<OpFoldResult> ones(2, nb.getIndexAttr(1));
+        Value row = tensor::ExtractSliceOp::create(
+            nb, nl, table, SmallVector<OpFoldResult>{id, nb.getIndexAttr(0)},
+            sizes, ones);
+        Value next = tensor::InsertSliceOp::create(
+            nb, nl, row, acc[0],
+            SmallVector<OpFoldResult>{i, nb.getIndexAttr(0)}, sizes, ones);
+        scf::YieldOp::create(nb, nl, next);
+      });
+  return loop.getResult(0);
+}
+
 Value builders::lowerEmbedding(OpBuilder &b, EmbeddingOp op) {
   Location loc = op.getLoc();
   RankedTensorType yt = op.getType();
   unsigned n = yt.getRank();
   MLIRContext *ctx = b.getContext();
   Value table = op.getTable();
+  if (n == 2 && !yt.isDynamicDim(1))
+    return gatherRows(b, loc, op.getIds(), table, yt);
   return generic(
       b, loc, {op.getIds()}, emptyLike(b, loc, yt, op.getIds()),
       {pick(ctx, n, range(0, n - 1)),

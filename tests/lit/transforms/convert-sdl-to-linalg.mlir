@@ -302,13 +302,13 @@ module @Rich {
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]]
 // CHECK: %[[TABLET:.+]] = bufferization.to_tensor %[[TABLE]]
 // CHECK: %[[WT:.+]] = bufferization.to_tensor %{{.+}} : memref<9x3xf32> to tensor<9x3xf32>
-// Embedding: a gather from the table.
-// CHECK: %[[E:.+]] = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%[[IDST]] : tensor<?xi64>) outs(%{{.+}} : tensor<?x4xf32>)
-// CHECK-NEXT: ^bb0(%[[ID:[^:]+]]: i64, %{{.+}}: f32):
+// Embedding: a gather from the table, one row copy per id.
+// CHECK: %[[E:.+]] = scf.for %[[I:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[ACC:.+]] = %{{.+}}) -> (tensor<?x4xf32>)
+// CHECK-NEXT: %[[ID:.+]] = tensor.extract %[[IDST]][%[[I]]] : tensor<?xi64>
 // CHECK-NEXT: %[[ROW:.+]] = arith.index_cast %[[ID]] : i64 to index
-// CHECK-NEXT: %[[COL:.+]] = linalg.index 1 : index
-// CHECK-NEXT: %[[V:.+]] = tensor.extract %[[TABLET]][%[[ROW]], %[[COL]]] : tensor<10x4xf32>
-// CHECK-NEXT: linalg.yield %[[V]] : f32
+// CHECK-NEXT: %[[SLICE:.+]] = tensor.extract_slice %[[TABLET]][%[[ROW]], 0] [1, 4] [1, 1] : tensor<10x4xf32> to tensor<1x4xf32>
+// CHECK-NEXT: %[[INS:.+]] = tensor.insert_slice %[[SLICE]] into %[[ACC]][%[[I]], 0] [1, 4] [1, 1]
+// CHECK-NEXT: scf.yield %[[INS]]
 // add(r, r)
 // CHECK: %[[A:.+]] = linalg.generic {{.+}} ins(%[[R:.+]], %[[R]] : tensor<?x5xf32>, tensor<?x5xf32>)
 // CHECK-NEXT: ^bb0
