@@ -278,7 +278,8 @@ typedef struct sparsec__param {
     int64_t chunk_rows;
     float *cap_x, *cap_dy;
     int64_t cap_rows;
-    int64_t cap_batch; /* batch of the last successful train step */
+    int64_t cap_batch; /* batch of the last train kernel call (the update
+                          runs only after a successful step) */
   } dyn;
 } sparsec__param;
 
