@@ -1,6 +1,7 @@
 //===- MaskAbi.cpp - Masks and pruning schedules in the C ABI -------------===//
 //
-// The mask of a masked_linear is a rank-2 SPARSEC_LAYOUT_BUFFER parameter
+// The mask of a masked_linear or masked_conv2d (whose weight is the matrix
+// [out, in / groups * kh * kw]) is a rank-2 SPARSEC_LAYOUT_BUFFER parameter
 // (`<layer>.weight_mask`) whose descriptor names the weight it multiplies,
 // how many ones it starts with, and its pruning schedule (runtime.h,
 // "ABI 5 (pruning)"). This file reads those from sdl.param and writes them

@@ -146,6 +146,18 @@ bool sparsec::linkModelLibrary(const ModelAbi &abi, const std::string &object,
                                const RuntimeLocation &rt,
                                const std::string &output, const std::string &cc,
                                bool verbose, std::string &error) {
+  std::string glueText, scriptText;
+  llvm::raw_string_ostream glueOS(glueText), scriptOS(scriptText);
+  emitGlue(abi, glueOS);
+  emitVersionScript(abi, scriptOS);
+  return linkLibrary(glueText, scriptText, object, rt, output, cc, verbose,
+                     error);
+}
+
+bool sparsec::linkLibrary(llvm::StringRef glueText, llvm::StringRef scriptText,
+                          const std::string &object, const RuntimeLocation &rt,
+                          const std::string &output, const std::string &cc,
+                          bool verbose, std::string &error) {
   llvm::SmallString<128> glue, script;
   int fd;
   if (llvm::sys::fs::createTemporaryFile("sparsec-glue", "c", fd, glue) ||
@@ -155,12 +167,12 @@ bool sparsec::linkModelLibrary(const ModelAbi &abi, const std::string &object,
   }
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    emitGlue(abi, os);
+    os << glueText;
   }
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(script, ec);
-    emitVersionScript(abi, os);
+    os << scriptText;
   }
   llvm::ErrorOr<std::string> ccPath = llvm::sys::findProgramByName(cc);
   if (!ccPath) {

@@ -51,6 +51,14 @@ bool linkModelLibrary(const ModelAbi &abi, const std::string &object,
                       const RuntimeLocation &rt, const std::string &output,
                       const std::string &cc, bool verbose, std::string &error);
 
+/// Links `object`, the C source `glueText` and the static runtime into the
+/// shared library `output` with the linker version script `scriptText`
+/// (linkModelLibrary's back half, also used for fn kernels).
+bool linkLibrary(llvm::StringRef glueText, llvm::StringRef scriptText,
+                 const std::string &object, const RuntimeLocation &rt,
+                 const std::string &output, const std::string &cc,
+                 bool verbose, std::string &error);
+
 } // namespace sparsec
 
 #endif // SPARSEC_CODEGEN_OBJECTEMITTER_H

@@ -41,9 +41,12 @@ void ::sparsec::buildLinalgPipeline(OpPassManager &pm) {
   pm.addPass(mlir::sdl::createSdlGenerateRowUpdates());
   pm.addPass(mlir::sdl::createSdlGenerateRiglScores());
   pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+  pm.addPass(mlir::sdl::createSdlLowerFakeQuant());
   pm.addPass(mlir::sdl::createSdlLowerSparseLinear());
   pm.addPass(mlir::sdl::createSdlLowerKWinners());
   pm.addPass(mlir::sdl::createSdlLowerMaskedLinear());
+  pm.addPass(mlir::sdl::createSdlLowerMaskedConv2d());
+  pm.addPass(mlir::sdl::createSdlLowerMaskedLstm());
   pm.addPass(mlir::sdl::createConvertSdlToLinalg());
   pm.addPass(createCanonicalizerPass());
 }
@@ -72,7 +75,10 @@ void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
       /*enableSIMDIndex32=*/true, /*enableGPULibgen=*/false,
       SparseEmitStrategy::kFunctional, SparseParallelizationStrategy::kNone));
   bufferization::BufferDeallocationPipelineOptions dealloc;
+  dealloc.privateFunctionDynamicOwnership = o.sparseResults;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  if (o.sparseResults)
+    pm.addPass(createConvertBufferizationToMemRefPass());
   if (o.threads)
     pm.addPass(mlir::sdl::createSparsecOutlineParallel());
   pm.addPass(createStorageSpecifierToLLVMPass());
@@ -113,6 +119,15 @@ void ::sparsec::registerSparsecPasses() {
   PassPipelineRegistration<>(
       "sparsec-llvm", "linalg -> LLVM dialect (sparsifier, codegen mode)",
       [](OpPassManager &pm) { buildLLVMPipeline(pm, CodegenOptions()); });
+  PassPipelineRegistration<>(
+      "sparsec-llvm-fn",
+      "linalg -> LLVM dialect for fn kernels (sparsec-llvm with sparse "
+      "results, docs/sparse-ops.md)",
+      [](OpPassManager &pm) {
+        CodegenOptions o;
+        o.sparseResults = true;
+        buildLLVMPipeline(pm, o);
+      });
   PassPipelineRegistration<>(
       "sparsec-all", "sdl -> LLVM dialect (every stage)",
       [](OpPassManager &pm) {

@@ -19,6 +19,12 @@ struct CodegenOptions {
   /// Run loops marked `sdl.parallel` on the runtime's thread pool
   /// (sparsec-outline-parallel); otherwise they run sequentially.
   bool threads = true;
+  /// Kernels that build sparse results (fn kernels, docs/sparse-ops.md):
+  /// the sparsifier's private insertion helpers take and return buffers, so
+  /// deallocation passes ownership through them
+  /// (private-function-dynamic-ownership) instead of cloning, and any
+  /// remaining clone becomes an alloc + copy.
+  bool sparseResults = false;
 };
 
 /// sdl -> sdl-train: sdl-expand-training.

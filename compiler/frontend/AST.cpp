@@ -130,6 +130,10 @@ StringRef ast::layerKindName(LayerKind k) {
     return "kwinners2d";
   case LayerKind::MaskedLinear:
     return "masked_linear";
+  case LayerKind::MaskedConv2d:
+    return "masked_conv2d";
+  case LayerKind::MaskedLstm:
+    return "masked_lstm";
   }
   return "?";
 }
@@ -253,6 +257,12 @@ std::string ArgValue::toString() const {
     return s;
   }
   case Kind::List: {
+    if (flat && rows.size() == 1) {
+      std::string s = "[";
+      for (size_t i = 0; i < rows[0].size(); ++i)
+        s += (i ? ", " : "") + std::to_string(rows[0][i].value);
+      return s + "]";
+    }
     std::string s = "[";
     for (size_t r = 0; r < rows.size(); ++r) {
       s += r ? ", [" : "[";
@@ -414,7 +424,9 @@ private:
       return;
     }
     const Layer &l = p.layer;
-    os << layerKindName(l.kind) << '(';
+    os << (l.quantBits ? StringRef("sparse_quantized_linear")
+                       : layerKindName(l.kind))
+       << '(';
     switch (l.kind) {
     case LayerKind::Linear:
       os << "in=" << l.in << ", out=" << l.out
@@ -434,11 +446,33 @@ private:
            << ", drop_fraction=" << formatDouble(l.dropFraction);
       if (l.dynamic == "rigl")
         os << ", max_size=" << l.maxSize;
+      if (l.quantBits)
+        os << ", bits=" << l.quantBits;
       break;
+    case LayerKind::MaskedLstm:
+      os << "input_size=" << l.in << ", hidden_size=" << l.hidden
+         << ", batch_first=" << (l.batchFirst ? "true" : "false")
+         << ", output=" << (l.lstmLast ? "last" : "sequence");
+      [[fallthrough]];
     case LayerKind::MaskedLinear:
-      os << "in=" << l.in << ", out=" << l.out
-         << ", sparsity=" << formatDouble(l.sparsity)
+    case LayerKind::MaskedConv2d:
+      if (l.kind != LayerKind::MaskedLstm)
+        os << "in=" << l.in << ", out=" << l.out;
+      if (l.kind == LayerKind::MaskedConv2d) {
+        // [height, width], or one integer when they are equal.
+        auto hw = [](const std::array<int64_t, 2> &v) {
+          return v[0] == v[1] ? std::to_string(v[0])
+                              : "[" + std::to_string(v[0]) + ", " +
+                                    std::to_string(v[1]) + "]";
+        };
+        os << ", kernel_size=" << hw(l.kernel) << ", stride=" << hw(l.stride)
+           << ", padding=" << hw(l.padding) << ", dilation=" << hw(l.dilation)
+           << ", groups=" << l.groups;
+      }
+      os << ", sparsity=" << formatDouble(l.sparsity)
          << ", bias=" << (l.bias ? "true" : "false") << ", ones=" << l.nnz;
+      if (l.kind == LayerKind::MaskedLstm)
+        os << ", ones_hh=" << l.nnzHh;
       if (l.pattern == Pattern::User)
         os << ", mask=" << userPattern(l);
       if (!l.prune.empty())

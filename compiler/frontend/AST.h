@@ -26,6 +26,7 @@
 #include "llvm/Support/Casting.h"
 #include "llvm/Support/SMLoc.h"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -74,6 +75,10 @@ struct Type {
   bool isValid() const { return elem != ElemType::Invalid; }
   unsigned getRank() const { return static_cast<unsigned>(shape.size()); }
   bool hasBatchDim() const { return !shape.empty() && shape[0] == kBatch; }
+  /// A sequence-first value [T, B, ...] (rank 3 or more).
+  bool isSequenceFirst() const {
+    return shape.size() >= 3 && shape[0] != kBatch && shape[1] == kBatch;
+  }
   bool operator==(const Type &o) const {
     return elem == o.elem && shape == o.shape;
   }
@@ -144,8 +149,10 @@ struct ArgValue {
   double floatValue = 0.0;
   bool boolValue = false;
   std::string text; // identifier name or (unescaped) string contents
-  // List: `[[1, 2], [3, 4]]`, a list of integer lists.
+  // List: `[[1, 2], [3, 4]]`, a list of integer lists; a flat list
+  // `[1, 2]` is one row with `flat` set.
   std::vector<std::vector<IntEntry>> rows;
+  bool flat = false;
 
   bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
   double getNumber() const {
@@ -174,7 +181,9 @@ enum class LayerKind {
   Tensor,
   KWinners,
   MaskedLinear,
-  KWinners2d
+  KWinners2d,
+  MaskedConv2d,
+  MaskedLstm
 };
 
 /// How embedding_bag reduces the rows of a bag.
@@ -210,6 +219,10 @@ struct Layer {
   // schedule; rigl: most gradient scores computed at once.
   std::string dynamic;
   int64_t deltaT = 0, tEnd = 0, maxSize = int64_t(1) << 20;
+  // sparse_quantized_linear (a SparseLinear layer): the forward and the
+  // input gradient use the weight fake-quantized to `quantBits`-bit signed
+  // integers with one scale per output row; 0 for sparse_linear.
+  int64_t quantBits = 0;
   double dropFraction = 0;
   // masked_linear (SemaMasked.cpp): dense weight times a 0/1 mask with
   // `nnz` ones (random, or `pattern` = User from a mask file), and its
@@ -219,6 +232,21 @@ struct Layer {
   int64_t pruneBegin = 0, pruneEnd = 0, pruneEvery = 1;
   bool pruneGlobal = false;
   int64_t pruneNorm = 1; // structured: 1 (L1) or 2 (L2)
+  // masked_conv2d (SemaConv.cpp): `in`/`out` channels, [height, width] of
+  // kernel, stride, padding and dilation, and groups; the weight and mask
+  // are stored as [out, in / groups * kh * kw] (PyTorch's weight viewed as
+  // a matrix). Its mask and pruning use the masked_linear fields above.
+  std::array<int64_t, 2> kernel{1, 1}, stride{1, 1}, padding{0, 0},
+      dilation{1, 1};
+  int64_t groups = 1;
+  /// masked_conv2d: columns of the weight matrix (in / groups * kh * kw).
+  int64_t convCols() const { return in / groups * kernel[0] * kernel[1]; }
+  // masked_lstm (SemaLstm.cpp): `in` = input_size, `out` = 4 * hidden (the
+  // rows of weight_ih [4H, in] and weight_hh [4H, H]); `nnz` and `nnzHh`
+  // are the ones of their masks; the value is the output sequence, or the
+  // last hidden state with `lstmLast`.
+  int64_t hidden = 0, nnzHh = 0;
+  bool batchFirst = false, lstmLast = false;
   // embedding, embedding_bag: table [num, dim]; bag reduction.
   int64_t num = 0;
   int64_t dim = 0;
@@ -498,9 +526,12 @@ struct Model {
   const ParamDecl *findParam(llvm::StringRef name) const;
 };
 
-/// A source file: one or more models.
+struct FnDecl; // FnAST.h
+
+/// A source file: models and free-standing kernels (`fn`, FnAST.h).
 struct Module {
   std::vector<std::unique_ptr<Model>> models;
+  std::vector<std::shared_ptr<FnDecl>> fns;
   /// The source manager the locations refer to (used by dump()).
   const llvm::SourceMgr *sourceMgr = nullptr;
 };

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Frontend.h"
+#include "FnAST.h"
 #include "Parser.h"
 #include "Sema.h"
 
@@ -20,6 +21,7 @@ std::unique_ptr<ast::Module> sparsec::parseAndCheck(llvm::SourceMgr &sm,
   Parser parser(sm, bufferId, diags);
   std::unique_ptr<ast::Module> module = parser.parseModule();
   Sema(diags).check(*module);
+  ast::checkFns(*module, diags);
   if (diags.getNumErrors() != errorsBefore)
     return nullptr;
   return module;
@@ -27,4 +29,5 @@ std::unique_ptr<ast::Module> sparsec::parseAndCheck(llvm::SourceMgr &sm,
 
 void sparsec::dumpAST(const ast::Module &m, llvm::raw_ostream &os) {
   ast::dump(m, os);
+  ast::dumpFns(m, os);
 }

@@ -87,6 +87,12 @@ StringRef sparsec::tokenKindName(TokenKind kind) {
     return "'@'";
   case TokenKind::Semicolon:
     return "';'";
+  case TokenKind::Star:
+    return "'*'";
+  case TokenKind::Slash:
+    return "'/'";
+  case TokenKind::Arrow:
+    return "'->'";
   }
   return "token";
 }
@@ -98,7 +104,7 @@ static bool isWhitespace(char c) {
          c == '\f';
 }
 static bool isPunctuation(char c) {
-  return StringRef("{}()[],:=+-@;").contains(c);
+  return StringRef("{}()[],:=+-@;*/").contains(c);
 }
 
 Lexer::Lexer(llvm::SourceMgr &sm, unsigned bufferId, DiagEngine &diags)
@@ -193,6 +199,16 @@ Token Lexer::lex() {
       break;
     case '-':
       kind = TokenKind::Minus;
+      if (cur + 1 != bufEnd && cur[1] == '>') {
+        cur += 2;
+        return makeToken(TokenKind::Arrow, start, atStartOfLine);
+      }
+      break;
+    case '*':
+      kind = TokenKind::Star;
+      break;
+    case '/':
+      kind = TokenKind::Slash;
       break;
     case '@':
       kind = TokenKind::At;

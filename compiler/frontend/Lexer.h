@@ -65,6 +65,9 @@ enum class TokenKind {
   Minus,
   At,
   Semicolon,
+  Star,  // '*' (fn kernels)
+  Slash, // '/' (fn kernels)
+  Arrow, // '->' (fn kernels)
 };
 
 /// A short description for messages and tests: "identifier", "'model'",

@@ -3,7 +3,8 @@
 // The list argument value of the parser: `[[o1, o2, ...], [i1, i2, ...]]`,
 // a list of lists of (optionally negative) integers, each kept with its
 // location so that Sema reports a bad entry where it is written (the
-// inline form of a connectivity or mask file).
+// inline form of a connectivity or mask file), or a flat list `[a, b]`
+// (one row, `flat` set: masked_conv2d's [height, width] pairs).
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,13 +18,16 @@ bool Parser::parseListValue(ArgValue &v) {
   v.kind = ArgValue::Kind::List;
   v.loc = tok.loc;
   consume(); // '['
+  // A flat list: its integers, then the closing ']'.
+  v.flat = tok.is(TokenKind::Integer) || tok.is(TokenKind::Minus);
   // Inner lists separated by commas, then the closing ']'.
   while (true) {
-    if (tok.isNot(TokenKind::LBracket)) {
+    if (!v.flat && tok.isNot(TokenKind::LBracket)) {
       error(tok.loc, "expected '[' to start a list of integers");
       return false;
     }
-    consume();
+    if (!v.flat)
+      consume();
     std::vector<IntEntry> row;
     while (tok.isNot(TokenKind::RBracket)) {
       bool negate = consumeIf(TokenKind::Minus);
@@ -42,7 +46,7 @@ bool Parser::parseListValue(ArgValue &v) {
     }
     consume(); // inner ']'
     v.rows.push_back(std::move(row));
-    if (consumeIf(TokenKind::RBracket))
+    if (v.flat || consumeIf(TokenKind::RBracket))
       return true;
     if (!consumeIf(TokenKind::Comma)) {
       error(tok.loc, "expected ',' or ']' after a list of integers");

@@ -84,7 +84,9 @@ bool Parser::isModelLevelKeyword() const {
 //===----------------------------------------------------------------------===//
 
 void Parser::syncTopLevel() {
-  while (tok.isNot(TokenKind::Eof) && tok.isNot(TokenKind::KwModel))
+  while (tok.isNot(TokenKind::Eof) && tok.isNot(TokenKind::KwModel) &&
+         !(tok.is(TokenKind::Identifier) && tok.spelling == "fn" &&
+           tok.atStartOfLine))
     consume();
 }
 
@@ -132,6 +134,12 @@ std::unique_ptr<Module> Parser::parseModule() {
   if (tok.is(TokenKind::Eof))
     error(tok.loc, "expected 'model'");
   while (tok.isNot(TokenKind::Eof)) {
+    // `fn` is a keyword only at the top level (docs/sparse-ops.md).
+    if (tok.is(TokenKind::Identifier) && tok.spelling == "fn") {
+      if (std::shared_ptr<FnDecl> fn = parseFn())
+        module->fns.push_back(std::move(fn));
+      continue;
+    }
     if (tok.isNot(TokenKind::KwModel)) {
       error(tok.loc, "expected 'model'");
       consume();

@@ -63,6 +63,10 @@ private:
   bool parseInteger(const Token &t, int64_t &out);
   bool parseFloat(const Token &t, double &out);
 
+  // Free-standing kernels (ParseFn.cpp).
+  friend class FnParser;
+  std::shared_ptr<ast::FnDecl> parseFn();
+
   // Forward block and expressions.
   bool parseForward(ast::Model &m);
   bool parseForwardStmt(ast::ForwardBlock &f);

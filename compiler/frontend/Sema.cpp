@@ -134,16 +134,22 @@ void ModelChecker::declareName(StringRef name, SMLoc loc, ValueRef ref) {
 void ModelChecker::checkInput(InputDecl &in) {
   const TypeSpec &spec = in.spec;
   bool ok = true;
-  if (spec.dims.empty() || !spec.dims[0].isSymbolic) {
+  // The batch dimension: the first, or the second of a sequence-first
+  // input [T, B, ...] (masked_lstm with batch_first = false reads those).
+  size_t bi = spec.dims.size() >= 3 && !spec.dims[0].isSymbolic &&
+                      spec.dims[1].isSymbolic
+                  ? 1
+                  : 0;
+  if (spec.dims.empty() || !spec.dims[bi].isSymbolic) {
     diags.error(spec.dims.empty() ? spec.loc : spec.dims[0].loc,
                 "the first dimension of '" + in.name +
                     "' must be the symbolic batch dimension");
     ok = false;
   } else if (m.batchSymbol.empty()) {
-    m.batchSymbol = spec.dims[0].symbol;
-  } else if (spec.dims[0].symbol != m.batchSymbol) {
-    diags.error(spec.dims[0].loc, "'" + in.name + "' uses batch dimension '" +
-                                      spec.dims[0].symbol +
+    m.batchSymbol = spec.dims[bi].symbol;
+  } else if (spec.dims[bi].symbol != m.batchSymbol) {
+    diags.error(spec.dims[bi].loc, "'" + in.name + "' uses batch dimension '" +
+                                      spec.dims[bi].symbol +
                                       "' but earlier inputs use '" +
                                       m.batchSymbol +
                                       "'; all inputs must use the same batch "
@@ -151,8 +157,10 @@ void ModelChecker::checkInput(InputDecl &in) {
     ok = false;
   }
   llvm::APInt perExample = toAPInt(1);
-  for (size_t i = 1, e = spec.dims.size(); i < e; ++i) {
+  for (size_t i = 0, e = spec.dims.size(); i < e; ++i) {
     const DimSpec &d = spec.dims[i];
+    if (i == bi)
+      continue;
     if (d.isSymbolic) {
       diags.error(d.loc, "dimension '" + d.symbol + "' of '" + in.name +
                              "' is symbolic; only the first (batch) "
@@ -189,9 +197,9 @@ void ModelChecker::checkInput(InputDecl &in) {
   }
   if (!ok)
     return;
-  std::vector<int64_t> shape{kBatch};
-  for (size_t i = 1, e = spec.dims.size(); i < e; ++i)
-    shape.push_back(spec.dims[i].value);
+  std::vector<int64_t> shape;
+  for (size_t i = 0, e = spec.dims.size(); i < e; ++i)
+    shape.push_back(i == bi ? kBatch : spec.dims[i].value);
   in.type = Type(spec.elem, std::move(shape));
 }
 
@@ -549,6 +557,14 @@ Type ModelChecker::applyLayer(CallExpr &c, const ParamDecl &p,
       return Type();
     return t;
   }
+  if (l.kind == LayerKind::MaskedConv2d) {
+    Type r = applyMaskedConv2d(c, p, t, batch, diags);
+    return r.isValid() ? checkValueSize(c.getLoc(), std::move(r)) : r;
+  }
+  if (l.kind == LayerKind::MaskedLstm) {
+    Type r = applyMaskedLstm(c, p, t, batch, diags);
+    return r.isValid() ? checkValueSize(c.getLoc(), std::move(r)) : r;
+  }
   // linear and sparse_linear.
   if (t.elem != ElemType::F32 || t.getRank() != 2 || !t.hasBatchDim()) {
     diags.error(c.getLoc(), "layer '" + p.name +
@@ -706,7 +722,7 @@ void ModelChecker::checkOutput() {
     return;
   }
   Type t = ref.getType();
-  if (t.isValid() && !t.hasBatchDim()) {
+  if (t.isValid() && !t.hasBatchDim() && !t.isSequenceFirst()) {
     diags.error(ret->nameLoc, "the output '" + ret->name +
                                   "' must have the batch dimension first, "
                                   "got " +

@@ -57,6 +57,18 @@ ast::Type checkFlatten(const ast::CallExpr &c, llvm::StringRef batch,
 ast::Type checkUnflatten(const ast::CallExpr &c, llvm::StringRef batch,
                          DiagEngine &diags);
 
+/// The result type of applying the masked_conv2d `p` to a value of type
+/// `t`, or an invalid type after reporting (SemaConv.cpp).
+ast::Type applyMaskedConv2d(const ast::CallExpr &c, const ast::ParamDecl &p,
+                            const ast::Type &t, llvm::StringRef batch,
+                            DiagEngine &diags);
+
+/// The result type of applying the masked_lstm `p` to a value of type `t`,
+/// or an invalid type after reporting (SemaLstm.cpp).
+ast::Type applyMaskedLstm(const ast::CallExpr &c, const ast::ParamDecl &p,
+                          const ast::Type &t, llvm::StringRef batch,
+                          DiagEngine &diags);
+
 /// Checks the arguments of an optimizer declaration and fills in
 /// `o.optimizer` (sets `o.isResolved`). Returns false after reporting errors.
 bool resolveOptimizer(ast::OptimizerDecl &o, DiagEngine &diags);

@@ -19,11 +19,14 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
 
+#include <initializer_list>
+#include <vector>
+
 namespace sparsec {
 
 class DiagEngine;
 
-enum class ArgType { Int, Number, Bool, Name, NameOrString };
+enum class ArgType { Int, Number, Bool, Name, NameOrString, IntOrPair };
 
 struct ArgSpec {
   const char *name;
@@ -46,6 +49,33 @@ bool bindArgs(DiagEngine &diags, llvm::StringRef kind, llvm::SMLoc kindLoc,
 /// fills in `p.layer` (SemaMasked.cpp). A static mask sparser than the CSR
 /// threshold becomes a sparse_linear with that pattern.
 bool resolveMaskedLinear(ast::ParamDecl &p, DiagEngine &diags);
+
+/// `head` followed by the keyword-only pruning arguments every masked layer
+/// takes (prune, initial, final, begin, end, every, scope, norm; SemaMasked.cpp).
+std::vector<ArgSpec> withPruneArgs(std::initializer_list<ArgSpec> head);
+
+/// The argument table of masked_linear (SemaMasked.cpp).
+llvm::ArrayRef<ArgSpec> maskedLinearArgs();
+
+/// The mask and pruning arguments of a masked layer whose kind, `in`,
+/// `out` and shape fields are set in `l`: `args` is bound in the order of
+/// maskedLinearArgs() (its in, out, bias and csr_below rows are not read).
+bool resolveMaskAndPrune(ast::ParamDecl &p, DiagEngine &diags,
+                         const BoundArgs &args, ast::Layer &l);
+
+/// masked_conv2d(in_channels, out_channels, kernel_size, ...): binds and
+/// checks the arguments of `p` and fills in `p.layer` (SemaConv.cpp).
+bool resolveMaskedConv2d(ast::ParamDecl &p, DiagEngine &diags);
+
+/// masked_lstm(input_size, hidden_size, ...): binds and checks the
+/// arguments of `p` and fills in `p.layer` (SemaLstm.cpp).
+bool resolveMaskedLstm(ast::ParamDecl &p, DiagEngine &diags);
+
+/// `args`, bound to `specs`, rebound to the rows of maskedLinearArgs() with
+/// the same names (rows `specs` lacks stay nullptr), for
+/// resolveMaskAndPrune.
+BoundArgs rebindToMaskedLinearArgs(llvm::ArrayRef<ArgSpec> specs,
+                                    const BoundArgs &args);
 
 /// Global pruning ranks the weights of every `scope = global` layer
 /// together, so their schedules must agree: reports the first layer whose

@@ -22,6 +22,8 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
+#include <iterator>
+#include <vector>
 #include <optional>
 #include <vector>
 
@@ -61,6 +63,13 @@ const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
                                      {"drop_fraction", ArgType::Number, false,
                                       true},
                                      {"max_size", ArgType::Int, false, true}};
+/// sparse_linear's arguments (the dynamic ones are rejected) and `bits`.
+const std::vector<ArgSpec> kSparseQuantizedLinearArgs = [] {
+  std::vector<ArgSpec> v(std::begin(kSparseLinearArgs),
+                         std::end(kSparseLinearArgs));
+  v.push_back({"bits", ArgType::Int, false, true});
+  return v;
+}();
 const ArgSpec kEmbeddingArgs[] = {
     {"num", ArgType::Int, true},
     {"dim", ArgType::Int, true},
@@ -224,6 +233,12 @@ bool sparsec::bindArgs(DiagEngine &diags, StringRef kind, SMLoc kindLoc,
       if (v.kind != ArgValue::Kind::Ident)
         expected = "a name";
       break;
+    case ArgType::IntOrPair:
+      if (v.kind != ArgValue::Kind::Int &&
+          (v.kind != ArgValue::Kind::List || !v.flat || v.rows.size() != 1 ||
+           v.rows[0].size() != 2))
+        expected = "an integer or a pair [height, width]";
+      break;
     case ArgType::NameOrString:
       if (v.kind != ArgValue::Kind::Ident && v.kind != ArgValue::Kind::String &&
           v.kind != ArgValue::Kind::List)
@@ -343,26 +358,55 @@ static bool resolveDynamic(ArrayRef<const Argument *> a, Layer &l,
   return true;
 }
 
+/// `bits` (2..8, default 8) of sparse_quantized_linear, which has no
+/// dynamic sparsity yet (args: kSparseQuantizedLinearArgs).
+static bool resolveQuantBits(ArrayRef<const Argument *> args, Layer &l,
+                             DiagEngine &diags) {
+  if (!l.dynamic.empty()) {
+    diags.error(args[5]->value.loc, "'dynamic' is not supported by "
+                                    "sparse_quantized_linear yet");
+    return false;
+  }
+  l.quantBits = args[10] ? args[10]->value.intValue : 8;
+  if (l.quantBits < 2 || l.quantBits > 8) {
+    diags.error(args[10]->value.loc, "argument 'bits' of "
+                                     "'sparse_quantized_linear' must be in "
+                                     "[2, 8]");
+    return false;
+  }
+  return true;
+}
+
 bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
   auto kind = llvm::StringSwitch<std::optional<LayerKind>>(p.kindName)
                   .Case("linear", LayerKind::Linear)
                   .Case("sparse_linear", LayerKind::SparseLinear)
+                  .Case("sparse_quantized_linear", LayerKind::SparseLinear)
                   .Case("embedding", LayerKind::Embedding)
                   .Case("embedding_bag", LayerKind::EmbeddingBag)
                   .Case("tensor", LayerKind::Tensor)
                   .Case("kwinners", LayerKind::KWinners)
                   .Case("kwinners2d", LayerKind::KWinners2d)
                   .Case("masked_linear", LayerKind::MaskedLinear)
+                  .Case("masked_conv2d", LayerKind::MaskedConv2d)
+                  .Case("masked_lstm", LayerKind::MaskedLstm)
                   .Default(std::nullopt);
   if (!kind) {
     diags.error(p.kindLoc, "unknown parameter kind '" + p.kindName +
                                "'; expected linear, sparse_linear, "
-                               "masked_linear, embedding, embedding_bag, "
+                               "sparse_quantized_linear, "
+                               "masked_linear, masked_conv2d, masked_lstm, "
+                               "embedding, "
+                               "embedding_bag, "
                                "tensor, kwinners or kwinners2d");
     return false;
   }
   if (*kind == LayerKind::MaskedLinear)
     return resolveMaskedLinear(p, diags);
+  if (*kind == LayerKind::MaskedConv2d)
+    return resolveMaskedConv2d(p, diags);
+  if (*kind == LayerKind::MaskedLstm)
+    return resolveMaskedLstm(p, diags);
   if (*kind == LayerKind::KWinners || *kind == LayerKind::KWinners2d)
     return resolveKWinners(p, diags);
   ArrayRef<ArgSpec> specs;
@@ -371,7 +415,9 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     specs = kLinearArgs;
     break;
   case LayerKind::SparseLinear:
-    specs = kSparseLinearArgs;
+    specs = p.kindName == "sparse_quantized_linear"
+                ? ArrayRef<ArgSpec>(kSparseQuantizedLinearArgs)
+                : ArrayRef<ArgSpec>(kSparseLinearArgs);
     break;
   case LayerKind::Embedding:
     specs = kEmbeddingArgs;
@@ -383,6 +429,8 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     specs = kTensorArgs;
     break;
   case LayerKind::MaskedLinear: // resolveMaskedLinear
+  case LayerKind::MaskedConv2d: // resolveMaskedConv2d
+  case LayerKind::MaskedLstm:   // resolveMaskedLstm
   case LayerKind::KWinners:     // resolveKWinners
   case LayerKind::KWinners2d:
     return false;
@@ -418,15 +466,18 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     if (*kind == LayerKind::SparseLinear) {
       l.sparsity = args[2] ? args[2]->value.getNumber() : 0.9;
       if (!(l.sparsity >= 0.0 && l.sparsity < 1.0)) {
-        diags.error(args[2]->value.loc,
-                    "argument 'sparsity' of 'sparse_linear' must be in "
-                    "[0, 1)");
+        diags.error(args[2]->value.loc, "argument 'sparsity' of '" +
+                                            p.kindName +
+                                            "' must be in [0, 1)");
         ok = false;
       }
       if (args[4] && !resolveConnectivity(*args[4], args[2], l, diags))
         ok = false;
       if (!resolveDynamic(ArrayRef<const Argument *>(args).slice(5, 5), l,
                           diags))
+        ok = false;
+      if (p.kindName == "sparse_quantized_linear" && !resolveQuantBits(
+                                                         args, l, diags))
         ok = false;
     }
     count = toAPInt(l.in) * toAPInt(l.out);
@@ -519,6 +570,8 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
     break;
   }
   case LayerKind::MaskedLinear: // resolveMaskedLinear
+  case LayerKind::MaskedConv2d: // resolveMaskedConv2d
+  case LayerKind::MaskedLstm:   // resolveMaskedLstm
   case LayerKind::KWinners:     // resolveKWinners
   case LayerKind::KWinners2d:
     return false;

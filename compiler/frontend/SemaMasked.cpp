@@ -54,14 +54,7 @@ enum Arg {
   NumArgs
 };
 
-const ArgSpec kMaskedLinearArgs[] = {
-    {"in", ArgType::Int, true},
-    {"out", ArgType::Int, true},
-    {"sparsity", ArgType::Number, false},
-    {"bias", ArgType::Bool, false},
-    {"density", ArgType::Number, false, true},
-    {"mask", ArgType::NameOrString, false, true},
-    {"csr_below", ArgType::Number, false, true},
+const ArgSpec kPruneArgs[] = {
     {"prune", ArgType::Name, false, true},
     {"initial", ArgType::Number, false, true},
     {"final", ArgType::Number, false, true},
@@ -70,7 +63,15 @@ const ArgSpec kMaskedLinearArgs[] = {
     {"every", ArgType::Int, false, true},
     {"scope", ArgType::Name, false, true},
     {"norm", ArgType::Name, false, true}};
-static_assert(std::size(kMaskedLinearArgs) == NumArgs);
+
+const std::vector<ArgSpec> kMaskedLinearArgs = withPruneArgs(
+    {{"in", ArgType::Int, true},
+     {"out", ArgType::Int, true},
+     {"sparsity", ArgType::Number, false},
+     {"bias", ArgType::Bool, false},
+     {"density", ArgType::Number, false, true},
+     {"mask", ArgType::NameOrString, false, true},
+     {"csr_below", ArgType::Number, false, true}});
 
 class MaskedChecker {
 public:
@@ -78,6 +79,12 @@ public:
       : p(p), diags(diags), args(args) {}
 
   bool run(Layer &l);
+  /// The mask (sparsity, density or mask) and pruning arguments of a layer
+  /// whose kind, `out` and weight shape are set (masked_conv2d).
+  bool resolveMaskAndPrune(Layer &l) {
+    resolvePrune(l);
+    return resolveMask(l) && ok;
+  }
 
 private:
   ParamDecl &p;
@@ -98,6 +105,10 @@ private:
   }
   bool resolveMask(Layer &l);
   void resolvePrune(Layer &l);
+  /// Columns of the weight matrix the mask covers.
+  static int64_t cols(const Layer &l) {
+    return l.kind == LayerKind::MaskedConv2d ? l.convCols() : l.in;
+  }
 };
 
 bool MaskedChecker::resolveMask(Layer &l) {
@@ -107,22 +118,23 @@ bool MaskedChecker::resolveMask(Layer &l) {
   if (arg(Sparsity)) {
     sparsity = number(Sparsity, 0.0);
     if (!(sparsity >= 0.0 && sparsity < 1.0))
-      error(Sparsity, "argument 'sparsity' of 'masked_linear' must be in "
-                      "[0, 1)");
+      error(Sparsity, "argument 'sparsity' of '" + Twine(p.kindName) +
+                          "' must be in [0, 1)");
   }
   if (arg(Density)) {
     double d = number(Density, 1.0);
     sparsity = 1.0 - d;
     if (!(d > 0.0 && d <= 1.0))
-      error(Density, "argument 'density' of 'masked_linear' must be in "
-                     "(0, 1]");
+      error(Density, "argument 'density' of '" + Twine(p.kindName) +
+                         "' must be in (0, 1]");
   }
   l.sparsity = sparsity;
   if (const Argument *m = arg(Mask)) {
     bool list = m->value.kind == ArgValue::Kind::List;
     if (m->value.kind != ArgValue::Kind::String && !list) {
-      error(Mask, "argument 'mask' of 'masked_linear' must be a mask file "
-                  "name in quotes or an inline list");
+      error(Mask, "argument 'mask' of '" + Twine(p.kindName) +
+                      "' must be a mask file name in quotes or an inline "
+                      "list");
       return false;
     }
     for (Arg a : {Sparsity, Density})
@@ -132,7 +144,7 @@ bool MaskedChecker::resolveMask(Layer &l) {
                      "mask)");
     if (!ok)
       return false;
-    if (!readPattern(diags, m->value, "mask", l.out, l.in, l.userPositions,
+    if (!readPattern(diags, m->value, "mask", l.out, cols(l), l.userPositions,
                      l.userCoordinates))
       return ok = false;
     if (l.userCoordinates.empty()) {
@@ -143,12 +155,12 @@ bool MaskedChecker::resolveMask(Layer &l) {
     l.pattern = Pattern::User;
     l.connectivityFile = list ? "" : m->value.text;
     l.nnz = static_cast<int64_t>(l.userCoordinates.size());
-    l.sparsity = 1.0 - double(l.nnz) / (double(l.in) * double(l.out));
+    l.sparsity = 1.0 - double(l.nnz) / (double(cols(l)) * double(l.out));
     return true;
   }
   if (!ok)
     return false;
-  l.nnz = std::llround((1.0 - l.sparsity) * double(l.in) * double(l.out));
+  l.nnz = std::llround((1.0 - l.sparsity) * double(cols(l)) * double(l.out));
   if (l.nnz < 1) {
     diags.error(p.loc, "parameter '" + p.name +
                            "' has no nonzero weights: round((1 - sparsity) * "
@@ -197,16 +209,18 @@ void MaskedChecker::resolvePrune(Layer &l) {
     return;
   l.pruneFinal = number(Final, 0.0);
   if (!(l.pruneFinal >= 0.0 && l.pruneFinal < 1.0))
-    error(Final, "argument 'final' of 'masked_linear' must be in [0, 1)");
+    error(Final, "argument 'final' of '" + Twine(p.kindName) +
+                     "' must be in [0, 1)");
   l.pruneBegin = integer(Begin, 1);
   l.pruneEnd = integer(End, l.pruneBegin);
   l.pruneEvery = integer(Every, 1);
   l.pruneInitial = number(Initial, arg(End) ? 0.0 : l.pruneFinal);
   if (!(l.pruneInitial >= 0.0 && l.pruneInitial <= l.pruneFinal))
-    error(Initial, "argument 'initial' of 'masked_linear' must be in "
-                   "[0, final]");
+    error(Initial, "argument 'initial' of '" + Twine(p.kindName) +
+                       "' must be in [0, final]");
   if (l.pruneEnd < l.pruneBegin)
-    error(End, "argument 'end' of 'masked_linear' must be >= 'begin' (" +
+    error(End, "argument 'end' of '" + Twine(p.kindName) +
+                   "' must be >= 'begin' (" +
                    Twine(l.pruneBegin) + ")");
   else if ((l.pruneEnd - l.pruneBegin) % l.pruneEvery != 0)
     error(End, "'end' - 'begin' (" + Twine(l.pruneEnd - l.pruneBegin) +
@@ -285,10 +299,38 @@ bool sparsec::resolveMaskedLinear(ParamDecl &p, DiagEngine &diags) {
   return true;
 }
 
+bool sparsec::resolveMaskAndPrune(ParamDecl &p, DiagEngine &diags,
+                                  const BoundArgs &args, Layer &l) {
+  return MaskedChecker(p, diags, args).resolveMaskAndPrune(l);
+}
+
+std::vector<ArgSpec> sparsec::withPruneArgs(std::initializer_list<ArgSpec> head) {
+  std::vector<ArgSpec> v(head);
+  v.insert(v.end(), std::begin(kPruneArgs), std::end(kPruneArgs));
+  return v;
+}
+
+llvm::ArrayRef<ArgSpec> sparsec::maskedLinearArgs() {
+  return kMaskedLinearArgs;
+}
+
+BoundArgs sparsec::rebindToMaskedLinearArgs(llvm::ArrayRef<ArgSpec> specs,
+                                            const BoundArgs &args) {
+  BoundArgs r(kMaskedLinearArgs.size(), nullptr);
+  for (size_t i = 0; i < kMaskedLinearArgs.size(); ++i)
+    for (size_t j = 0; j < specs.size(); ++j)
+      if (StringRef(kMaskedLinearArgs[i].name) == specs[j].name)
+        r[i] = args[j];
+  return r;
+}
+
 bool sparsec::checkGlobalPruning(const Model &model, DiagEngine &diags) {
   const ParamDecl *first = nullptr;
   for (const auto &p : model.params) {
-    if (!p->isResolved || p->layer.kind != LayerKind::MaskedLinear ||
+    if (!p->isResolved ||
+        (p->layer.kind != LayerKind::MaskedLinear &&
+         p->layer.kind != LayerKind::MaskedConv2d &&
+         p->layer.kind != LayerKind::MaskedLstm) ||
         !p->layer.pruneGlobal)
       continue;
     if (!first) {

@@ -21,6 +21,12 @@ using namespace sparsec;
 
 namespace {
 
+/// Columns of a layer's weight matrix: `in`, or in / groups * kh * kw for
+/// masked_conv2d (PyTorch's conv weight viewed as [out, -1]).
+int64_t weightCols(const ast::Layer &l) {
+  return l.kind == ast::LayerKind::MaskedConv2d ? l.convCols() : l.in;
+}
+
 class MLIRGenImpl {
 public:
   MLIRGenImpl(MLIRContext &ctx, const llvm::SourceMgr &sm)
@@ -120,15 +126,16 @@ private:
 
   void genParams(const ast::Model &model);
   void genOptimizer(const ast::OptimizerDecl &opt);
-  /// The mask `<name>.weight_mask` of a masked_linear (after its bias, as
-  /// PyTorch lists buffers after parameters) with its pruning schedule.
-  void declareMask(Location l, const std::string &name, const ast::Layer &lay) {
-    auto m = declareParam(
-        l, name + ".weight_mask",
-        RankedTensorType::get({lay.out, lay.in}, b.getF32Type()), "mask",
-        "zeros", 0.0);
-    m.setMaskOfAttr(b.getStringAttr(name + ".weight"));
-    m.setOnesAttr(b.getI64IntegerAttr(lay.nnz));
+  /// The mask `<weight>_mask` [rows, cols] with `ones` ones of a masked
+  /// layer's weight (after its bias, as PyTorch lists buffers after
+  /// parameters) with the layer's pruning schedule.
+  void declareMask(Location l, const std::string &weight, int64_t rows,
+                   int64_t cols, int64_t ones, const ast::Layer &lay) {
+    auto m = declareParam(l, weight + "_mask",
+                          RankedTensorType::get({rows, cols}, b.getF32Type()),
+                          "mask", "zeros", 0.0);
+    m.setMaskOfAttr(b.getStringAttr(weight));
+    m.setOnesAttr(b.getI64IntegerAttr(ones));
     if (lay.pattern == ast::Pattern::User) {
       m.setPatternAttr(b.getStringAttr("user"));
       m.setUserPositionsAttr(b.getDenseI32ArrayAttr(lay.userPositions));
@@ -147,6 +154,27 @@ private:
          b.getNamedAttr("norm", b.getI64IntegerAttr(lay.pruneNorm))}));
   }
 
+  /// masked_lstm: nn.LSTM's weight_ih, weight_hh, bias_ih, bias_hh (all
+  /// uniform in +-1/sqrt(H), as PyTorch), then the two masks.
+  void declareLstmParams(Location l, const std::string &name,
+                         const ast::Layer &lay) {
+    auto f32 = b.getF32Type();
+    double h = double(lay.hidden);
+    declareParam(l, name + ".weight_ih",
+                 RankedTensorType::get({lay.out, lay.in}, f32), "dense",
+                 "fan_in_uniform", h);
+    declareParam(l, name + ".weight_hh",
+                 RankedTensorType::get({lay.out, lay.hidden}, f32), "dense",
+                 "fan_in_uniform", h);
+    if (lay.bias)
+      for (const char *bias : {".bias_ih", ".bias_hh"})
+        declareParam(l, name + bias, RankedTensorType::get({lay.out}, f32),
+                     "dense", "fan_in_uniform", h);
+    declareMask(l, name + ".weight_ih", lay.out, lay.in, lay.nnz, lay);
+    declareMask(l, name + ".weight_hh", lay.out, lay.hidden, lay.nnzHh, lay);
+  }
+  Value genLstm(const ast::CallExpr &call, Value x);
+
   Value getParam(Location l, StringRef name, Type t) {
     return sdl::GetParamOp::create(b, l, t, name);
   }
@@ -162,7 +190,7 @@ private:
 double fanIn(const ast::Layer &l) {
   if (l.kind == ast::LayerKind::SparseLinear)
     return std::max(1.0, double(l.nnz) / double(l.out));
-  return double(l.in);
+  return double(weightCols(l));
 }
 
 void MLIRGenImpl::genParams(const ast::Model &model) {
@@ -173,8 +201,10 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
     switch (l.kind) {
     case ast::LayerKind::Linear:
     case ast::LayerKind::MaskedLinear:
+    case ast::LayerKind::MaskedConv2d:
       declareParam(pl, w,
-                   RankedTensorType::get({l.out, l.in}, b.getF32Type()),
+                   RankedTensorType::get({l.out, weightCols(l)},
+                                         b.getF32Type()),
                    "dense", "fan_in_uniform", fanIn(l));
       break;
     case ast::LayerKind::SparseLinear: {
@@ -197,6 +227,9 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
       }
       break;
     }
+    case ast::LayerKind::MaskedLstm:
+      declareLstmParams(pl, p->name, l);
+      break;
     case ast::LayerKind::KWinners:
     case ast::LayerKind::KWinners2d:
       declareParam(pl, p->name + ".duty_cycle",
@@ -227,14 +260,15 @@ void MLIRGenImpl::genParams(const ast::Model &model) {
       break;
     }
     }
+    bool masked = l.kind == ast::LayerKind::MaskedLinear ||
+                  l.kind == ast::LayerKind::MaskedConv2d;
     if ((l.kind == ast::LayerKind::Linear ||
-         l.kind == ast::LayerKind::SparseLinear ||
-         l.kind == ast::LayerKind::MaskedLinear) &&
+         l.kind == ast::LayerKind::SparseLinear || masked) &&
         l.bias)
       declareParam(pl, bias, RankedTensorType::get({l.out}, b.getF32Type()),
                    "dense", "fan_in_uniform", fanIn(l));
-    if (l.kind == ast::LayerKind::MaskedLinear)
-      declareMask(pl, p->name, l);
+    if (masked)
+      declareMask(pl, w, l.out, weightCols(l), l.nnz, l);
   }
 }
 
@@ -365,26 +399,64 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
     }
     return kw;
   }
-  if (l.kind == ast::LayerKind::MaskedLinear) {
-    auto wt = RankedTensorType::get({l.out, l.in}, b.getF32Type());
+  if (l.kind == ast::LayerKind::MaskedLstm)
+    return genLstm(call, x);
+  if (l.kind == ast::LayerKind::MaskedLinear ||
+      l.kind == ast::LayerKind::MaskedConv2d) {
+    auto wt = RankedTensorType::get({l.out, weightCols(l)}, b.getF32Type());
     Value w = getParam(cl, p.name + ".weight", wt);
     Value mask = getParam(cl, p.name + ".weight_mask", wt);
     Value bias;
     if (l.bias)
       bias = getParam(cl, p.name + ".bias",
                       RankedTensorType::get({l.out}, b.getF32Type()));
-    return sdl::MaskedLinearOp::create(b, cl, resultType, x, w, mask, bias);
+    if (l.kind == ast::LayerKind::MaskedLinear)
+      return sdl::MaskedLinearOp::create(b, cl, resultType, x, w, mask, bias);
+    return sdl::MaskedConv2dOp::create(
+        b, cl, resultType, x, w, mask, bias, b.getDenseI64ArrayAttr(l.kernel),
+        b.getDenseI64ArrayAttr(l.stride), b.getDenseI64ArrayAttr(l.padding),
+        b.getDenseI64ArrayAttr(l.dilation), b.getI64IntegerAttr(l.groups));
   }
   RankedTensorType wt =
       l.kind == ast::LayerKind::SparseLinear
           ? csrType(l.out, l.in)
           : RankedTensorType::get({l.out, l.in}, b.getF32Type());
   Value w = getParam(cl, p.name + ".weight", wt);
+  if (l.quantBits) // sparse_quantized_linear: the layer sees Q(W)
+    w = sdl::FakeQuantRowsOp::create(b, cl, wt, w,
+                                     b.getI64IntegerAttr(l.quantBits));
   Value bias;
   if (l.bias)
     bias = getParam(cl, p.name + ".bias",
                     RankedTensorType::get({l.out}, b.getF32Type()));
   return sdl::LinearOp::create(b, cl, resultType, x, w, bias);
+}
+
+Value MLIRGenImpl::genLstm(const ast::CallExpr &call, Value x) {
+  const ast::ParamDecl &p = *call.param;
+  const ast::Layer &l = p.layer;
+  Location cl = loc(call.getLoc());
+  auto f32 = b.getF32Type();
+  auto wih = RankedTensorType::get({l.out, l.in}, f32);
+  auto whh = RankedTensorType::get({l.out, l.hidden}, f32);
+  SmallVector<Value> biases;
+  if (l.bias)
+    for (const char *bias : {".bias_ih", ".bias_hh"})
+      biases.push_back(
+          getParam(cl, p.name + bias, RankedTensorType::get({l.out}, f32)));
+  int64_t steps =
+      cast<RankedTensorType>(x.getType()).getDimSize(l.batchFirst ? 1 : 0);
+  auto stash = RankedTensorType::get(
+      {steps + 1, ShapedType::kDynamic, 6 * l.hidden}, f32);
+  auto op = sdl::MaskedLstmOp::create(
+      b, cl, TypeRange{tensorType(call.type), stash}, x,
+      getParam(cl, p.name + ".weight_ih", wih),
+      getParam(cl, p.name + ".weight_ih_mask", wih),
+      getParam(cl, p.name + ".weight_hh", whh),
+      getParam(cl, p.name + ".weight_hh_mask", whh), biases,
+      l.lstmLast ? b.getUnitAttr() : UnitAttr(),
+      l.batchFirst ? UnitAttr() : b.getUnitAttr());
+  return op.getResult();
 }
 
 Value MLIRGenImpl::genCall(const ast::CallExpr &call) {

@@ -35,6 +35,7 @@ struct Csr {
   int64_t rows, cols, width;
   Type elt;
   VectorType vec;
+  Value mask = {}; // a dense weight's 0/1 mask [O, I] (masked_linear), or null
 
   bool isDense() const { return !pos; }
 };

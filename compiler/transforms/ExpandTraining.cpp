@@ -75,22 +75,86 @@ public:
                               b, loc, w.getType(), dy, x, mask),
                           loc)))
       return failure();
-    if (needsGrad.contains(mask)) {
-      auto read = mask.getDefiningOp<GetParamOp>();
-      bool reused = !read || grads.count(mask) ||
-                    llvm::count_if(op->getBlock()->getOps<GetParamOp>(),
-                                   [&](GetParamOp g) {
-                                     return g.getParam() == read.getParam();
-                                   }) != 1;
-      if (reused)
-        return emitError(loc) << "a masked_linear layer applied more than "
-                                 "once is not supported yet";
-      grads[mask] = mask;
-    }
+    if (failed(keepMask(op, mask, "masked_linear")))
+      return failure();
     if (Value bias = op.getBias())
       return accumulate(bias, ReduceBatchOp::create(b, loc, bias.getType(), dy),
                         loc);
     return success();
+  }
+
+  /// The mask of a masked layer `op` is not trained: its "gradient" is its
+  /// next value, the mask itself.
+  LogicalResult keepMask(Operation *op, Value mask, StringRef layer) {
+    if (!needsGrad.contains(mask))
+      return success();
+    auto read = mask.getDefiningOp<GetParamOp>();
+    bool reused = !read || grads.count(mask) ||
+                  llvm::count_if(op->getBlock()->getOps<GetParamOp>(),
+                                 [&](GetParamOp g) {
+                                   return g.getParam() == read.getParam();
+                                 }) != 1;
+    if (reused)
+      return emitError(op->getLoc())
+             << "a " << layer << " layer applied more than once is not "
+             << "supported yet";
+    grads[mask] = mask;
+    return success();
+  }
+
+  /// masked_conv2d: masked input and weight gradients (same geometry as
+  /// the forward op), the bias gradient summed over batch and positions.
+  LogicalResult backwardConv(MaskedConv2dOp op, Value dy) {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), w = op.getWeight(), mask = op.getMask();
+    auto gradInput = [&] {
+      return MaskedConv2dGradInputOp::create(
+          b, loc, x.getType(), dy, w, mask, op.getKernelAttr(),
+          op.getStrideAttr(), op.getPaddingAttr(), op.getDilationAttr(),
+          op.getGroupsAttr());
+    };
+    auto gradWeight = [&] {
+      return MaskedConv2dGradWeightOp::create(
+          b, loc, w.getType(), dy, x, mask, op.getKernelAttr(),
+          op.getStrideAttr(), op.getPaddingAttr(), op.getDilationAttr(),
+          op.getGroupsAttr());
+    };
+    if (needsGrad.contains(x) && failed(accumulate(x, gradInput(), loc)))
+      return failure();
+    if (needsGrad.contains(w) && failed(accumulate(w, gradWeight(), loc)))
+      return failure();
+    if (failed(keepMask(op, mask, "masked_conv2d")))
+      return failure();
+    if (Value bias = op.getBias())
+      return accumulate(bias, ChannelSumOp::create(b, loc, bias.getType(), dy),
+                        loc);
+    return success();
+  }
+
+  /// masked_lstm: one BPTT op gives the input, weight and bias gradients
+  /// (bias_ih and bias_hh get the same one).
+  LogicalResult backwardLstm(MaskedLstmOp op, Value dy) {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), wih = op.getWeightIh(), whh = op.getWeightHh();
+    auto wt = cast<RankedTensorType>(wih.getType());
+    auto grad = MaskedLstmGradOp::create(
+        b, loc,
+        TypeRange{x.getType(), wih.getType(), whh.getType(),
+                  RankedTensorType::get({wt.getDimSize(0)},
+                                        wt.getElementType())},
+        dy, x, wih, op.getMaskIh(), whh, op.getMaskHh(), op.getStash(),
+        op.getLastAttr(), op.getSeqFirstAttr());
+    for (auto [v, g] : {std::pair<Value, Value>{x, grad.getGradInput()},
+                        {wih, grad.getGradWeightIh()},
+                        {whh, grad.getGradWeightHh()}})
+      if (failed(accumulate(v, g, loc)))
+        return failure();
+    for (Value bias : op.getBiases())
+      if (failed(accumulate(bias, grad.getGradBias(), loc)))
+        return failure();
+    if (failed(keepMask(op, op.getMaskIh(), "masked_lstm")))
+      return failure();
+    return keepMask(op, op.getMaskHh(), "masked_lstm");
   }
 
   /// Emits the backward ops of `op` given the gradient of its result.
@@ -126,6 +190,8 @@ public:
                                            kw.getBoostPeriodAttr());
       return success();
     }
+    if (auto fq = dyn_cast<FakeQuantRowsOp>(op)) // straight-through
+      return accumulate(fq.getInput(), dy, loc);
     if (auto add = dyn_cast<AddOp>(op)) {
       if (failed(accumulate(add.getLhs(), dy, loc)))
         return failure();
@@ -150,6 +216,10 @@ public:
     }
     if (auto ml = dyn_cast<MaskedLinearOp>(op))
       return backwardMasked(ml, dy);
+    if (auto conv = dyn_cast<MaskedConv2dOp>(op))
+      return backwardConv(conv, dy);
+    if (auto lstm = dyn_cast<MaskedLstmOp>(op))
+      return backwardLstm(lstm, dy);
     if (auto emb = dyn_cast<EmbeddingOp>(op)) {
       Value table = emb.getTable();
       if (!needsGrad.contains(table))
@@ -315,7 +385,9 @@ LogicalResult SdlExpandTraining::buildTrain(func::FuncOp model,
     if (&op != lossOp && &op != ret.getOperation())
       forwardOps.push_back(&op);
   for (Operation *op : llvm::reverse(forwardOps)) {
-    if (op->getNumResults() != 1)
+    // The gradient flows back through the first result (an LSTM's second
+    // one, its stash, is read only by its backward).
+    if (op->getNumResults() == 0)
       continue;
     Value dy = gb.lookup(op->getResult(0));
     if (!dy)

@@ -15,10 +15,14 @@
 // operation (runtime/src/optim_*.c, sparse form), so the results are
 // bit-identical and docs/optimizers.md applies unchanged. Settings the
 // runtime tests on the f32 value of a hyperparameter (momentum != 0,
-// weight decay != 0) are decided here on the same f32 value.
+// weight decay != 0) are decided here on the same f32 value. Each segment
+// first prefetches, for writing, the table and state rows of the segment
+// kPrefetchAhead on (sorted ids: far-apart rows no hardware prefetcher
+// predicts).
 //
 //===----------------------------------------------------------------------===//
 
+#include "transforms/LinalgBuilders.h"
 #include "transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -84,6 +88,7 @@ public:
     Value numSegments = arith::SubIOp::create(
         b, loc, memref::DimOp::create(b, loc, starts, 0), index(1));
     forLoop(index(0), numSegments, [&](Value u) {
+      prefetchSegment(u, numSegments);
       Value s0 = loadIndex(starts, u);
       Value s1 = loadIndex(starts, arith::AddIOp::create(b, loc, u, index(1)));
       Value id = loadIndex(keys, s0);
@@ -121,6 +126,45 @@ private:
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     body(loop.getInductionVar());
+  }
+
+  /// Prefetches (for writing) the table and state rows of the segment
+  /// kPrefetchAhead segments after `u` (clamped to the last one): the ids
+  /// are in sorted order, so their rows are far apart in memory.
+  void prefetchSegment(Value u, Value numSegments) {
+    Value last = arith::SubIOp::create(b, loc, numSegments, index(1));
+    Value ahead = arith::MinUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, u, index(builders::kPrefetchAhead)),
+        last);
+    Value id = loadIndex(keys, loadIndex(starts, ahead));
+    Value base = arith::MulIOp::create(b, loc, id, index(c.dim));
+    builders::prefetchRun(b, loc, values, base, c.dim, /*forWrite=*/true);
+    for (Value state : usedStates())
+      builders::prefetchRun(b, loc, state, base, c.dim, /*forWrite=*/true);
+  }
+
+  /// The state buffers holding one value per table element.
+  SmallVector<Value> usedStates() {
+    SmallVector<State> used;
+    if (c.kind == "sgd" && c.momentum)
+      used = {Momentum};
+    else if (c.kind == "adagrad")
+      used = {Sum};
+    else if (c.kind == "rmsprop") {
+      used = {SquareAvg};
+      if (c.centered)
+        used.push_back(GradAvg);
+      if (c.momentum)
+        used.push_back(Momentum);
+    } else if (c.kind != "sgd" && c.kind != "rowwise_adagrad") {
+      used = {ExpAvg, ExpAvgSq};
+      if (c.amsgrad)
+        used.push_back(MaxExpAvgSq);
+    }
+    SmallVector<Value> bufs;
+    for (State s : used)
+      bufs.push_back(states[s]);
+    return bufs;
   }
 
   /// g = grad rows perm[s0], perm[s0 + 1], ... perm[s1 - 1] summed in order.

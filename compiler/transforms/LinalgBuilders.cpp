@@ -84,6 +84,21 @@ Value elementwise(OpBuilder &b, Location loc, RankedTensorType t,
 /// Sum of `f(args)` over every element of the `ins` (all of one shape),
 /// accumulated in f64 (losses over large batches keep f32 accuracy) and
 /// returned as a scalar of the first input's element type.
+Value transposed(OpBuilder &b, Location loc, Value v) {
+  RankedTensorType t = tensorOf(v);
+  auto tt = RankedTensorType::get({t.getDimSize(1), t.getDimSize(0)},
+                                  t.getElementType());
+  SmallVector<Value> dyn; // result dim k is input dim 1 - k
+  for (int64_t k = 0; k < 2; ++k)
+    if (tt.isDynamicDim(k))
+      dyn.push_back(tensor::DimOp::create(b, loc, v, 1 - k));
+  MLIRContext *ctx = b.getContext();
+  return generic(b, loc, {v}, tensor::EmptyOp::create(b, loc, tt, dyn),
+                 {pick(ctx, 2, {1, 0}), pick(ctx, 2, {0, 1})},
+                 {IteratorType::parallel, IteratorType::parallel},
+                 [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+}
+
 Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
   RankedTensorType t = tensorOf(ins.front());
   unsigned n = t.getRank();
@@ -105,6 +120,7 @@ Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
   // partials in order.
   Value in = ins.front();
   SmallVector<Value> args(ins);
+  auto first = [](OpBuilder &, Location, ValueRange a) { return a[0]; };
   BodyFn term = f;
   unsigned m = n;
   if (n >= 2) {
@@ -122,7 +138,7 @@ Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f) {
     SmallVector<IteratorType> iters(n - 1, IteratorType::reduction);
     iters.push_back(IteratorType::parallel);
     args = {accumulate(ins, zeros, maps, iters, f)};
-    term = [](OpBuilder &, Location, ValueRange a) { return a[0]; };
+    term = first;
     m = 1;
   }
   auto scalarT = RankedTensorType::get({}, elt);
@@ -162,6 +178,36 @@ Value scalarTensor(OpBuilder &b, Location loc, Type resultType, Value s) {
 
 Value toIndex(OpBuilder &b, Location loc, Value v) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+void prefetchRun(OpBuilder &b, Location loc, Value buf, ValueRange start,
+                 int64_t elems, bool forWrite) {
+  auto type = cast<MemRefType>(buf.getType());
+  int64_t perLine = std::max<int64_t>(
+      1, 512 / std::max<int64_t>(1, type.getElementTypeBitWidth()));
+  SmallVector<Value> at(start.begin(), start.end());
+  Value first = at.back();
+  for (int64_t e = 0; e < elems; e += perLine) {
+    if (e > 0)
+      at.back() = arith::AddIOp::create(
+          b, loc, first, arith::ConstantIndexOp::create(b, loc, e));
+    memref::PrefetchOp::create(b, loc, buf, at, forWrite, /*localityHint=*/3,
+                               /*isDataCache=*/true);
+  }
+}
+
+Value idAhead(OpBuilder &b, Location loc, Value ids, Value i, int64_t ahead) {
+  bool isTensor = isa<RankedTensorType>(ids.getType());
+  Value n = isTensor ? Value(tensor::DimOp::create(b, loc, ids, 0))
+                     : Value(memref::DimOp::create(b, loc, ids, 0));
+  Value last = arith::SubIOp::create(
+      b, loc, n, arith::ConstantIndexOp::create(b, loc, 1));
+  Value next = arith::AddIOp::create(
+      b, loc, i, arith::ConstantIndexOp::create(b, loc, ahead));
+  Value j = arith::MinUIOp::create(b, loc, next, last);
+  Value id = isTensor ? Value(tensor::ExtractOp::create(b, loc, ids, j))
+                      : Value(memref::LoadOp::create(b, loc, ids, j));
+  return toIndex(b, loc, id);
 }
 
 } // namespace mlir::sdl::builders

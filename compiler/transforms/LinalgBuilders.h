@@ -39,11 +39,25 @@ Value elementwise(OpBuilder &b, Location loc, RankedTensorType t,
 /// accumulated in f64 (rank >= 2: one partial per index of the last dim,
 /// then the partials in order) and returned as a scalar of the first
 /// input's element type.
+/// [M, N] -> [N, M] (one dim may be the dynamic batch).
+Value transposed(OpBuilder &b, Location loc, Value v);
 Value sumAll(OpBuilder &b, Location loc, ValueRange ins, BodyFn f);
 /// Number of elements of `v` (dynamic dims included) as a float of type `t`.
 Value numelF(OpBuilder &b, Location loc, Value v, Type t);
 Value scalarTensor(OpBuilder &b, Location loc, Type resultType, Value s);
 Value toIndex(OpBuilder &b, Location loc, Value v);
+
+/// How many ids ahead a row gather or row update prefetches: a row's work
+/// is tens of nanoseconds, a miss to memory about a hundred.
+constexpr int64_t kPrefetchAhead = 8;
+/// memref.prefetch of each 64-byte line of the `elems` consecutive elements
+/// of `buf` from `start` (the last index advances): software prefetch for a
+/// row whose address the hardware prefetcher cannot guess (an id's row).
+void prefetchRun(OpBuilder &b, Location loc, Value buf, ValueRange start,
+                 int64_t elems, bool forWrite);
+/// The id `ahead` positions after `i` in the 1-D `ids` (a tensor or a
+/// memref; clamped to its last element) as an index.
+Value idAhead(OpBuilder &b, Location loc, Value ids, Value i, int64_t ahead);
 
 /// Embedding lowerings (LowerEmbeddings.cpp): row gathers, bag reductions
 /// and the per-id gradient rows of a bag.

@@ -18,16 +18,23 @@ using utils::IteratorType;
 /// out[b, :] = table[ids[b], :] for rank-1 ids as one row copy per id
 /// (an scf.for of extract_slice / insert_slice: bufferized to a copy of a
 /// contiguous row, which vectorises; the generic below reloads the id for
-/// every element).
+/// every element), prefetching the rows of the ids ahead.
 static Value gatherRows(OpBuilder &b, Location loc, Value ids, Value table,
                         RankedTensorType yt) {
   Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
   Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
   Value n = tensor::DimOp::create(b, loc, ids, 0);
   int64_t dim = yt.getDimSize(1);
+  // The table is a caller's buffer (sdl-finalize-abi): prefetch the row of
+  // the id kPrefetchAhead positions on while this one is copied.
+  auto buffer = table.getDefiningOp<bufferization::ToTensorOp>();
   auto loop = scf::ForOp::create(
       b, loc, c0, n, c1, ValueRange{emptyLike(b, loc, yt, ids)},
       [&](OpBuilder &nb, Location nl, Value i, ValueRange acc) {
+        if (buffer)
+          prefetchRun(nb, nl, buffer.getBuffer(),
+                      {idAhead(nb, nl, ids, i, kPrefetchAhead), c0}, dim,
+                      /*forWrite=*/false);
         Value id = toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, ids, i));
         SmallVector<OpFoldResult> sizes{nb.getIndexAttr(1),
                                         nb.getIndexAttr(dim)};

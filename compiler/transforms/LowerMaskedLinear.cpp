@@ -1,9 +1,10 @@
 //===- LowerMaskedLinear.cpp - masked linear layers to linalg -------------===//
 //
 // Implements `sdl-lower-masked-linear`: sdl.masked_linear and its two
-// backward ops become linalg.generic contractions on tensors with the mask
-// as one more operand, so W ∘ M is never formed (run before
-// convert-sdl-to-linalg):
+// backward ops that `sdl-lower-sparse-linear` left (it takes rank-2
+// batch-major activations into its threaded register-tiled loops) become
+// linalg.generic contractions on tensors with the mask as one more operand,
+// so W ∘ M is never formed (run before convert-sdl-to-linalg):
 //
 //   forward      y(b, o)  = bias(o) + sum_i x(b, i) * (w(o, i) * m(o, i))
 //   grad input   dx(b, i) = sum_o dy(b, o) * (w(o, i) * m(o, i))
@@ -109,19 +110,7 @@ private:
     return arith::AddFOp::create(nb, nl, a[3], p);
   }
 
-  /// [M, N] -> [N, M] (one dim may be the dynamic batch).
-  Value transposed(Value v) {
-    RankedTensorType t = tensorOf(v);
-    auto tt = RankedTensorType::get({t.getDimSize(1), t.getDimSize(0)},
-                                    t.getElementType());
-    SmallVector<Value> dyn; // result dim k is input dim 1 - k
-    for (int64_t k = 0; k < 2; ++k)
-      if (tt.isDynamicDim(k))
-        dyn.push_back(tensor::DimOp::create(b, loc, v, 1 - k));
-    return generic({v}, tensor::EmptyOp::create(b, loc, tt, dyn),
-                   {map(2, {1, 0}), map(2, {0, 1})}, {kPar, kPar},
-                   [](OpBuilder &, Location, ValueRange a) { return a[0]; });
-  }
+  Value transposed(Value v) { return builders::transposed(b, loc, v); }
 
   AffineMap map(unsigned numDims, ArrayRef<unsigned> dims) {
     return pick(b.getContext(), numDims, dims);

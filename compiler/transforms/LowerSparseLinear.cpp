@@ -9,7 +9,11 @@
 //   grad input   dx(b, i) = sum_o dy(b, o) W(o, i)          (transposed SpMM)
 //   grad weight  dW(k)    = sum_b dy(b, o) x(b, crd k), k in row o   (SDDMM)
 //
-// (a dense row o holds every column: crd k = k). Activations are converted
+// (a dense row o holds every column: crd k = k). The three ops of a
+// `masked_linear` layer take the same loops on its dense weight with the
+// mask multiplied in where a weight is read (w(o, i) m(o, i)) and where a
+// weight gradient is written (m(o, i) times the sum), so W ∘ M is never
+// formed. Activations are converted
 // once into a batch-blocked layout owned by the compiler, [ceil(B / W), F, W]
 // with W lanes (W = 64 for f32: eight 256-bit vectors), the last block
 // padded (BatchBlocks.h: the conversions run by (block, column tile) in
@@ -79,6 +83,15 @@ std::optional<Csr> csrOf(Value weight) {
   return c;
 }
 
+/// A masked_linear weight: the dense loops with the mask multiplied in.
+std::optional<Csr> maskedOf(Value weight, Value mask) {
+  std::optional<Csr> c = csrOf(weight);
+  if (!c || !c->isDense() || mask.getType() != weight.getType())
+    return std::nullopt;
+  c->mask = mask;
+  return c;
+}
+
 bool isBatchMajor(Value v) {
   auto t = dyn_cast<RankedTensorType>(v.getType());
   return t && t.getRank() == 2 && !t.isDynamicDim(1);
@@ -88,7 +101,7 @@ bool isBatchMajor(Value v) {
 /// stored entries k of a row (a dense row: k = the column).
 struct CsrBuffers {
   const Csr &c;
-  Value pos, crd, vals;
+  Value pos, crd, vals, mask;
 
   CsrBuffers(OpBuilder &b, Location loc, const Csr &c)
       : c(c), vals(buffer(b, loc, c.vals)) {
@@ -96,6 +109,8 @@ struct CsrBuffers {
       pos = buffer(b, loc, c.pos);
       crd = buffer(b, loc, c.crd);
     }
+    if (c.mask)
+      mask = buffer(b, loc, c.mask);
   }
 
   Value loadIndex(OpBuilder &b, Location loc, Value mem, Value i) const {
@@ -119,8 +134,22 @@ struct CsrBuffers {
       return {row, k};
     return {k};
   }
+  /// W(row, k), times the mask's entry for a masked weight.
   Value value(OpBuilder &b, Location loc, Value row, Value k) const {
-    return memref::LoadOp::create(b, loc, vals, at(row, k));
+    Value w = memref::LoadOp::create(b, loc, vals, at(row, k));
+    return masked(b, loc, w, row, k);
+  }
+  /// `v` (a scalar or a vector of consecutive entries from k) times the
+  /// mask there; `v` itself without a mask.
+  Value masked(OpBuilder &b, Location loc, Value v, Value row, Value k) const {
+    if (!mask)
+      return v;
+    Value m = isa<VectorType>(v.getType())
+                  ? vector::LoadOp::create(b, loc, cast<VectorType>(v.getType()),
+                                           mask, at(row, k))
+                        .getResult()
+                  : memref::LoadOp::create(b, loc, mask, at(row, k)).getResult();
+    return arith::MulFOp::create(b, loc, v, m);
   }
 };
 
@@ -220,7 +249,9 @@ Value blockedResult(OpBuilder &b, Location loc, Value mem, Value batch,
 /// y = x Wᵀ (+ bias): block by block (one block of x stays in cache), rows
 /// in parallel; the W-lane output tile of a row stays in registers across
 /// the row's stored weights.
-Value lowerForward(OpBuilder &b, LinearOp op, const Csr &c, BlockCache &cache) {
+template <typename ForwardOp>
+Value lowerForward(OpBuilder &b, ForwardOp op, const Csr &c,
+                   BlockCache &cache) {
   Location loc = op.getLoc();
   Blocked x = cache.get(b, loc, op.getInput(), c);
   Value nb = tensor::DimOp::create(b, loc, x.blocks, 0);
@@ -256,7 +287,8 @@ Value lowerForward(OpBuilder &b, LinearOp op, const Csr &c, BlockCache &cache) {
 /// dx = dy W: per block (the parallel dimension, so no two threads update
 /// one element), each row's dy tile is scattered into the rows of dx named
 /// by the row's column coordinates; a dense W: columns of dx in parallel.
-Value lowerGradInput(OpBuilder &b, LinearGradInputOp op, const Csr &c,
+template <typename GradInputOp>
+Value lowerGradInput(OpBuilder &b, GradInputOp op, const Csr &c,
                      BlockCache &cache) {
   Location loc = op.getLoc();
   Blocked dy = cache.get(b, loc, op.getGrad(), c);
@@ -362,7 +394,8 @@ Value groupSums(OpBuilder &b, Location loc, const Csr &c,
 /// result is built in the caller's gradient buffer where it only goes there
 /// (else a fresh one; never a zero-filled constant of nnz elements) and
 /// reassembled with the weight's pattern.
-Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
+template <typename GradWeightOp>
+Value lowerGradWeight(OpBuilder &b, GradWeightOp op, const Csr &c,
                       BlockCache &cache) {
   Location loc = op.getLoc();
   Value dyb = cache.get(b, loc, op.getGrad(), c).blocks;
@@ -412,7 +445,8 @@ Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
                       prods.push_back(product(
                           kb, kl,
                           arith::AddIOp::create(kb, kl, k, cIdx(kb, kl, i))));
-                    Value s = groupSums(kb, kl, c, prods);
+                    Value s = w.masked(kb, kl, groupSums(kb, kl, c, prods),
+                                       row, k);
                     SmallVector<Value> at = w.at(row, k);
                     scf::IfOp::create(
                         kb, kl, first,
@@ -432,9 +466,12 @@ Value lowerGradWeight(OpBuilder &b, LinearGradWeightOp op, const Csr &c,
                   });
               forLoop(pb, pl, mid, hi, [&](OpBuilder &kb, Location kl, Value k) {
                 Value prod = product(kb, kl, k);
-                Value s = vector::ReductionOp::create(
-                    kb, kl, vector::CombiningKind::ADD, prod, Value(),
-                    arith::FastMathFlags::reassoc);
+                Value s = w.masked(
+                    kb, kl,
+                    vector::ReductionOp::create(
+                        kb, kl, vector::CombiningKind::ADD, prod, Value(),
+                        arith::FastMathFlags::reassoc),
+                    row, k);
                 scf::IfOp::create(
                     kb, kl, first,
                     [&](OpBuilder &tb, Location tl) {
@@ -519,6 +556,20 @@ FailureOr<Value> lowerOp(OpBuilder &b, Operation *op, BlockCache &cache) {
     std::optional<Csr> c = csrOf(o.getWeight());
     if (c && isBatchMajor(o.getGrad()) && isBatchMajor(o.getInput()))
       return lowerGradWeight(b, o, *c, cache);
+  } else if (auto o = dyn_cast<MaskedLinearOp>(op)) {
+    std::optional<Csr> c = maskedOf(o.getWeight(), o.getMask());
+    if (c && isBatchMajor(o.getInput()))
+      return lowerForward(b, o, *c, cache);
+  } else if (auto o = dyn_cast<MaskedLinearGradInputOp>(op)) {
+    std::optional<Csr> c = maskedOf(o.getWeight(), o.getMask());
+    if (c && isBatchMajor(o.getGrad()))
+      return lowerGradInput(b, o, *c, cache);
+  } else if (auto o = dyn_cast<MaskedLinearGradWeightOp>(op)) {
+    // No weight operand: the mask gives the shape (its values stand in for
+    // the weight's, which the gradient does not read).
+    std::optional<Csr> c = maskedOf(o.getMask(), o.getMask());
+    if (c && isBatchMajor(o.getGrad()) && isBatchMajor(o.getInput()))
+      return lowerGradWeight(b, o, *c, cache);
   }
   return failure();
 }
@@ -559,8 +610,9 @@ struct SdlLowerSparseLinear
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<LinearOp, LinearGradInputOp, LinearGradWeightOp, ReduceBatchOp>(
-              op))
+      if (isa<LinearOp, LinearGradInputOp, LinearGradWeightOp, ReduceBatchOp,
+              MaskedLinearOp, MaskedLinearGradInputOp,
+              MaskedLinearGradWeightOp>(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());

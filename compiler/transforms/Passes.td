@@ -96,16 +96,73 @@ def SdlLowerKWinners : Pass<"sdl-lower-kwinners", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def SdlLowerMaskedConv2d : Pass<"sdl-lower-masked-conv2d", "::mlir::ModuleOp"> {
+  let summary = "Lower sdl.masked_conv2d and its backward ops to linalg";
+  let description = [{
+    sdl.masked_conv2d, sdl.masked_conv2d_grad_input,
+    sdl.masked_conv2d_grad_weight and sdl.channel_sum become im2col copies
+    and contractions (linalg.generic) on grouped views of the activations
+    and the weight, reading the mask next to the weight (W ∘ M is never
+    formed); the input gradient adds the patch gradients back (col2im), the
+    weight gradient is multiplied by the mask. The batch-parallel ones (and
+    the weight gradient, over output channels) run one generic per index
+    on buffers inside an scf.parallel marked for sparsec-outline-parallel.
+    Runs before convert-sdl-to-linalg.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def SdlLowerFakeQuant : Pass<"sdl-lower-fake-quant", "::mlir::ModuleOp"> {
+  let summary = "Per-row fake quantization of CSR weights (sparse_quantized_linear)";
+  let description = [{
+    `sdl.fake_quant_rows` of a CSR weight rebuilt by `sparse_tensor.assemble`
+    becomes the assemble of the same pattern with the quantized values
+    (q * s, s = max |w| of the row / (2^(bits-1) - 1), q = roundeven(w / s)
+    clamped), computed row by row in parallel. Runs after sdl-finalize-abi,
+    before sdl-lower-sparse-linear.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::sparse_tensor::SparseTensorDialect"];
+}
+
 def SdlLowerMaskedLinear : Pass<"sdl-lower-masked-linear", "::mlir::ModuleOp"> {
   let summary = "Lower sdl.masked_linear and its backward ops to linalg";
   let description = [{
     sdl.masked_linear, sdl.masked_linear_grad_input and
     sdl.masked_linear_grad_weight become linalg.generic contractions that
     read the mask next to the weight (W ∘ M is never formed); the weight
-    gradient is multiplied by the mask. Runs before convert-sdl-to-linalg.
+    gradient is multiplied by the mask. Runs after sdl-lower-sparse-linear
+    (which takes the rank-2 batch-major cases) and before
+    convert-sdl-to-linalg.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def SdlLowerMaskedLstm : Pass<"sdl-lower-masked-lstm", "::mlir::ModuleOp"> {
+  let summary = "Lower sdl.masked_lstm and its BPTT op to scf.for + linalg";
+  let description = [{
+    sdl.masked_lstm becomes the input projection of every step (one
+    contraction) and an scf.for over time whose body is the recurrent
+    contraction and one multi-output linalg.generic for the gates, cell and
+    hidden state, written into the stash; sdl.masked_lstm_grad becomes the
+    reversed loop (BPTT) and the weight, bias and input gradients over all
+    steps. The masks are read next to the weights (W ∘ M is never formed).
+    Runs before convert-sdl-to-linalg.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 
@@ -129,7 +186,9 @@ def SdlLowerSparseLinear : Pass<"sdl-lower-sparse-linear", "::mlir::ModuleOp"> {
   let description = [{
     Lowers `sdl.linear`, `sdl.linear_grad_input` and `sdl.linear_grad_weight`
     with a CSR weight (rebuilt by `sparse_tensor.assemble`) or a dense f32/f64
-    weight and rank-2 activations into explicit loops on a batch-blocked layout
+    weight, and the `sdl.masked_linear` ops (dense weight, the mask multiplied
+    into each weight read and each weight-gradient sum),
+    and rank-2 activations into explicit loops on a batch-blocked layout
     ([ceil(B/W), F, W], W = 64 for f32): SpMM with the output tile in vector
     registers across a row's stored weights, transposed SpMM, SDDMM. Rows or
     batch blocks are an `scf.parallel` marked `sdl.parallel`. Runs before

@@ -3,7 +3,8 @@
 // Links the library that `sparsec fashion_mlp.sdl` generated, reads
 // Fashion-MNIST from Debian's dataset-fashion-mnist, trains with the
 // model's optimizer and a progress bar, and prints per-epoch loss, test
-// accuracy and samples/s.
+// accuracy and samples/s (and, for a model with masks, each masked
+// layer's sparsity).
 //
 //   fashion_mnist_train [--epochs N] [--batch N] [--lr X] [--seed N]
 //                       [--data DIR] [--limit N] [--save FILE]
@@ -163,6 +164,42 @@ bool accuracy(SPARSEC_MODEL *m, const Dataset &data, double &acc) {
   return true;
 }
 
+/// Prints the fraction of zeros of every mask (`<layer>.weight_mask`, the
+/// masked layers' current sparsity) on one line; nothing for a model
+/// without masks.
+bool printMaskSparsity(SPARSEC_MODEL *m) {
+  int32_t count = 0;
+  if (int s = API(num_params)(m, &count))
+    return fail("num_params", s), false;
+  std::string line;
+  for (int32_t i = 0; i < count; ++i) {
+    const char *name = nullptr;
+    int32_t rank = 0;
+    int64_t dims[4], nnz = 0;
+    double sparsity = 0;
+    if (int s = API(param_info)(m, i, &name, &rank, dims, &nnz, &sparsity))
+      return fail("param_info", s), false;
+    std::string n = name;
+    const std::string suffix = "_mask";
+    if (n.size() < suffix.size() ||
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    float *values = nullptr;
+    int64_t numel = 0;
+    if (int s = API(param_values)(m, name, &values, &numel))
+      return fail("param_values", s), false;
+    int64_t zeros = std::count(values, values + numel, 0.0f);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "  %s %.1f%%",
+                  n.substr(0, n.size() - suffix.size()).c_str(),
+                  100.0 * double(zeros) / double(std::max<int64_t>(numel, 1)));
+    line += buf;
+  }
+  if (!line.empty())
+    std::printf("  sparsity:%s\n", line.c_str());
+  return true;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -230,6 +267,8 @@ int main(int argc, char **argv) {
     std::printf("epoch %d: loss %.4f  test accuracy %.2f%%  %.1f s  "
                 "%.0f samples/s\n",
                 epoch, lossSum / steps, 100 * acc, secs, n / secs);
+    if (!printMaskSparsity(m))
+      return 1;
     std::fflush(stdout);
   }
   std::printf("trained %d epochs in %.1f s (%.1f s per epoch)\n", opt.epochs,

@@ -2,7 +2,10 @@
  *
  * A mask is a rank-2 SPARSEC_LAYOUT_BUFFER parameter with `mask_of` naming
  * the DENSE weight it multiplies inside the generated kernels (the weight
- * gradient is masked there too). This file keeps the invariant that makes
+ * gradient is masked there too): masked_linear's [out, in], or
+ * masked_conv2d's [out, in / groups * kh * kw] (the conv weight as a
+ * matrix, so a row is an output channel and STRUCTURED pruning removes
+ * whole channels). This file keeps the invariant that makes
  * every optimizer leave masked weights at exactly zero: wherever the mask
  * is 0, the weight and its per-value optimizer state are 0 (a zero gradient
  * then gives a zero update for SGD with momentum/Nesterov/weight decay,

@@ -1092,3 +1092,28 @@ def in_child(fn):
         return ("crashed", f"exited with status {os.WEXITSTATUS(status)} "
                            "without a result")
     return pickle.loads(data)
+
+
+def check_masked_fd(testcase, got, flat, mask, coords, loss64, what,
+                    eps=1e-6):
+    """The library's gradient `got` (flat) of the tensor whose flat float64
+    view is `flat` against central differences of `loss64()` at `coords`
+    (each perturbed by +-eps and restored); where `mask` is 0 the gradient
+    must be exactly 0. Tolerance: 1e-3 relative + 1e-4 of the largest
+    difference quotient + 1e-6."""
+    fd = np.empty(len(coords))
+    for k, c in enumerate(coords):
+        old = flat[c].item()
+        flat[c] = old + eps
+        up = loss64()
+        flat[c] = old - eps
+        down = loss64()
+        flat[c] = old
+        fd[k] = (up - down) / (2 * eps)
+    scale = np.abs(fd).max()
+    for k, c in enumerate(coords):
+        if mask[c] == 0:
+            testcase.assertEqual(got[c], 0.0, f"{what}[{c}] is masked")
+        testcase.assertLessEqual(
+            abs(got[c] - fd[k]), 1e-3 * abs(fd[k]) + 1e-6 + 1e-4 * scale,
+            f"{what}[{c}]: {got[c]} vs fd {fd[k]}")

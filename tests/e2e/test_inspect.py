@@ -6,7 +6,8 @@ connections come from a file).
   parameter's layout, shape, stored values and sparsity (72.22% for 30 of
   108 positions) and counts the optimizer state tensors;
 * the mask PNG (one pixel per position at this size) is black exactly at
-  the file's connections and white elsewhere (decoded here with zlib);
+  the file's connections and white elsewhere (decoded here with zlib); a
+  masked_linear layer's `fc.weight_mask` is drawn the same way;
 * a missing file, a file that is not a checkpoint, no argument and an
   unknown option end with status 1 and a message; --help with 0.
 
@@ -54,19 +55,25 @@ def read_png(path):
     return w, h, raw[:, 1:]
 
 
+def trained(src, outdir, model, seed, shapes, steps, ckpt):
+    """Compiles `src`, takes `steps` train steps on one random batch of
+    input/target `shapes`, saves the checkpoint `ckpt`; returns the model."""
+    m = Model(compile_file(src, outdir), model, seed)
+    rng = np.random.default_rng(seed)
+    batch = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    for _ in range(steps):
+        m.train_step(batch)
+    m.save(ckpt)
+    return m
+
+
 class InspectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="sparsec-inspect-")
-        so = compile_file(os.path.join(CONN_DIR, "user_conn.sdl"), cls.tmp.name)
-        m = Model(so, "UserConn", 1)
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((8, 9)).astype(np.float32)
-        y = rng.standard_normal((8, 12)).astype(np.float32)
-        for _ in range(3):
-            m.train_step([x, y])
         cls.ckpt = os.path.join(cls.tmp.name, "model.safetensors")
-        m.save(cls.ckpt)
+        trained(os.path.join(CONN_DIR, "user_conn.sdl"), cls.tmp.name,
+                "UserConn", 1, [(8, 9), (8, 12)], 3, cls.ckpt)
 
     @classmethod
     def tearDownClass(cls):
@@ -90,6 +97,37 @@ class InspectTest(unittest.TestCase):
         rows, cols = read_pairs(os.path.join(CONN_DIR, "conn_12x9.txt"))
         want[rows, cols] = 0
         np.testing.assert_array_equal(px, want)
+
+    def test_masked_layer_mask(self):
+        """A masked_linear layer's mask (a dense 0/1 tensor, 5 -> 7 at
+        60% sparsity, pruned further by a magnitude step) is drawn like a
+        CSR pattern: black where the mask is 1."""
+        src = os.path.join(self.tmp.name, "masked_inspect.sdl")
+        with open(src, "w") as f:
+            f.write("""model MaskedInspect {
+  input  x : f32[B, 5]
+  target y : f32[B, 7]
+  param fc : masked_linear(5, 7, sparsity = 0.6,
+                           prune = magnitude, final = 0.8, begin = 2)
+  forward { h = fc(x) }
+  loss = mse(h, y)
+  optimizer = sgd(lr = 0.1)
+}
+""")
+        ckpt = os.path.join(self.tmp.name, "masked.safetensors")
+        m = trained(src, self.tmp.name, "MaskedInspect", 3, [(4, 5), (4, 7)],
+                    2, ckpt)
+        mask = m.values("fc.weight_mask").reshape(7, 5).copy()
+        masks = os.path.join(self.tmp.name, "masked_pngs")
+        r = inspect(ckpt, "--masks", masks)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("fc.weight_mask.png", r.stdout)
+        w, h, px = read_png(os.path.join(masks, "fc.weight_mask.png"))
+        self.assertEqual((w, h), (5, 7))
+        self.assertEqual(int(mask.sum()), 7)  # 20% of 35 kept after pruning
+        np.testing.assert_array_equal(px, np.where(mask != 0, 0, 255))
+        # The weight itself is not a mask: no picture of it.
+        self.assertFalse(os.path.exists(os.path.join(masks, "fc.weight.png")))
 
     def test_errors(self):
         bad = os.path.join(self.tmp.name, "bad.safetensors")

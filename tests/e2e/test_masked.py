@@ -167,23 +167,8 @@ class MaskedTest(unittest.TestCase):
                         if "weight" in n else torch.ones_like(flat))
                 coords = rng.choice(flat.numel(), min(40, flat.numel()),
                                     replace=False)
-                fd = np.empty(len(coords))
-                for k, c in enumerate(coords):
-                    old = flat[c].item()
-                    flat[c] = old + eps
-                    up = loss64()
-                    flat[c] = old - eps
-                    down = loss64()
-                    flat[c] = old
-                    fd[k] = (up - down) / (2 * eps)
-                scale = np.abs(fd).max()
-                for k, c in enumerate(coords):
-                    if mask[c] == 0:
-                        self.assertEqual(got[c], 0.0, f"{n}[{c}] is masked")
-                    self.assertLessEqual(
-                        abs(got[c] - fd[k]),
-                        1e-3 * abs(fd[k]) + 1e-6 + 1e-4 * scale,
-                        f"B={b} {n}[{c}]: {got[c]} vs fd {fd[k]}")
+                oracle.check_masked_fd(self, got, flat, mask, coords, loss64,
+                                       f"B={b} {n}", eps)
 
     def test_pruning_schedules_against_reference(self):
         so = compile_text(model_text("pruned", "sgd(lr = 0.05, momentum = 0.9)"),

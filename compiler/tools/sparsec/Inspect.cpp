@@ -5,9 +5,10 @@
 // model, step and learning rate, then one line per parameter: layout,
 // shape, stored values, the share of zeros and the storage format, and the
 // optimizer state it carries. With --masks, each CSR parameter's sparsity
-// pattern is written as DIR/<name>.png: one grey pixel per block of the
-// out x in matrix (at most 1024 per side; black = every position of the
-// block stored, white = none).
+// pattern and each masked layer's 0/1 mask (a dense `..._mask` tensor, its
+// trailing dims flattened) is written as DIR/<name>.png: one grey pixel per
+// block of the out x in matrix (at most 1024 per side; black = every
+// position of the block stored / kept, white = none).
 //
 //===----------------------------------------------------------------------===//
 
@@ -145,9 +146,14 @@ void chunk(std::string &png, StringRef type, StringRef data) {
     png += char((crc >> s) & 0xff);
 }
 
-/// Writes the pattern of a CSR [rows, cols] as a grey PNG.
+/// Calls its argument with (row, column) of every position of a pattern.
+using PatternVisitor =
+    llvm::function_ref<void(llvm::function_ref<void(int64_t, int64_t)>)>;
+
+/// Writes a [rows, cols] pattern (the positions `visit` reports) as a grey
+/// PNG.
 std::string writeMask(StringRef path, int64_t rows, int64_t cols,
-                      const Tensor &pos, const Tensor &crd) {
+                      PatternVisitor visit) {
   if (!llvm::compression::zlib::isAvailable())
     return "this build of LLVM has no zlib; cannot write PNG files";
   const int64_t maxSide = 1024;
@@ -155,14 +161,7 @@ std::string writeMask(StringRef path, int64_t rows, int64_t cols,
   int64_t bx = std::max<int64_t>(1, (cols + maxSide - 1) / maxSide);
   int64_t h = (rows + by - 1) / by, w = (cols + bx - 1) / bx;
   std::vector<uint32_t> count(size_t(h * w), 0);
-  auto i32 = [](const Tensor &t, int64_t i) {
-    int32_t v;
-    std::memcpy(&v, t.data + 4 * i, 4);
-    return v;
-  };
-  for (int64_t r = 0; r < rows; ++r)
-    for (int32_t i = i32(pos, r); i < i32(pos, r + 1); ++i)
-      ++count[size_t((r / by) * w + i32(crd, i) / bx)];
+  visit([&](int64_t r, int64_t c) { ++count[size_t((r / by) * w + c / bx)]; });
   std::string raw;
   raw.reserve(size_t(h * (w + 1)));
   for (int64_t y = 0; y < h; ++y) {
@@ -193,6 +192,29 @@ std::string writeMask(StringRef path, int64_t rows, int64_t cols,
   return "";
 }
 
+int32_t i32At(const Tensor &t, int64_t i) {
+  int32_t v;
+  std::memcpy(&v, t.data + 4 * i, 4);
+  return v;
+}
+
+/// Writes DIR/<name>.png and says so; returns an error message or "".
+std::string writeMaskFile(StringRef dir, StringRef name, int64_t rows,
+                          int64_t cols, PatternVisitor visit) {
+  llvm::SmallString<256> png(dir);
+  llvm::sys::path::append(png, name + ".png");
+  if (std::string err = writeMask(png, rows, cols, visit); !err.empty())
+    return err;
+  llvm::outs() << "  mask: " << png << "\n";
+  return "";
+}
+
+/// A masked layer's 0/1 mask (`<layer>.weight_mask`, `.weight_ih_mask`,
+/// ...): an F32 tensor whose name ends in "_mask".
+bool isDenseMask(StringRef name, const Tensor &t) {
+  return name.ends_with("_mask") && t.dtype == "F32" && t.shape.size() >= 2;
+}
+
 } // namespace
 
 int sparsec::runInspect(llvm::ArrayRef<const char *> args) {
@@ -203,7 +225,8 @@ int sparsec::runInspect(llvm::ArrayRef<const char *> args) {
       llvm::outs() << "usage: sparsec inspect CHECKPOINT [--masks DIR]\n"
                       "Prints each parameter's layout, shape, stored values, "
                       "sparsity and format;\n--masks DIR writes the pattern "
-                      "of each CSR parameter as DIR/<name>.png.\n";
+                      "of each CSR parameter and of each masked layer's\n"
+                      "mask (<layer>.weight_mask, ...) as DIR/<name>.png.\n";
       return 0;
     }
     if (a == "--masks" || a.starts_with("--masks=")) {
@@ -267,14 +290,17 @@ int sparsec::runInspect(llvm::ArrayRef<const char *> args) {
           "{5} stored zeros)\n",
           base, "csr", shapeText({rows, cols}), t.numel(),
           100.0 * (1.0 - density), countZeros(t));
-      if (!masks.empty()) {
-        llvm::SmallString<256> png(masks);
-        llvm::sys::path::append(png, base + ".png");
-        if (std::string err = writeMask(png, rows, cols, pos, crd);
+      if (!masks.empty())
+        if (std::string err = writeMaskFile(
+                masks, base, rows, cols,
+                [&](llvm::function_ref<void(int64_t, int64_t)> at) {
+                  for (int64_t r = 0; r < rows; ++r)
+                    for (int32_t i = i32At(pos, r); i < i32At(pos, r + 1);
+                         ++i)
+                      at(r, i32At(crd, i));
+                });
             !err.empty())
           return fail(err);
-        llvm::outs() << "  mask: " << png << "\n";
-      }
       continue;
     }
     size_t zeros = t.dtype == "F32" ? countZeros(t) : 0;
@@ -283,6 +309,24 @@ int sparsec::runInspect(llvm::ArrayRef<const char *> args) {
         "dense", shapeText(t.shape), t.numel(),
         t.numel() ? 100.0 * double(zeros) / double(t.numel()) : 0.0,
         t.dtype);
+    if (!masks.empty() && isDenseMask(n, t)) {
+      const Tensor &m = t;
+      // [out, in, ...] drawn as out rows of in * ... columns (a conv's
+      // mask: one row per output channel).
+      int64_t rows = m.shape[0], cols = rows ? m.numel() / rows : 0;
+      if (std::string err = writeMaskFile(
+              masks, n, rows, cols,
+              [&](llvm::function_ref<void(int64_t, int64_t)> at) {
+                for (int64_t e = 0, end = m.numel(); e < end; ++e) {
+                  float v;
+                  std::memcpy(&v, m.data + 4 * e, 4);
+                  if (v != 0.0f)
+                    at(e / cols, e % cols);
+                }
+              });
+          !err.empty())
+        return fail(err);
+    }
   }
   llvm::outs() << "optimizer state: " << states << " tensor"
                << (states == 1 ? "" : "s") << "\n";

@@ -19,6 +19,7 @@
 #include "codegen/ModelAbi.h"
 #include "codegen/ObjectEmitter.h"
 #include "codegen/Pipeline.h"
+#include "fnkernels/FnKernels.h"
 #include "frontend/Frontend.h"
 #include "mlirgen/MLIRGen.h"
 #include "sdl/SdlDialect.h"
@@ -130,6 +131,12 @@ static cl::opt<std::string>
     modelName("model", cl::desc("Model to compile when the file has several"),
               cl::value_desc("name"), cl::cat(sparsecCategory));
 
+static cl::opt<std::string> fnPrefix(
+    "fn-prefix",
+    cl::desc("Prefix of the exported fn kernels (default: the input file's "
+             "name; docs/sparse-ops.md)"),
+    cl::value_desc("name"), cl::cat(sparsecCategory));
+
 static cl::opt<std::string> headerFilename(
     "header", cl::desc("With --emit=so: where to write the C header "
                        "(default: the output path with .h)"),
@@ -232,6 +239,19 @@ static bool runPasses(mlir::ModuleOp module, llvm::StringRef stage,
   return mlir::succeeded(pm.run(module));
 }
 
+/// Runs the pipeline from linalg to the LLVM dialect (`sparseResults`: the
+/// module has fn kernels with sparse results).
+static bool lowerToLLVMDialect(mlir::ModuleOp module, bool sparseResults,
+                               mlir::TimingScope &timing) {
+  sparsec::CodegenOptions copts;
+  copts.vectorLength = vectorLength;
+  copts.sparseResults = sparseResults;
+  return runPasses(
+      module, "llvm-dialect",
+      [&](mlir::OpPassManager &pm) { sparsec::buildLLVMPipeline(pm, copts); },
+      timing);
+}
+
 /// Picks the model to compile (--model or the only one).
 static const sparsec::ast::Model *pickModel(const sparsec::ast::Module &m) {
   if (!modelName.empty()) {
@@ -257,12 +277,9 @@ static std::string defaultOutput(llvm::StringRef ext) {
   return std::string(p);
 }
 
-/// Writes the C header of `abi` to `path` (creating its directory). An
+/// Writes the header `text` to `path` (creating its directory). An
 /// unchanged header is left alone so that dependents are not rebuilt.
-static bool writeHeader(const sparsec::ModelAbi &abi, llvm::StringRef path) {
-  std::string text;
-  llvm::raw_string_ostream textOS(text);
-  sparsec::emitHeader(abi, textOS);
+static bool writeHeaderText(llvm::StringRef text, llvm::StringRef path) {
   if (auto old = llvm::MemoryBuffer::getFile(path, /*IsText=*/true))
     if ((*old)->getBuffer() == text)
       return true;
@@ -284,8 +301,15 @@ static bool writeHeader(const sparsec::ModelAbi &abi, llvm::StringRef path) {
   return true;
 }
 
+/// Links the library from the object, the runtime and the output path.
+using LinkFn = llvm::function_ref<bool(const std::string &,
+                                       const sparsec::RuntimeLocation &,
+                                       const std::string &, std::string &)>;
+/// Writes the header to the given path.
+using HeaderFn = llvm::function_ref<bool(llvm::StringRef)>;
+
 /// The back end: LLVM IR, assembly, object or the linked library.
-static int runBackend(mlir::ModuleOp module, const sparsec::ModelAbi &abi,
+static int runBackend(mlir::ModuleOp module, LinkFn link, HeaderFn header,
                       const char *argv0) {
   sparsec::BackendOptions bopts;
   bopts.optLevel = optLevel;
@@ -335,18 +359,17 @@ static int runBackend(mlir::ModuleOp module, const sparsec::ModelAbi &abi,
   }
   bool ok = sparsec::emitMachineCode(*ir, std::string(obj), false, bopts,
                                      error) &&
-            sparsec::linkModelLibrary(abi, std::string(obj), rt, output,
-                                      linkerDriver, verboseLink, error);
+            link(std::string(obj), rt, output, error);
   llvm::sys::fs::remove(obj);
   if (!ok) {
     llvm::WithColor::error() << error << '\n';
     return 1;
   }
-  llvm::SmallString<128> header(headerFilename.empty() ? output
-                                                       : headerFilename);
+  llvm::SmallString<128> headerPath(headerFilename.empty() ? output
+                                                           : headerFilename);
   if (headerFilename.empty())
-    llvm::sys::path::replace_extension(header, ".h");
-  return writeHeader(abi, header) ? 0 : 1;
+    llvm::sys::path::replace_extension(headerPath, ".h");
+  return header(headerPath) ? 0 : 1;
 }
 
 /// Checks --target, --cuda-arch and their combination with --emit.
@@ -394,6 +417,76 @@ static int emitPtx(mlir::ModuleOp module, mlir::TimingScope &timing) {
   return writeOutput(*ptx) ? 0 : 1;
 }
 
+/// The C header of the fn kernels of `m` ("" without kernels).
+static std::string fnHeaderText(const sparsec::ast::Module &m,
+                                llvm::StringRef prefix) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  if (!m.fns.empty())
+    sparsec::emitFnHeader(m, prefix, os);
+  return text;
+}
+
+/// The version script exporting `<model>_*` (if `model` is not empty) and
+/// the fn kernels' `<prefix>_*`.
+static std::string versionScript(llvm::StringRef model,
+                                 llvm::StringRef prefix) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "{\n  global:\n";
+  if (!model.empty())
+    os << "    " << model << "_*;\n";
+  sparsec::emitFnExports(prefix, os);
+  os << "  local: *;\n};\n";
+  return text;
+}
+
+/// The pipeline of a file with `fn` kernels and no model
+/// (docs/sparse-ops.md): the kernels are generated on linalg directly, so
+/// --emit=sdl, sdl-train and linalg all print that module.
+static int runFnPipeline(const sparsec::ast::Module &m, llvm::SourceMgr &sm,
+                         const char *argv0) {
+  if (emitStage == Stage::PTX) {
+    llvm::WithColor::error() << "fn kernels have no CUDA code yet\n";
+    return 1;
+  }
+  std::string prefix = sparsec::fnSymbolPrefix(inputFilename, fnPrefix);
+  if (emitStage == Stage::Header)
+    return writeOutput(fnHeaderText(m, prefix)) ? 0 : 1;
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::MLIRContext ctx(registry);
+  mlir::SourceMgrDiagnosticHandler diagHandler(sm, &ctx);
+  mlir::DefaultTimingManager tm;
+  mlir::applyDefaultTimingManagerCLOptions(tm);
+  mlir::TimingScope timing = tm.getRootScope();
+  mlir::OwningOpRef<mlir::ModuleOp> ir =
+      sparsec::genFnModule(ctx, m, sm, prefix);
+  if (!ir)
+    return 1;
+  if (emitStage <= Stage::Linalg)
+    return printModule(*ir);
+  if (!lowerToLLVMDialect(*ir, /*sparseResults=*/true, timing))
+    return 1;
+  if (emitStage == Stage::LLVMDialect)
+    return printModule(*ir);
+  return runBackend(
+      *ir,
+      [&](const std::string &obj, const sparsec::RuntimeLocation &rt,
+          const std::string &output, std::string &error) {
+        std::string glue;
+        llvm::raw_string_ostream glueOS(glue);
+        sparsec::emitFnGlue(m, prefix, glueOS);
+        return sparsec::linkLibrary(glue, versionScript("", prefix), obj, rt,
+                                    output, linkerDriver, verboseLink, error);
+      },
+      [&](llvm::StringRef path) {
+        return writeHeaderText(fnHeaderText(m, prefix), path);
+      },
+      argv0);
+}
+
 /// Runs the pipeline up to the --emit stage. Returns the exit code.
 static int runPipeline(const char *argv0) {
   sparsec::Targets targets;
@@ -415,6 +508,12 @@ static int runPipeline(const char *argv0) {
     sparsec::dumpAST(*module, os);
     return writeOutput(text) ? 0 : 1;
   }
+  if (!module->fns.empty() && module->models.empty())
+    return runFnPipeline(*module, sm, argv0);
+  // fn kernels next to a model join its module at the linalg stage, its
+  // library and its header (docs/sparse-ops.md).
+  bool hasFns = !module->fns.empty();
+  std::string prefix = sparsec::fnSymbolPrefix(inputFilename, fnPrefix);
   const sparsec::ast::Model *model = pickModel(*module);
   if (!model)
     return 1;
@@ -446,7 +545,7 @@ static int runPipeline(const char *argv0) {
     std::string text;
     llvm::raw_string_ostream os(text);
     sparsec::emitHeader(*abi, os);
-    return writeOutput(text) ? 0 : 1;
+    return writeOutput(text + fnHeaderText(*module, prefix)) ? 0 : 1;
   }
   if (emitStage == Stage::PTX)
     return emitPtx(*ir, timing);
@@ -465,22 +564,44 @@ static int runPipeline(const char *argv0) {
   }
   if (!runPasses(*ir, "linalg", sparsec::buildLinalgPipeline, timing))
     return 1;
+  if (hasFns) {
+    mlir::OwningOpRef<mlir::ModuleOp> fns =
+        sparsec::genFnModule(ctx, *module, sm, prefix);
+    if (!fns)
+      return 1;
+    for (mlir::Operation &op : llvm::make_early_inc_range(*fns->getBody()))
+      op.moveBefore(ir->getBody(), ir->getBody()->end());
+  }
   if (emitStage == Stage::Linalg)
     return printModule(*ir);
-  sparsec::CodegenOptions copts;
-  copts.vectorLength = vectorLength;
-  if (!runPasses(
-          *ir, "llvm-dialect",
-          [&](mlir::OpPassManager &pm) {
-            sparsec::buildLLVMPipeline(pm, copts);
-          },
-          timing))
+  if (!lowerToLLVMDialect(*ir, /*sparseResults=*/hasFns, timing))
     return 1;
   if (cuda && mlir::failed(sparsec::mergeGpuModule(*ir, *cuda)))
     return 1;
   if (emitStage == Stage::LLVMDialect)
     return printModule(*ir);
-  return runBackend(*ir, *abi, argv0);
+  return runBackend(
+      *ir,
+      [&](const std::string &obj, const sparsec::RuntimeLocation &rt,
+          const std::string &output, std::string &error) {
+        if (!hasFns)
+          return sparsec::linkModelLibrary(*abi, obj, rt, output,
+                                           linkerDriver, verboseLink, error);
+        std::string glue;
+        llvm::raw_string_ostream glueOS(glue);
+        sparsec::emitGlue(*abi, glueOS);
+        sparsec::emitFnGlue(*module, prefix, glueOS);
+        return sparsec::linkLibrary(glue, versionScript(abi->name, prefix),
+                                    obj, rt, output, linkerDriver, verboseLink,
+                                    error);
+      },
+      [&](llvm::StringRef path) {
+        std::string text;
+        llvm::raw_string_ostream os(text);
+        sparsec::emitHeader(*abi, os);
+        return writeHeaderText(text + fnHeaderText(*module, prefix), path);
+      },
+      argv0);
 }
 
 int main(int argc, char **argv) {

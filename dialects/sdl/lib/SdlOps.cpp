@@ -520,6 +520,14 @@ LogicalResult ReluOp::verify() {
 
 LogicalResult AddOp::verify() { return expectFloat(*this, "input", getType()); }
 
+LogicalResult FakeQuantRowsOp::verify() {
+  if (getType().getRank() != 2)
+    return emitOpError("expects an [out, in] weight");
+  if (getBits() < 2 || getBits() > 8)
+    return emitOpError("bits must be in [2, 8], got ") << getBits();
+  return expectFloat(*this, "input", getType());
+}
+
 LogicalResult MatmulOp::verify() {
   RankedTensorType a = tensorOf(getLhs()), b = tensorOf(getRhs()),
                    y = getType();

@@ -302,8 +302,16 @@ module @Rich {
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]]
 // CHECK: %[[TABLET:.+]] = bufferization.to_tensor %[[TABLE]]
 // CHECK: %[[WT:.+]] = bufferization.to_tensor %{{.+}} : memref<9x3xf32> to tensor<9x3xf32>
-// Embedding: a gather from the table, one row copy per id.
+// Embedding: a gather from the table, one row copy per id, prefetching the
+// row of the id 8 positions on (clamped to the last id) from the caller's
+// buffer.
 // CHECK: %[[E:.+]] = scf.for %[[I:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[ACC:.+]] = %{{.+}}) -> (tensor<?x4xf32>)
+// CHECK: %[[C8:.+]] = arith.constant 8 : index
+// CHECK-NEXT: %[[PLUS:.+]] = arith.addi %[[I]], %[[C8]] : index
+// CHECK-NEXT: %[[AHEAD:.+]] = arith.minui %[[PLUS]], %{{.+}} : index
+// CHECK-NEXT: %[[NEXT:.+]] = tensor.extract %[[IDST]][%[[AHEAD]]] : tensor<?xi64>
+// CHECK-NEXT: %[[NROW:.+]] = arith.index_cast %[[NEXT]] : i64 to index
+// CHECK-NEXT: memref.prefetch %[[TABLE]][%[[NROW]], %{{.+}}], read, locality<3>, data : memref<10x4xf32>
 // CHECK-NEXT: %[[ID:.+]] = tensor.extract %[[IDST]][%[[I]]] : tensor<?xi64>
 // CHECK-NEXT: %[[ROW:.+]] = arith.index_cast %[[ID]] : i64 to index
 // CHECK-NEXT: %[[SLICE:.+]] = tensor.extract_slice %[[TABLET]][%[[ROW]], 0] [1, 4] [1, 1] : tensor<10x4xf32> to tensor<1x4xf32>

@@ -357,3 +357,32 @@ module @Rigl {
 // CHECK: %[[DY:.*]] = sdl.mse_loss_grad
 // CHECK: %[[GW:.*]] = sdl.linear_grad_weight %[[DY]], %[[H]]
 // CHECK: return %{{.*}}, %[[GW]], %{{.*}}, %[[H]], %[[DY]]
+
+// -----
+
+// sparse_quantized_linear: the layer reads sdl.fake_quant_rows of its
+// weight; the input gradient uses the quantized weight and the weight
+// gradient (sampled on the quantized weight's pattern) goes straight
+// through to the parameter (straight-through estimator).
+
+#CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
+module @Quant {
+  sdl.param @fc1.weight : tensor<10x12xf32, #CSR> {init = "fan_in_uniform", init_a = 3.600000e+00 : f64, kind = "csr", nnz = 36 : i64}
+  sdl.param @fc2.weight : tensor<3x10xf32> {init = "fan_in_uniform", init_a = 3.000000e+00 : f64, kind = "dense"}
+  func.func @Quant(%x: tensor<?x12xf32> {sdl.input = "x"}, %y: tensor<?x3xf32> {sdl.target = "y"}) -> (tensor<?x3xf32>, tensor<f32>) attributes {sdl.model, sdl.output = "out"} {
+    %w = sdl.get_param @fc1.weight : tensor<10x12xf32, #CSR>
+    %q = sdl.fake_quant_rows %w bits(4) : tensor<10x12xf32, #CSR>
+    %h = sdl.linear %x, %q : (tensor<?x12xf32>, tensor<10x12xf32, #CSR>) -> tensor<?x10xf32>
+    %w2 = sdl.get_param @fc2.weight : tensor<3x10xf32>
+    %out = sdl.linear %h, %w2 : (tensor<?x10xf32>, tensor<3x10xf32>) -> tensor<?x3xf32>
+    %loss = sdl.mse_loss %out, %y : (tensor<?x3xf32>, tensor<?x3xf32>) -> tensor<f32>
+    return %out, %loss : tensor<?x3xf32>, tensor<f32>
+  }
+}
+
+// CHECK-LABEL: module @Quant
+// CHECK: func.func @train(
+// CHECK: %[[W:.*]] = sdl.get_param @fc1.weight
+// CHECK: %[[Q:.*]] = sdl.fake_quant_rows %[[W]] bits(4)
+// CHECK: %[[GW:.*]] = sdl.linear_grad_weight %{{.*}}, %{{.*}}, %[[Q]]
+// CHECK: return %{{.*}}, %[[GW]], %{{.*}}

@@ -14,6 +14,15 @@
 // CHECK-SAME: sdl.rows_of = "e.weight"
 // CHECK: %[[BUF:.*]] = memref.alloca() : memref<4xf32>
 // CHECK: scf.for %[[U:.*]] =
+// The rows of the segment 8 on (clamped to the last) are prefetched for
+// writing: the table's and those of the three states Adam uses.
+// CHECK: %[[AH:.*]] = arith.minui
+// CHECK: memref.load %[[STARTS]][%[[AH]]]
+// CHECK: memref.load %[[KEYS]]
+// CHECK: memref.prefetch %[[VAL]][%[[BASE:.*]]], write, locality<3>, data
+// CHECK-NEXT: memref.prefetch %[[M]][%[[BASE]]], write
+// CHECK-NEXT: memref.prefetch %[[V]][%[[BASE]]], write
+// CHECK-NEXT: memref.prefetch %[[VM]][%[[BASE]]], write
 // CHECK: %[[ID32:.*]] = memref.load %[[KEYS]]
 // CHECK: %[[ID:.*]] = arith.index_castui %[[ID32]]
 // CHECK: %[[NOTPAD:.*]] = arith.cmpi ne, %[[ID]], %c3

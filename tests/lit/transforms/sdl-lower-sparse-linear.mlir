@@ -181,3 +181,42 @@ func.func @dense(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %dy: tensor<?x4xf32>)
   %dw = sdl.linear_grad_weight %dy, %x, %w : (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
   return %y, %dw : tensor<?x4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// masked_linear: the dense loops, with the mask's entry multiplied into
+// every weight read (forward, input gradient) and into every weight-gradient
+// sum before it is stored (groups of four entries: a vector<4> of the mask).
+// CHECK-LABEL: func.func @masked(
+// CHECK-SAME: %[[W:[^:]+]]: tensor<4x8xf32>, %[[M:[^:]+]]: tensor<4x8xf32>
+func.func @masked(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %m: tensor<4x8xf32>,
+                  %b: tensor<4xf32>, %dy: tensor<?x4xf32>)
+    -> (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32>) {
+  // Forward: each stored weight times its mask entry, then the FMA (the
+  // buffer loads fold into tensor.extract here).
+  // CHECK: scf.parallel
+  // CHECK: %[[WV:.+]] = tensor.extract %[[W]]
+  // CHECK: %[[MV:.+]] = tensor.extract %[[M]]
+  // CHECK: %[[WM:.+]] = arith.mulf %[[WV]], %[[MV]] : f32
+  // CHECK: vector.broadcast %[[WM]] : f32 to vector<64xf32>
+  // CHECK: vector.fma
+  // CHECK: } {sdl.parallel}
+  %y = sdl.masked_linear %x, %w, %m, %b : (tensor<?x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4xf32>) -> tensor<?x4xf32>
+  // Input gradient: the same product per weight read.
+  // CHECK: scf.parallel
+  // CHECK: tensor.extract %[[W]]
+  // CHECK: tensor.extract %[[M]]
+  // CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
+  // CHECK: vector.fma
+  // CHECK: } {sdl.parallel}
+  %dx = sdl.masked_linear_grad_input %dy, %w, %m : (tensor<?x4xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<?x8xf32>
+  // Weight gradient: the group's four sums times four mask entries.
+  // CHECK: %[[MB:.+]] = bufferization.to_buffer %[[M]]
+  // CHECK: scf.parallel
+  // CHECK: vector.shuffle
+  // CHECK: %[[M4:.+]] = vector.load %[[MB]][%{{.+}}, %{{.+}}] : memref<4x8xf32>, vector<4xf32>
+  // CHECK: arith.mulf %{{.+}}, %[[M4]] : vector<4xf32>
+  // CHECK: } {sdl.parallel}
+  %dw = sdl.masked_linear_grad_weight %dy, %x, %m : (tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %y, %dx, %dw : tensor<?x4xf32>, tensor<?x8xf32>, tensor<4x8xf32>
+}

@@ -73,8 +73,9 @@ std::vector<ErrorCase> cases() {
       {"UnknownParamKind",
        model(decls("  param p : conv2d(1, 2)\n")),
        {"5:13: error: unknown parameter kind 'conv2d'; expected linear, "
-        "sparse_linear, masked_linear, embedding, embedding_bag, tensor, kwinners or "
-        "kwinners2d"}},
+        "sparse_linear, sparse_quantized_linear, masked_linear, masked_conv2d, "
+        "masked_lstm, embedding, "
+        "embedding_bag, tensor, kwinners or kwinners2d"}},
       {"BuiltinParamName",
        model(decls("  param relu : linear(1, 2)\n")),
        {"5:9: error: 'relu' is a builtin function and cannot be used as a "

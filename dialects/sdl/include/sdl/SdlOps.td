@@ -178,6 +178,24 @@ def Sdl_EmbeddingBagOp : Sdl_ValueOp<"embedding_bag"> {
   let results = (outs AnyRankedTensor:$result);
 }
 
+def Sdl_FakeQuantRowsOp : Sdl_ValueOp<"fake_quant_rows",
+                                      [SameOperandsAndResultType]> {
+  let summary = "per-row symmetric fake quantization of a weight (STE)";
+  let description = [{
+    Row r of the [out, in] weight (its stored entries for a CSR weight)
+    becomes `q * s` with `s = max |w(r, :)| / (2^(bits-1) - 1)` (1 for an
+    all-zero row) and `q = roundeven(w / s)` clamped to
+    `[-(2^(bits-1) - 1), 2^(bits-1) - 1]`: the values a `bits`-bit signed
+    integer weight with one f32 scale per output row represents. The
+    gradient passes straight through (sdl-expand-training). Lowered by
+    sdl-lower-fake-quant.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$bits);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat =
+      "$input `bits` `(` $bits `)` attr-dict `:` type($input)";
+}
+
 def Sdl_ReluOp : Sdl_ValueOp<"relu", [SameOperandsAndResultType]> {
   let summary = "max(x, 0)";
   let arguments = (ins AnyRankedTensor:$input);
@@ -372,5 +390,8 @@ def Sdl_CrossEntropyLossGradOp : Sdl_LossGradOp<"cross_entropy_loss_grad",
     "d loss / d logits = (softmax(logits) - onehot(label)) / batch">;
 def Sdl_BceWithLogitsLossGradOp : Sdl_LossGradOp<"bce_with_logits_loss_grad",
     "d loss / d input = (sigmoid(input) - target) / numel">;
+
+include "sdl/SdlConvOps.td"
+include "sdl/SdlLstmOps.td"
 
 #endif // SDL_OPS_TD

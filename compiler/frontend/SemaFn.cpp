@@ -1,0 +1,695 @@
+//===- SemaFn.cpp - Semantic checks of free-standing kernels --------------===//
+//
+// Part of sparsec, a compiler for sparse neural-network models.
+//
+//===----------------------------------------------------------------------===//
+//
+// Checks `fn` kernels (FnAST.h) and gives every expression its FnType:
+// element type, shape (literal or symbolic dimensions) and format (dense,
+// csr, csc, coo). The typing rules are the table of docs/sparse-ops.md; every
+// error names the offending construct and points at it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Diagnostics.h"
+#include "FnAST.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <cmath>
+
+using namespace sparsec;
+using namespace sparsec::ast;
+using llvm::ArrayRef;
+using llvm::SMLoc;
+using llvm::StringRef;
+using llvm::Twine;
+
+StringRef ast::fnFormatName(FnFormat f) {
+  switch (f) {
+  case FnFormat::Dense:
+    return "dense";
+  case FnFormat::CSR:
+    return "csr";
+  case FnFormat::CSC:
+    return "csc";
+  case FnFormat::COO:
+    return "coo";
+  case FnFormat::RowCOO:
+    return "coo(1)";
+  case FnFormat::BSR:
+    return "bsr";
+  }
+  return "?";
+}
+
+std::string ast::fnTypeToString(const FnType &t) {
+  std::string s = elemTypeName(t.elem).str();
+  if (t.shape.empty())
+    return s;
+  s += "[";
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    s += t.shape[i].isSymbolic() ? t.shape[i].symbol
+                                 : std::to_string(t.shape[i].value);
+  }
+  s += "]";
+  if (t.isSparse())
+    s += " @" + fnFormatName(t.format).str();
+  if (t.format == FnFormat::BSR)
+    s += "(" + std::to_string(t.blockRows) + ", " +
+         std::to_string(t.blockCols) + ")";
+  return s;
+}
+
+ArrayRef<StringRef> ast::fnMapNames() {
+  static const StringRef names[] = {
+      "neg",  "abs",   "sqrt", "rsqrt", "exp",  "expm1", "log",   "log1p",
+      "log2", "log10", "sin",  "cos",   "tan",  "asin",  "acos",  "atan",
+      "sinh", "cosh",  "tanh", "erf",   "ceil", "floor", "round", "trunc"};
+  return names;
+}
+
+StringRef ast::fnOpName(FnOp op) {
+  switch (op) {
+  case FnOp::Invalid:
+    return "?";
+  case FnOp::Ident:
+    return "name";
+  case FnOp::Number:
+    return "number";
+  case FnOp::Add:
+    return "add";
+  case FnOp::Sub:
+    return "sub";
+  case FnOp::Mul:
+    return "mul";
+  case FnOp::Div:
+    return "div";
+  case FnOp::MatMul:
+    return "mm";
+  case FnOp::AddMM:
+    return "addmm";
+  case FnOp::Map:
+    return "map";
+  case FnOp::Pow:
+    return "pow";
+  case FnOp::Sum:
+    return "sum";
+  case FnOp::Transpose:
+    return "transpose";
+  case FnOp::ToDense:
+    return "to_dense";
+  }
+  return "?";
+}
+
+namespace {
+
+/// The spelling of an operator in messages.
+StringRef opSpelling(FnOp op) {
+  switch (op) {
+  case FnOp::Add:
+    return "'+'";
+  case FnOp::Sub:
+    return "'-'";
+  case FnOp::Mul:
+    return "'*'";
+  case FnOp::Div:
+    return "'/'";
+  case FnOp::MatMul:
+    return "'@'";
+  default:
+    return fnOpName(op);
+  }
+}
+
+class FnChecker {
+public:
+  FnChecker(FnDecl &fn, DiagEngine &diags) : fn(fn), diags(diags) {}
+  void check();
+
+private:
+  bool resolveType(const TypeSpec &spec, FnType &out, bool isResult);
+  FnType checkExpr(FnExpr &e);
+  FnType checkBinary(FnExpr &e);
+  FnType checkMatMul(FnExpr &e, FnExpr &lhs, FnExpr &rhs);
+  FnType checkCall(FnExpr &e);
+  /// Type of an elementwise combination of `a` and `b` (same shape and
+  /// element type; sparse with the same format stays sparse).
+  FnType elementwise(FnExpr &e, const FnType &a, const FnType &b);
+  bool expectArgs(FnExpr &e, size_t n, bool kwargs = false);
+  bool sameElem(SMLoc loc, const FnType &a, const FnType &b);
+  FnType invalid() { return FnType(); }
+  /// Parameter and dimension names become C names of the kernel's entry
+  /// point (docs/sparse-ops.md): they must be valid and distinct there.
+  void checkCNames();
+
+  FnDecl &fn;
+  DiagEngine &diags;
+  llvm::StringMap<FnType> scope;
+  /// Checking the argument of to_dense(transpose(...)).
+  bool transposeToDense = false;
+};
+
+bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
+  bool ok = true;
+  out = FnType();
+  if (spec.elem != ElemType::F32 && spec.elem != ElemType::F64) {
+    diags.error(spec.loc, "kernel tensors must be f32 or f64, got '" +
+                              elemTypeName(spec.elem) + "'");
+    ok = false;
+  }
+  for (const DimSpec &d : spec.dims) {
+    FnDim dim;
+    if (d.isSymbolic) {
+      dim.symbol = d.symbol;
+      if (isResult && !llvm::is_contained(fn.symbols, d.symbol)) {
+        diags.error(d.loc, "dimension '" + d.symbol + "' of the result of '" +
+                               fn.name +
+                               "' is not a dimension of any parameter");
+        ok = false;
+      }
+      if (!isResult && !llvm::is_contained(fn.symbols, d.symbol))
+        fn.symbols.push_back(d.symbol);
+    } else {
+      if (d.value < 1 || d.value > kMaxElements) {
+        diags.error(d.loc, "dimension must be between 1 and " +
+                               Twine(kMaxElements) + ", got " + Twine(d.value));
+        ok = false;
+      }
+      dim.value = d.value;
+    }
+    out.shape.push_back(dim);
+  }
+  switch (spec.encoding.kind) {
+  case EncodingKind::None:
+    break;
+  case EncodingKind::CSR:
+    out.format = FnFormat::CSR;
+    break;
+  case EncodingKind::CSC:
+    out.format = FnFormat::CSC;
+    break;
+  case EncodingKind::BSR: {
+    out.format = FnFormat::BSR;
+    out.blockRows = spec.encoding.params[0];
+    out.blockCols = spec.encoding.params[1];
+    for (size_t d = 0; d < spec.dims.size() && d < 2; ++d) {
+      int64_t block = d == 0 ? out.blockRows : out.blockCols;
+      if (block < 1 ||
+          (!spec.dims[d].isSymbolic && spec.dims[d].value % block != 0)) {
+        diags.error(spec.encoding.loc, "block size " + Twine(block) +
+                                           " of '@bsr' must be "
+                                           "positive and divide dimension " +
+                                           Twine(d) + " (" +
+                                           Twine(spec.dims[d].value) + ")");
+        return false;
+      }
+    }
+    break;
+  }
+  case EncodingKind::COO:
+    // @coo(k): the first k dimensions sparse, the rest dense; on a matrix
+    // @coo(2) is @coo and @coo(1) stores whole rows.
+    if (spec.encoding.params.empty() ||
+        (spec.encoding.params[0] == 2 && spec.dims.size() == 2)) {
+      out.format = FnFormat::COO;
+      break;
+    }
+    if (spec.encoding.params[0] == 1 && spec.dims.size() == 2) {
+      out.format = FnFormat::RowCOO;
+      break;
+    }
+    diags.error(spec.encoding.loc,
+                "encoding '@coo(" + Twine(spec.encoding.params[0]) +
+                    ")' of a kernel tensor of " + Twine(spec.dims.size()) +
+                    " dimensions is not supported yet (use @coo(1) or "
+                    "@coo(2) on a matrix)");
+    return false;
+  default:
+    diags.error(spec.encoding.loc,
+                "encoding '@" + encodingName(spec.encoding.kind) +
+                    (spec.encoding.params.empty() ? "" : "(...)") +
+                    "' is not supported in kernels yet (use @csr, @csc, @coo, "
+                    "@coo(1) or @bsr(r, c))");
+    return false;
+  }
+  if (out.isSparse()) {
+    if (out.getRank() != 2) {
+      diags.error(spec.encoding.loc, "a sparse kernel tensor must have 2 "
+                                     "dimensions, got " +
+                                         Twine(out.getRank()));
+      ok = false;
+    }
+    for (size_t i = 0; i < spec.dims.size(); ++i)
+      if (spec.dims[i].isSymbolic) {
+        diags.error(spec.dims[i].loc,
+                    "a sparse kernel tensor needs literal dimensions, got '" +
+                        spec.dims[i].symbol + "'");
+        ok = false;
+      }
+  }
+  if (ok)
+    out.elem = spec.elem;
+  return ok;
+}
+
+void FnChecker::check() {
+  for (FnParam &p : fn.params) {
+    if (scope.count(p.name)) {
+      diags.error(p.loc, "parameter '" + p.name + "' of '" + fn.name +
+                             "' is declared twice");
+      continue;
+    }
+    resolveType(p.spec, p.type, /*isResult=*/false);
+    scope[p.name] = p.type;
+  }
+  checkCNames();
+  bool resultOk = resolveType(fn.resultSpec, fn.resultType, /*isResult=*/true);
+  for (FnStmt &s : fn.stmts) {
+    FnType t = checkExpr(*s.value);
+    if (scope.count(s.name)) {
+      diags.error(s.loc,
+                  "'" + s.name + "' is already defined in '" + fn.name + "'");
+      continue;
+    }
+    scope[s.name] = t;
+  }
+  FnType t = checkExpr(*fn.ret);
+  if (t.isValid() && resultOk && t != fn.resultType) {
+    diags.error(fn.retLoc, "'" + fn.name + "' returns " + fnTypeToString(t) +
+                               " but its result type is " +
+                               fnTypeToString(fn.resultType) +
+                               (t.isSparse() && !fn.resultType.isSparse()
+                                    ? " (use to_dense)"
+                                    : ""));
+  }
+}
+
+bool FnChecker::sameElem(SMLoc loc, const FnType &a, const FnType &b) {
+  if (a.elem == b.elem)
+    return true;
+  diags.error(loc, "operands have different element types: " +
+                       fnTypeToString(a) + " and " + fnTypeToString(b));
+  return false;
+}
+
+FnType FnChecker::elementwise(FnExpr &e, const FnType &a, const FnType &b) {
+  if (!sameElem(e.loc, a, b))
+    return invalid();
+  if (a.shape != b.shape) {
+    diags.error(e.loc, "operands of " + opSpelling(e.op) +
+                           " have different shapes: " + fnTypeToString(a) +
+                           " and " + fnTypeToString(b));
+    return invalid();
+  }
+  FnType r = a;
+  if (a.isSparse() && b.isSparse()) {
+    if (a.format != b.format || a.blockRows != b.blockRows ||
+        a.blockCols != b.blockCols) {
+      // The encoding part of the types ("@bsr(2, 2)").
+      auto enc = [](const FnType &t) {
+        std::string s = fnTypeToString(t);
+        return s.substr(s.find('@'));
+      };
+      diags.error(e.loc, "operands of " + opSpelling(e.op) +
+                             " have different encodings: " + enc(a) + " and " +
+                             enc(b) + " (convert one with to_dense)");
+      return invalid();
+    }
+    return r;
+  }
+  r.format = FnFormat::Dense;
+  r.blockRows = r.blockCols = 1;
+  return r;
+}
+
+FnType FnChecker::checkMatMul(FnExpr &e, FnExpr &lhs, FnExpr &rhs) {
+  FnType a = checkExpr(lhs), b = checkExpr(rhs);
+  if (!a.isValid() || !b.isValid())
+    return invalid();
+  if (!sameElem(e.loc, a, b))
+    return invalid();
+  if (a.getRank() != 2 || (b.getRank() != 1 && b.getRank() != 2)) {
+    diags.error(e.loc, "matrix product needs a matrix times a matrix or a "
+                       "vector, got " +
+                           fnTypeToString(a) + " and " + fnTypeToString(b));
+    return invalid();
+  }
+  if (a.shape[1] != b.shape[0]) {
+    diags.error(e.loc, "inner dimensions of the matrix product differ: " +
+                           fnTypeToString(a) + " and " + fnTypeToString(b));
+    return invalid();
+  }
+  if (a.isSparse() && b.isSparse()) {
+    diags.error(e.loc, "sparse @ sparse is not supported yet (convert one "
+                       "operand with to_dense)");
+    return invalid();
+  }
+  FnType r;
+  r.elem = a.elem;
+  r.shape.push_back(a.shape[0]);
+  if (b.getRank() == 2)
+    r.shape.push_back(b.shape[1]);
+  return r;
+}
+
+FnType FnChecker::checkBinary(FnExpr &e) {
+  FnExpr &lhs = *e.args[0], &rhs = *e.args[1];
+  if (e.op == FnOp::MatMul)
+    return checkMatMul(e, lhs, rhs);
+  bool lnum = lhs.op == FnOp::Number, rnum = rhs.op == FnOp::Number;
+  if (e.op == FnOp::Div) {
+    if (!rnum) {
+      diags.error(e.loc, "'/' divides a tensor by a number only");
+      return invalid();
+    }
+    if (lnum) {
+      diags.error(lhs.loc, "expected a tensor before '/'");
+      return invalid();
+    }
+    e.scale = rhs.number;
+    e.args.pop_back();
+    return checkExpr(lhs);
+  }
+  if (e.op == FnOp::Mul && lnum != rnum) {
+    // A number scales the stored values of the other operand.
+    e.scale = lnum ? lhs.number : rhs.number;
+    e.args.erase(e.args.begin() + (lnum ? 0 : 1));
+    return checkExpr(*e.args[0]);
+  }
+  if (lnum || rnum) {
+    diags.error(lnum ? lhs.loc : rhs.loc,
+                "a number can only scale a tensor (c * A, A * c, A / c)");
+    return invalid();
+  }
+  FnType a = checkExpr(lhs), b = checkExpr(rhs);
+  if (!a.isValid() || !b.isValid())
+    return invalid();
+  return elementwise(e, a, b);
+}
+
+bool FnChecker::expectArgs(FnExpr &e, size_t n, bool kwargs) {
+  if (e.args.size() != n) {
+    diags.error(e.loc, "'" + e.name + "' takes " + Twine(n) + " argument" +
+                           (n == 1 ? "" : "s") + ", got " +
+                           Twine(e.args.size()));
+    return false;
+  }
+  if (!kwargs && !e.kwargs.empty()) {
+    diags.error(e.kwargs.front().loc,
+                "'" + e.name + "' takes no keyword arguments");
+    return false;
+  }
+  return true;
+}
+
+FnType FnChecker::checkCall(FnExpr &e) {
+  e.op = llvm::StringSwitch<FnOp>(e.name)
+             .Case("mm", FnOp::MatMul)
+             .Case("addmm", FnOp::AddMM)
+             .Case("pow", FnOp::Pow)
+             .Case("sum", FnOp::Sum)
+             .Case("transpose", FnOp::Transpose)
+             .Case("to_dense", FnOp::ToDense)
+             .Default(llvm::is_contained(fnMapNames(), e.name) ? FnOp::Map
+                                                               : FnOp::Invalid);
+  switch (e.op) {
+  case FnOp::Invalid:
+    diags.error(e.loc, "unknown kernel operation '" + e.name +
+                           "'; expected mm, addmm, pow, sum, transpose, "
+                           "to_dense or an elementwise function (" +
+                           llvm::join(fnMapNames(), ", ") + ")");
+    return invalid();
+  case FnOp::MatMul:
+    if (!expectArgs(e, 2))
+      return invalid();
+    return checkMatMul(e, *e.args[0], *e.args[1]);
+  case FnOp::AddMM: {
+    if (!expectArgs(e, 3, /*kwargs=*/true))
+      return invalid();
+    for (const FnExpr::KwArg &kw : e.kwargs) {
+      if (kw.name == "beta")
+        e.beta = kw.value;
+      else if (kw.name == "alpha")
+        e.alpha = kw.value;
+      else {
+        diags.error(kw.loc, "unknown keyword argument '" + kw.name +
+                                "' of 'addmm'; expected beta or alpha");
+        return invalid();
+      }
+    }
+    FnType bias = checkExpr(*e.args[0]);
+    FnType r = checkMatMul(e, *e.args[1], *e.args[2]);
+    if (!bias.isValid() || !r.isValid())
+      return invalid();
+    if (bias != r) {
+      diags.error(e.args[0]->loc, "the first argument of 'addmm' must be a "
+                                  "dense " +
+                                      fnTypeToString(r) + ", got " +
+                                      fnTypeToString(bias));
+      return invalid();
+    }
+    return r;
+  }
+  case FnOp::Pow: {
+    if (!expectArgs(e, 2))
+      return invalid();
+    if (e.args[1]->op != FnOp::Number) {
+      diags.error(e.args[1]->loc, "the exponent of 'pow' must be a number");
+      return invalid();
+    }
+    e.scale = e.args[1]->number;
+    e.args.pop_back();
+    break;
+  }
+  case FnOp::Sum: {
+    if (e.args.size() == 2 && e.kwargs.empty()) {
+      FnExpr &d = *e.args[1];
+      if (d.op != FnOp::Number || d.number != std::floor(d.number)) {
+        diags.error(d.loc, "the dimension of 'sum' must be an integer");
+        return invalid();
+      }
+      e.dim = static_cast<int64_t>(d.number);
+      SMLoc dimLoc = d.loc;
+      e.args.pop_back(); // `d` is gone from here on
+      FnType a = checkExpr(*e.args[0]);
+      if (!a.isValid())
+        return invalid();
+      int64_t rank = a.getRank();
+      if (e.dim < -rank || e.dim >= rank) {
+        diags.error(dimLoc, "dimension " + Twine(e.dim) +
+                                " of 'sum' is out "
+                                "of range for " +
+                                fnTypeToString(a));
+        return invalid();
+      }
+      if (e.dim < 0)
+        e.dim += rank;
+      FnType r;
+      r.elem = a.elem;
+      r.shape = a.shape;
+      r.shape.erase(r.shape.begin() + e.dim);
+      return r;
+    }
+    if (!expectArgs(e, 1))
+      return invalid();
+    FnType a = checkExpr(*e.args[0]);
+    if (!a.isValid())
+      return invalid();
+    FnType r;
+    r.elem = a.elem;
+    return r;
+  }
+  default:
+    if (!expectArgs(e, 1))
+      return invalid();
+    break;
+  }
+  if (e.args[0]->op == FnOp::Number) {
+    diags.error(e.args[0]->loc, "'" + e.name + "' expects a tensor");
+    return invalid();
+  }
+  // to_dense(transpose(A)) is one generic into a dense result: no sort.
+  bool inToDense = e.op == FnOp::ToDense && e.args[0]->op == FnOp::Invalid &&
+                   e.args[0]->name == "transpose";
+  std::swap(inToDense, transposeToDense);
+  FnType a = checkExpr(*e.args[0]);
+  std::swap(inToDense, transposeToDense);
+  if (!a.isValid())
+    return invalid();
+  if (e.op == FnOp::ToDense) {
+    a.format = FnFormat::Dense;
+    a.blockRows = a.blockCols = 1;
+    return a;
+  }
+  if (e.op == FnOp::Transpose) {
+    if (a.getRank() != 2) {
+      diags.error(e.loc,
+                  "'transpose' needs a matrix, got " + fnTypeToString(a));
+      return invalid();
+    }
+    if ((a.format == FnFormat::COO || a.format == FnFormat::RowCOO ||
+         a.format == FnFormat::BSR) &&
+        !transposeToDense) {
+      diags.error(e.loc, "the transpose of a @" + fnFormatName(a.format) +
+                             " tensor needs a sort and is only supported as "
+                             "to_dense(transpose(...)) yet");
+      return invalid();
+    }
+    std::swap(a.shape[0], a.shape[1]);
+    // The transpose of a CSR matrix is the CSC matrix with the same arrays
+    // (and vice versa), as in PyTorch: no sort is needed.
+    if (a.format == FnFormat::CSR)
+      a.format = FnFormat::CSC;
+    else if (a.format == FnFormat::CSC)
+      a.format = FnFormat::CSR;
+  }
+  return a; // unary ops keep the type and the format
+}
+
+FnType FnChecker::checkExpr(FnExpr &e) {
+  FnType t;
+  switch (e.op) {
+  case FnOp::Ident: {
+    auto it = scope.find(e.name);
+    if (it == scope.end()) {
+      diags.error(e.loc, "unknown name '" + e.name + "' in '" + fn.name + "'");
+      return invalid();
+    }
+    t = it->second;
+    break;
+  }
+  case FnOp::Number:
+    diags.error(e.loc,
+                "a number can only scale a tensor (c * A, A * c, A / c)");
+    return invalid();
+  case FnOp::Invalid:
+    t = checkCall(e);
+    break;
+  case FnOp::Map: // `-x` (calls arrive as Invalid and go to checkCall)
+    t = checkExpr(*e.args[0]);
+    break;
+  default:
+    t = checkBinary(e);
+    break;
+  }
+  e.type = t;
+  return t;
+}
+
+void FnChecker::checkCNames() {
+  static const char *const keywords[] = {
+      "auto",     "bool",     "break",   "case",     "char",     "class",
+      "const",    "continue", "default", "delete",   "do",       "double",
+      "else",     "enum",     "extern",  "false",    "float",    "for",
+      "goto",     "if",       "inline",  "int",      "long",     "new",
+      "operator", "private",  "public",  "register", "restrict", "return",
+      "short",    "signed",   "sizeof",  "static",   "struct",   "switch",
+      "template", "this",     "true",    "typedef",  "union",    "unsigned",
+      "using",    "virtual",  "void",    "volatile", "while",    "int64_t"};
+  // name -> where it was declared, for every C name of the entry point.
+  llvm::StringMap<SMLoc> names;
+  auto declare = [&](StringRef name, SMLoc loc, StringRef what) {
+    if (llvm::is_contained(keywords, name) || name == "out" ||
+        name.starts_with("out_") || name.starts_with("sfn_")) {
+      diags.error(loc, what + " name '" + name + "' of '" + fn.name +
+                           "' is reserved in the C entry point");
+      return;
+    }
+    if (!names.try_emplace(name, loc).second)
+      diags.error(loc, "'" + name + "' of '" + fn.name +
+                           "' clashes with another C parameter name of its "
+                           "entry point");
+  };
+  for (const std::string &sym : fn.symbols) {
+    SMLoc loc;
+    for (const FnParam &p : fn.params)
+      for (const DimSpec &d : p.spec.dims)
+        if (d.isSymbolic && d.symbol == sym && !loc.isValid())
+          loc = d.loc;
+    declare(sym, loc, "dimension");
+  }
+  llvm::StringSet<> seen; // a repeated parameter is reported by check()
+  for (const FnParam &p : fn.params) {
+    if (!seen.insert(p.name).second)
+      continue;
+    if (!p.type.isSparse()) {
+      declare(p.name, p.loc, "parameter");
+      continue;
+    }
+    for (const char *suffix : {"_pos", "_crd", "_val", "_nnz", "_indices"})
+      declare(p.name + suffix, p.loc, "parameter");
+  }
+}
+
+} // namespace
+
+void ast::checkFns(Module &m, DiagEngine &diags) {
+  llvm::StringMap<const FnDecl *> seen;
+  for (const std::shared_ptr<FnDecl> &fn : m.fns) {
+    auto [it, inserted] = seen.try_emplace(fn->name, fn.get());
+    if (!inserted) {
+      diags.error(fn->loc, "kernel '" + fn->name + "' is defined twice");
+      diags.note(it->second->loc, "previous definition is here");
+      continue;
+    }
+    FnChecker(*fn, diags).check();
+  }
+}
+
+namespace {
+void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
+  switch (e.op) {
+  case FnOp::Ident:
+    os << e.name;
+    return;
+  case FnOp::Number:
+    os << formatDouble(e.number);
+    return;
+  default:
+    break;
+  }
+  os << (e.op == FnOp::Map ? StringRef(e.name) : fnOpName(e.op)) << "(";
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    if (i)
+      os << ", ";
+    dumpExpr(*e.args[i], os);
+  }
+  if (e.op == FnOp::Mul && e.args.size() == 1)
+    os << ", scale = " << formatDouble(e.scale);
+  if (e.op == FnOp::Div)
+    os << ", by = " << formatDouble(e.scale);
+  if (e.op == FnOp::Pow)
+    os << ", " << formatDouble(e.scale);
+  if (e.op == FnOp::Sum && e.dim >= 0)
+    os << ", dim = " << e.dim;
+  if (e.op == FnOp::AddMM)
+    os << ", beta = " << formatDouble(e.beta)
+       << ", alpha = " << formatDouble(e.alpha);
+  os << ") : " << fnTypeToString(e.type);
+}
+} // namespace
+
+void ast::dumpFns(const Module &m, llvm::raw_ostream &os) {
+  for (const std::shared_ptr<FnDecl> &fn : m.fns) {
+    os << "fn " << fn->name << "(";
+    for (size_t i = 0; i < fn->params.size(); ++i)
+      os << (i ? ", " : "") << fn->params[i].name << " : "
+         << fnTypeToString(fn->params[i].type);
+    os << ") -> " << fnTypeToString(fn->resultType) << "\n";
+    for (const FnStmt &s : fn->stmts) {
+      os << "  " << s.name << " = ";
+      dumpExpr(*s.value, os);
+      os << "\n";
+    }
+    os << "  return ";
+    dumpExpr(*fn->ret, os);
+    os << "\n";
+  }
+}
