@@ -74,6 +74,9 @@ void ::sparsec::buildLLVMPipeline(OpPassManager &pm, const CodegenOptions &o) {
       o.vectorLength, /*enableVLAVectorization=*/false,
       /*enableSIMDIndex32=*/true, /*enableGPULibgen=*/false,
       SparseEmitStrategy::kFunctional, SparseParallelizationStrategy::kNone));
+  // The sparsifier frees some temporaries itself (SpGEMM's expanded access
+  // pattern, sort buffers); the deallocation pipeline takes those over.
+  pm.addNestedPass<func::FuncOp>(mlir::sdl::createSparsecHandOverDeallocs());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   dealloc.privateFunctionDynamicOwnership = o.sparseResults;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);

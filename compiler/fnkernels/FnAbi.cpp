@@ -222,9 +222,36 @@ private:
       Bound x = walk(*e.args[0]);
       return {x.first, key('T', x.second, 0)};
     }
+    case FnOp::MatMul:
+    case FnOp::SparseMM:
+      return product(e, *e.args[0], *e.args[1]);
+    case FnOp::AddMM: { // sspaddmm: the union of the bias and the product
+      Bound c = walk(*e.args[0]), p = product(e, *e.args[1], *e.args[2]);
+      return {"sfn_min(" + c.first + " + " + p.first + ", " +
+                  std::to_string(entries(e.type)) + "LL)",
+              key('|', c.second, p.second)};
+    }
     default: // unary ops keep the pattern
       return walk(*e.args[0]);
     }
+  }
+
+  /// A sparse product `a @ x`: a stored a(i,k) reaches at most N entries
+  /// (one row of @coo(1)); with x sparse, a stored x(k,j) at most M.
+  Bound product(const FnExpr &e, const FnExpr &a, const FnExpr &x) {
+    Bound ba = walk(a);
+    std::string all = std::to_string(entries(e.type)) + "LL";
+    if (e.type.format == FnFormat::RowCOO)
+      return {"sfn_min(" + ba.first + ", " + all + ")", key('h', ba.second, 0)};
+    std::string n = std::to_string(e.type.shape[1].value) + "LL";
+    if (!x.type.isSparse())
+      return {"sfn_min(" + ba.first + " * " + n + ", " + all + ")",
+              key('s', ba.second, 0)};
+    Bound bx = walk(x);
+    std::string m = std::to_string(e.type.shape[0].value) + "LL";
+    return {"sfn_min(sfn_min(" + ba.first + " * " + n + ", " + bx.first +
+                " * " + m + "), " + all + ")",
+            key('@', ba.second, bx.second)};
   }
 
   llvm::StringMap<const FnExpr *> locals;

@@ -37,6 +37,8 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/SourceMgr.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace sparsec;
 using sparsec::ast::ElemType;
@@ -148,7 +150,17 @@ private:
                   function_ref<Value(OpBuilder &, Location, Value)> f);
   Value genMatMul(const FnExpr &e, const FnExpr &lhs, const FnExpr &rhs,
                   Value init, double alpha);
-  Value genSum(const FnExpr &e);
+  enum class Reduction { Sum, Max, Min };
+  /// Reduces `a` (of type `argType`) over dimension `dim` (-1: all) into a
+  /// dense `resultType`; max/min over stored values only.
+  Value reduce(Reduction kind, const FnType &argType, Value a, int64_t dim,
+               const FnType &resultType, Location l);
+  /// `f(x, v)` for each stored value of matrix `x` (every value if dense),
+  /// `v` the dense vector along the dimension that is not `dim`; the result
+  /// has x's type `t` and pattern.
+  Value alongRows(const FnType &t, Value x, Value v, int64_t dim, Location l,
+                  function_ref<Value(OpBuilder &, Location, Value, Value)> f);
+  Value genSoftmax(const FnExpr &e);
   Value genExpr(const FnExpr &e);
 
   MLIRContext &ctx;
@@ -274,15 +286,13 @@ Value FnGen::genMatMul(const FnExpr &e, const FnExpr &lhs, const FnExpr &rhs,
   return g.getResult(0);
 }
 
-Value FnGen::genSum(const FnExpr &e) {
-  Location l = loc(e.loc);
-  const FnExpr &arg = *e.args[0];
-  Value a = genExpr(arg);
-  unsigned rank = arg.type.getRank();
+Value FnGen::reduce(Reduction kind, const FnType &argType, Value a, int64_t dim,
+                    const FnType &resultType, Location l) {
+  unsigned rank = argType.getRank();
   SmallVector<AffineExpr> outDims;
   SmallVector<utils::IteratorType> iters;
   for (unsigned d = 0; d < rank; ++d) {
-    bool reduced = e.dim < 0 || int64_t(d) == e.dim;
+    bool reduced = dim < 0 || int64_t(d) == dim;
     iters.push_back(reduced ? utils::IteratorType::reduction
                             : utils::IteratorType::parallel);
     if (!reduced)
@@ -290,14 +300,113 @@ Value FnGen::genSum(const FnExpr &e) {
   }
   SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
                                  AffineMap::get(rank, 0, outDims, &ctx)};
-  Value init = zeros(e.type, l);
+  Type elem = elemType(resultType.elem);
+  // The identity: what a row without stored values gets.
+  double inf = std::numeric_limits<double>::infinity();
+  double identity = kind == Reduction::Sum   ? 0.0
+                    : kind == Reduction::Max ? -inf
+                                             : inf;
+  Value init = linalg::FillOp::create(b, l, constant(elem, identity, l),
+                                      empty(resultType, l))
+                   .getResult(0);
+  bool sparse = argType.isSparse();
+  auto combine = [kind](OpBuilder &nb, Location nl, Value x, Value y) -> Value {
+    if (kind == Reduction::Sum)
+      return arith::AddFOp::create(nb, nl, x, y);
+    if (kind == Reduction::Max)
+      return arith::MaximumFOp::create(nb, nl, x, y);
+    return arith::MinimumFOp::create(nb, nl, x, y);
+  };
   auto g = linalg::GenericOp::create(
       b, l, TypeRange{init.getType()}, ValueRange{a}, ValueRange{init}, maps,
       iters, [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value sum = arith::AddFOp::create(nb, nl, args[1], args[0]);
-        linalg::YieldOp::create(nb, nl, sum);
+        if (!sparse || kind == Reduction::Sum) {
+          // Implicit zeros add nothing to a sum: the sparsifier skips them.
+          linalg::YieldOp::create(nb, nl, combine(nb, nl, args[1], args[0]));
+          return;
+        }
+        // max/min over stored values only (sparse_tensor.reduce skips the
+        // implicit zeros, which a plain maximumf would have to visit).
+        auto red = sparse_tensor::ReduceOp::create(
+            nb, nl, args[1], args[0],
+            arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elem, identity)));
+        {
+          OpBuilder::InsertionGuard guard(nb);
+          Block *body =
+              nb.createBlock(&red.getRegion(), {}, {elem, elem}, {nl, nl});
+          sparse_tensor::YieldOp::create(
+              nb, nl,
+              combine(nb, nl, body->getArgument(0), body->getArgument(1)));
+        }
+        linalg::YieldOp::create(nb, nl, red.getResult());
       });
   return g.getResult(0);
+}
+
+Value FnGen::alongRows(
+    const FnType &t, Value x, Value v, int64_t dim, Location l,
+    function_ref<Value(OpBuilder &, Location, Value, Value)> f) {
+  AffineExpr i, j;
+  bindDims(&ctx, i, j);
+  AffineMap id = AffineMap::get(2, 0, {i, j}, &ctx);
+  AffineMap kept = AffineMap::get(2, 0, {dim == 1 ? i : j}, &ctx);
+  Type elem = elemType(t.elem);
+  bool sparse = t.isSparse();
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{tensorType(t)}, ValueRange{x, v}, ValueRange{empty(t, l)},
+      {id, kept, id},
+      {utils::IteratorType::parallel, utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        if (!sparse) {
+          linalg::YieldOp::create(nb, nl, f(nb, nl, args[0], args[1]));
+          return;
+        }
+        // Only where x stores a value: the overlap with the (dense) v.
+        auto bin =
+            sparse_tensor::BinaryOp::create(nb, nl, elem, args[0], args[1]);
+        {
+          OpBuilder::InsertionGuard guard(nb);
+          Block *both = nb.createBlock(&bin.getOverlapRegion(), {},
+                                       {elem, elem}, {nl, nl});
+          sparse_tensor::YieldOp::create(
+              nb, nl, f(nb, nl, both->getArgument(0), both->getArgument(1)));
+        }
+        linalg::YieldOp::create(nb, nl, bin.getResult());
+      });
+  return g.getResult(0);
+}
+
+Value FnGen::genSoftmax(const FnExpr &e) {
+  Location l = loc(e.loc);
+  const FnExpr &arg = *e.args[0];
+  Value a = genExpr(arg);
+  FnType rows; // the dense vector along the kept dimension
+  rows.elem = e.type.elem;
+  rows.shape = {e.type.shape[1 - e.dim]};
+  // Stable: subtract each row's max before exp, as torch.sparse.softmax.
+  Value m = reduce(Reduction::Max, arg.type, a, e.dim, rows, l);
+  Value ex = alongRows(e.type, a, m, e.dim, l,
+                       [](OpBuilder &nb, Location nl, Value x, Value mx) {
+                         return Value(math::ExpOp::create(
+                             nb, nl, arith::SubFOp::create(nb, nl, x, mx)));
+                       });
+  Value sum = reduce(Reduction::Sum, e.type, ex, e.dim, rows, l);
+  if (e.name == "softmax")
+    return alongRows(e.type, ex, sum, e.dim, l,
+                     [](OpBuilder &nb, Location nl, Value x, Value s) {
+                       return Value(arith::DivFOp::create(nb, nl, x, s));
+                     });
+  // log_softmax: x - (max + log(sum)).
+  Value shift =
+      elementwise(rows, {m, sum}, empty(rows, l), l,
+                  [](OpBuilder &nb, Location nl, ValueRange v) -> Value {
+                    return arith::AddFOp::create(
+                        nb, nl, v[0], math::LogOp::create(nb, nl, v[1]));
+                  });
+  return alongRows(e.type, a, shift, e.dim, l,
+                   [](OpBuilder &nb, Location nl, Value x, Value c) {
+                     return Value(arith::SubFOp::create(nb, nl, x, c));
+                   });
 }
 
 Value FnGen::genExpr(const FnExpr &e) {
@@ -345,8 +454,27 @@ Value FnGen::genExpr(const FnExpr &e) {
         });
   }
   case FnOp::MatMul:
-    return genMatMul(e, *e.args[0], *e.args[1], zeros(e.type, l), 1.0);
+  case FnOp::SparseMM:
+    // A sparse result (SpGEMM, smm, hspmm) holds the entries the product
+    // reaches: the sparsifier's expanded access pattern per row.
+    return genMatMul(e, *e.args[0], *e.args[1],
+                     e.type.isSparse() ? empty(e.type, l) : zeros(e.type, l),
+                     1.0);
   case FnOp::AddMM: {
+    if (e.type.isSparse()) { // sspaddmm: the union of the bias and product
+      Value c = genExpr(*e.args[0]);
+      Value prod =
+          genMatMul(e, *e.args[1], *e.args[2], empty(e.type, l), e.alpha);
+      double beta = e.beta;
+      return elementwise(
+          e.type, {c, prod}, empty(e.type, l), l,
+          [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+            Value scaled = arith::MulFOp::create(
+                nb, nl, a[0],
+                arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elem, beta)));
+            return arith::AddFOp::create(nb, nl, scaled, a[1]);
+          });
+    }
     Value init;
     if (e.beta == 0.0) {
       init = zeros(e.type, l); // PyTorch ignores the bias (even NaN) then
@@ -381,7 +509,15 @@ Value FnGen::genExpr(const FnExpr &e) {
         });
   }
   case FnOp::Sum:
-    return genSum(e);
+  case FnOp::Reduce: {
+    const FnExpr &arg = *e.args[0];
+    Reduction kind = e.op == FnOp::Sum ? Reduction::Sum
+                     : e.name == "max" ? Reduction::Max
+                                       : Reduction::Min;
+    return reduce(kind, arg.type, genExpr(arg), e.dim, e.type, l);
+  }
+  case FnOp::Softmax:
+    return genSoftmax(e);
   case FnOp::Transpose: {
     Value x = genExpr(*e.args[0]);
     AffineExpr i, j;

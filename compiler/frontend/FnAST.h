@@ -96,10 +96,13 @@ enum class FnOp {
   Mul,       // a * b
   Div,       // a / c (c a number)
   MatMul,    // a @ b, mm(a, b)
-  AddMM,     // addmm(bias, a, b, beta =, alpha =)
+  AddMM,     // addmm(bias, a, b, beta =, alpha =); sspaddmm (sparse bias)
+  SparseMM,  // smm(a, b), hspmm(a, b): sparse @ dense with a sparse result
   Map,       // neg(a) / -a, abs(a), exp(a), ...: fnMapNames(), on stored values
   Pow,       // pow(a, p)
   Sum,       // sum(a), sum(a, dim)
+  Reduce,    // max(a), min(a) (and with a dim): over stored values
+  Softmax,   // softmax(a, dim), log_softmax(a, dim): over stored values
   Transpose, // transpose(a)
   ToDense,   // to_dense(a)
 };
@@ -129,7 +132,7 @@ struct FnExpr {
   // Resolved by Sema.
   FnType type;
   double scale = 0;           // Div/Mul by a number, Pow: the exponent
-  int64_t dim = -1;           // Sum: the reduced dimension, -1 for all
+  int64_t dim = -1;           // Sum, Reduce, Softmax: the dimension, -1 for all
   double alpha = 1, beta = 1; // AddMM
 };
 

@@ -47,12 +47,31 @@ bool bindArgs(DiagEngine &diags, llvm::StringRef kind, llvm::SMLoc kindLoc,
 
 /// masked_linear(in, out, ...): binds and checks the arguments of `p` and
 /// fills in `p.layer` (SemaMasked.cpp). A static mask sparser than the CSR
-/// threshold becomes a sparse_linear with that pattern.
+/// threshold, or any dynamic one, becomes a sparse_linear with that
+/// pattern.
 bool resolveMaskedLinear(ast::ParamDecl &p, DiagEngine &diags);
 
 /// `head` followed by the keyword-only pruning arguments every masked layer
-/// takes (prune, initial, final, begin, end, every, scope, norm; SemaMasked.cpp).
+/// takes (prune, initial, final, begin, end, every, scope, norm;
+/// SemaMasked.cpp).
 std::vector<ArgSpec> withPruneArgs(std::initializer_list<ArgSpec> head);
+
+/// Rows withDynamicArgs() appends.
+constexpr size_t kNumDynamicArgs = 5;
+
+/// `head` followed by the keyword-only dynamic-sparsity arguments of
+/// sparse_linear and masked_linear (dynamic, delta_t, t_end, drop_fraction,
+/// max_size; SemaDynamic.cpp).
+std::vector<ArgSpec> withDynamicArgs(std::vector<ArgSpec> head);
+
+/// `dynamic = none | set | rigl` with delta_t (default 100), t_end
+/// (required), drop_fraction (default 0.3, in (0, 1)) and, for rigl,
+/// max_size (default 2^20): `args` are the kNumDynamicArgs rows
+/// withDynamicArgs() appends, bound (nullptr = not given; integers already
+/// checked positive). Sets the dynamic fields of `l`; reports the first
+/// problem (naming `kind`) and returns false on error.
+bool resolveDynamic(llvm::ArrayRef<const ast::Argument *> args,
+                    llvm::StringRef kind, ast::Layer &l, DiagEngine &diags);
 
 /// The argument table of masked_linear (SemaMasked.cpp).
 llvm::ArrayRef<ArgSpec> maskedLinearArgs();

@@ -51,22 +51,15 @@ namespace {
 const ArgSpec kLinearArgs[] = {{"in", ArgType::Int, true},
                                {"out", ArgType::Int, true},
                                {"bias", ArgType::Bool, false}};
-const ArgSpec kSparseLinearArgs[] = {{"in", ArgType::Int, true},
-                                     {"out", ArgType::Int, true},
-                                     {"sparsity", ArgType::Number, false},
-                                     {"bias", ArgType::Bool, false},
-                                     {"connectivity", ArgType::NameOrString,
-                                      false, true},
-                                     {"dynamic", ArgType::Name, false, true},
-                                     {"delta_t", ArgType::Int, false, true},
-                                     {"t_end", ArgType::Int, false, true},
-                                     {"drop_fraction", ArgType::Number, false,
-                                      true},
-                                     {"max_size", ArgType::Int, false, true}};
+const std::vector<ArgSpec> kSparseLinearArgs =
+    withDynamicArgs({{"in", ArgType::Int, true},
+                     {"out", ArgType::Int, true},
+                     {"sparsity", ArgType::Number, false},
+                     {"bias", ArgType::Bool, false},
+                     {"connectivity", ArgType::NameOrString, false, true}});
 /// sparse_linear's arguments (the dynamic ones are rejected) and `bits`.
 const std::vector<ArgSpec> kSparseQuantizedLinearArgs = [] {
-  std::vector<ArgSpec> v(std::begin(kSparseLinearArgs),
-                         std::end(kSparseLinearArgs));
+  std::vector<ArgSpec> v = kSparseLinearArgs;
   v.push_back({"bits", ArgType::Int, false, true});
   return v;
 }();
@@ -311,53 +304,6 @@ static bool resolveConnectivity(const Argument &a, const Argument *sparsity,
   return true;
 }
 
-/// `dynamic = none | set | rigl` with delta_t (default 100), t_end
-/// (required), drop_fraction (default 0.3) and, for rigl, max_size (default
-/// 2^20) of sparse_linear.
-static bool resolveDynamic(ArrayRef<const Argument *> a, Layer &l,
-                           DiagEngine &diags) {
-  if (!a[0]) {
-    for (const Argument *x : a.drop_front())
-      if (x) {
-        diags.error(x->loc, "'" + x->key + "' needs 'dynamic = set' or "
-                                           "'dynamic = rigl'");
-        return false;
-      }
-    return true;
-  }
-  StringRef mode = a[0]->value.text;
-  if (mode == "none")
-    return true;
-  if (mode != "set" && mode != "rigl") {
-    diags.error(a[0]->value.loc, "unknown dynamic sparsity '" + mode +
-                                     "'; expected none, set or rigl");
-    return false;
-  }
-  if (mode == "set" && a[4]) {
-    diags.error(a[4]->loc, "'max_size' needs 'dynamic = rigl' (it bounds the "
-                           "gradient scores computed at once)");
-    return false;
-  }
-  l.dynamic = mode.str();
-  l.deltaT = a[1] ? a[1]->value.intValue : 100;
-  if (a[4])
-    l.maxSize = a[4]->value.intValue; // checked positive with the arguments
-  if (!a[2]) {
-    diags.error(a[0]->value.loc, "dynamic = " + mode +
-                                     " needs 't_end' (the last step that "
-                                     "updates the pattern)");
-    return false;
-  }
-  l.tEnd = a[2]->value.intValue;
-  l.dropFraction = a[3] ? a[3]->value.getNumber() : 0.3;
-  if (!(l.dropFraction > 0 && l.dropFraction < 1)) {
-    diags.error(a[3]->value.loc,
-                "argument 'drop_fraction' of 'sparse_linear' must be in (0, 1)");
-    return false;
-  }
-  return true;
-}
-
 /// `bits` (2..8, default 8) of sparse_quantized_linear, which has no
 /// dynamic sparsity yet (args: kSparseQuantizedLinearArgs).
 static bool resolveQuantBits(ArrayRef<const Argument *> args, Layer &l,
@@ -473,8 +419,9 @@ bool sparsec::resolveParam(ParamDecl &p, DiagEngine &diags) {
       }
       if (args[4] && !resolveConnectivity(*args[4], args[2], l, diags))
         ok = false;
-      if (!resolveDynamic(ArrayRef<const Argument *>(args).slice(5, 5), l,
-                          diags))
+      if (!resolveDynamic(
+              ArrayRef<const Argument *>(args).slice(5, kNumDynamicArgs),
+              p.kindName, l, diags))
         ok = false;
       if (p.kindName == "sparse_quantized_linear" && !resolveQuantBits(
                                                          args, l, diags))

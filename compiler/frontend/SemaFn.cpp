@@ -28,86 +28,6 @@ using llvm::SMLoc;
 using llvm::StringRef;
 using llvm::Twine;
 
-StringRef ast::fnFormatName(FnFormat f) {
-  switch (f) {
-  case FnFormat::Dense:
-    return "dense";
-  case FnFormat::CSR:
-    return "csr";
-  case FnFormat::CSC:
-    return "csc";
-  case FnFormat::COO:
-    return "coo";
-  case FnFormat::RowCOO:
-    return "coo(1)";
-  case FnFormat::BSR:
-    return "bsr";
-  }
-  return "?";
-}
-
-std::string ast::fnTypeToString(const FnType &t) {
-  std::string s = elemTypeName(t.elem).str();
-  if (t.shape.empty())
-    return s;
-  s += "[";
-  for (size_t i = 0; i < t.shape.size(); ++i) {
-    if (i)
-      s += ", ";
-    s += t.shape[i].isSymbolic() ? t.shape[i].symbol
-                                 : std::to_string(t.shape[i].value);
-  }
-  s += "]";
-  if (t.isSparse())
-    s += " @" + fnFormatName(t.format).str();
-  if (t.format == FnFormat::BSR)
-    s += "(" + std::to_string(t.blockRows) + ", " +
-         std::to_string(t.blockCols) + ")";
-  return s;
-}
-
-ArrayRef<StringRef> ast::fnMapNames() {
-  static const StringRef names[] = {
-      "neg",  "abs",   "sqrt", "rsqrt", "exp",  "expm1", "log",   "log1p",
-      "log2", "log10", "sin",  "cos",   "tan",  "asin",  "acos",  "atan",
-      "sinh", "cosh",  "tanh", "erf",   "ceil", "floor", "round", "trunc"};
-  return names;
-}
-
-StringRef ast::fnOpName(FnOp op) {
-  switch (op) {
-  case FnOp::Invalid:
-    return "?";
-  case FnOp::Ident:
-    return "name";
-  case FnOp::Number:
-    return "number";
-  case FnOp::Add:
-    return "add";
-  case FnOp::Sub:
-    return "sub";
-  case FnOp::Mul:
-    return "mul";
-  case FnOp::Div:
-    return "div";
-  case FnOp::MatMul:
-    return "mm";
-  case FnOp::AddMM:
-    return "addmm";
-  case FnOp::Map:
-    return "map";
-  case FnOp::Pow:
-    return "pow";
-  case FnOp::Sum:
-    return "sum";
-  case FnOp::Transpose:
-    return "transpose";
-  case FnOp::ToDense:
-    return "to_dense";
-  }
-  return "?";
-}
-
 namespace {
 
 /// The spelling of an operator in messages.
@@ -143,6 +63,11 @@ private:
   /// element type; sparse with the same format stays sparse).
   FnType elementwise(FnExpr &e, const FnType &a, const FnType &b);
   bool expectArgs(FnExpr &e, size_t n, bool kwargs = false);
+  /// `beta =` and `alpha =` of addmm and sspaddmm.
+  bool scaleKwargs(FnExpr &e);
+  /// Makes `r`, the type of product `e` (smm, hspmm, sspaddmm), sparse: in
+  /// the sparse factor's format, or @coo(1) for `hybridRows`.
+  bool sparseProduct(FnExpr &e, FnType &r, bool hybridRows);
   bool sameElem(SMLoc loc, const FnType &a, const FnType &b);
   FnType invalid() { return FnType(); }
   /// Parameter and dimension names become C names of the kernel's entry
@@ -346,16 +271,22 @@ FnType FnChecker::checkMatMul(FnExpr &e, FnExpr &lhs, FnExpr &rhs) {
                            fnTypeToString(a) + " and " + fnTypeToString(b));
     return invalid();
   }
-  if (a.isSparse() && b.isSparse()) {
-    diags.error(e.loc, "sparse @ sparse is not supported yet (convert one "
-                       "operand with to_dense)");
-    return invalid();
-  }
   FnType r;
   r.elem = a.elem;
   r.shape.push_back(a.shape[0]);
   if (b.getRank() == 2)
     r.shape.push_back(b.shape[1]);
+  if (a.isSparse() && b.isSparse()) {
+    // SpGEMM: a sparse result in the operands' encoding.
+    if (a.format != b.format || b.getRank() != 2 || a.format == FnFormat::BSR ||
+        a.format == FnFormat::RowCOO) {
+      diags.error(e.loc, "sparse @ sparse needs two @csr, two @csc or two "
+                         "@coo matrices, got " +
+                             fnTypeToString(a) + " and " + fnTypeToString(b));
+      return invalid();
+    }
+    r.format = a.format;
+  }
   return r;
 }
 
@@ -409,12 +340,54 @@ bool FnChecker::expectArgs(FnExpr &e, size_t n, bool kwargs) {
   return true;
 }
 
+bool FnChecker::scaleKwargs(FnExpr &e) {
+  for (const FnExpr::KwArg &kw : e.kwargs) {
+    if (kw.name == "beta")
+      e.beta = kw.value;
+    else if (kw.name == "alpha")
+      e.alpha = kw.value;
+    else {
+      diags.error(kw.loc, "unknown keyword argument '" + kw.name + "' of '" +
+                              e.name + "'; expected beta or alpha");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool FnChecker::sparseProduct(FnExpr &e, FnType &r, bool hybridRows) {
+  const FnType &a = e.args[e.args.size() - 2]->type;
+  const FnType &x = e.args.back()->type;
+  bool rowsOk = a.format == FnFormat::CSR || a.format == FnFormat::CSC ||
+                a.format == FnFormat::COO;
+  if (!rowsOk || x.isSparse() || x.getRank() != 2) {
+    diags.error(e.loc, "'" + e.name +
+                           "' needs a @csr, @csc or @coo matrix times a "
+                           "dense matrix, got " +
+                           fnTypeToString(a) + " and " + fnTypeToString(x));
+    return false;
+  }
+  if (r.shape[1].isSymbolic()) {
+    diags.error(e.args.back()->loc,
+                "the columns of a sparse result must be a literal size "
+                "(sparse_tensor.assemble needs a static shape), got " +
+                    fnTypeToString(x));
+    return false;
+  }
+  r.format = hybridRows ? FnFormat::RowCOO : a.format;
+  return true;
+}
+
 FnType FnChecker::checkCall(FnExpr &e) {
   e.op = llvm::StringSwitch<FnOp>(e.name)
              .Case("mm", FnOp::MatMul)
              .Case("addmm", FnOp::AddMM)
+             .Cases("smm", "hspmm", FnOp::SparseMM)
+             .Case("sspaddmm", FnOp::AddMM)
              .Case("pow", FnOp::Pow)
              .Case("sum", FnOp::Sum)
+             .Cases("max", "min", FnOp::Reduce)
+             .Cases("softmax", "log_softmax", FnOp::Softmax)
              .Case("transpose", FnOp::Transpose)
              .Case("to_dense", FnOp::ToDense)
              .Default(llvm::is_contained(fnMapNames(), e.name) ? FnOp::Map
@@ -422,7 +395,9 @@ FnType FnChecker::checkCall(FnExpr &e) {
   switch (e.op) {
   case FnOp::Invalid:
     diags.error(e.loc, "unknown kernel operation '" + e.name +
-                           "'; expected mm, addmm, pow, sum, transpose, "
+                           "'; expected mm, addmm, smm, hspmm, sspaddmm, "
+                           "pow, sum, max, min, softmax, log_softmax, "
+                           "transpose, "
                            "to_dense or an elementwise function (" +
                            llvm::join(fnMapNames(), ", ") + ")");
     return invalid();
@@ -431,30 +406,32 @@ FnType FnChecker::checkCall(FnExpr &e) {
       return invalid();
     return checkMatMul(e, *e.args[0], *e.args[1]);
   case FnOp::AddMM: {
-    if (!expectArgs(e, 3, /*kwargs=*/true))
+    if (!expectArgs(e, 3, /*kwargs=*/true) || !scaleKwargs(e))
       return invalid();
-    for (const FnExpr::KwArg &kw : e.kwargs) {
-      if (kw.name == "beta")
-        e.beta = kw.value;
-      else if (kw.name == "alpha")
-        e.alpha = kw.value;
-      else {
-        diags.error(kw.loc, "unknown keyword argument '" + kw.name +
-                                "' of 'addmm'; expected beta or alpha");
-        return invalid();
-      }
-    }
     FnType bias = checkExpr(*e.args[0]);
     FnType r = checkMatMul(e, *e.args[1], *e.args[2]);
     if (!bias.isValid() || !r.isValid())
       return invalid();
-    if (bias != r) {
-      diags.error(e.args[0]->loc, "the first argument of 'addmm' must be a "
-                                  "dense " +
-                                      fnTypeToString(r) + ", got " +
-                                      fnTypeToString(bias));
-      return invalid();
+    if (e.name == "sspaddmm") {
+      if (!sparseProduct(e, r, /*hybridRows=*/false))
+        return invalid();
+      if (bias == r)
+        return r;
+    } else if (bias == r) {
+      return r;
     }
+    diags.error(e.args[0]->loc,
+                "the first argument of '" + e.name + "' must be a " +
+                    (r.isSparse() ? "" : "dense ") + fnTypeToString(r) +
+                    ", got " + fnTypeToString(bias));
+    return invalid();
+  }
+  case FnOp::SparseMM: {
+    if (!expectArgs(e, 2))
+      return invalid();
+    FnType r = checkMatMul(e, *e.args[0], *e.args[1]);
+    if (!r.isValid() || !sparseProduct(e, r, e.name == "hspmm"))
+      return invalid();
     return r;
   }
   case FnOp::Pow: {
@@ -468,42 +445,54 @@ FnType FnChecker::checkCall(FnExpr &e) {
     e.args.pop_back();
     break;
   }
-  case FnOp::Sum: {
-    if (e.args.size() == 2 && e.kwargs.empty()) {
+  case FnOp::Sum:
+  case FnOp::Reduce:
+  case FnOp::Softmax: {
+    // sum/max/min(a) reduce everything; with a dimension (required by
+    // softmax) they reduce, or normalise along, that dimension only.
+    bool hasDim = e.args.size() == 2 && e.kwargs.empty();
+    SMLoc dimLoc;
+    if (hasDim) {
       FnExpr &d = *e.args[1];
       if (d.op != FnOp::Number || d.number != std::floor(d.number)) {
-        diags.error(d.loc, "the dimension of 'sum' must be an integer");
+        diags.error(d.loc,
+                    "the dimension of '" + e.name + "' must be an integer");
         return invalid();
       }
       e.dim = static_cast<int64_t>(d.number);
-      SMLoc dimLoc = d.loc;
+      dimLoc = d.loc;
       e.args.pop_back(); // `d` is gone from here on
-      FnType a = checkExpr(*e.args[0]);
-      if (!a.isValid())
-        return invalid();
-      int64_t rank = a.getRank();
-      if (e.dim < -rank || e.dim >= rank) {
-        diags.error(dimLoc, "dimension " + Twine(e.dim) +
-                                " of 'sum' is out "
-                                "of range for " +
-                                fnTypeToString(a));
-        return invalid();
-      }
-      if (e.dim < 0)
-        e.dim += rank;
-      FnType r;
-      r.elem = a.elem;
-      r.shape = a.shape;
-      r.shape.erase(r.shape.begin() + e.dim);
-      return r;
-    }
-    if (!expectArgs(e, 1))
+    } else if (!expectArgs(e, e.op == FnOp::Softmax ? 2 : 1)) {
       return invalid();
+    }
     FnType a = checkExpr(*e.args[0]);
     if (!a.isValid())
       return invalid();
+    int64_t rank = a.getRank();
+    if (hasDim && (e.dim < -rank || e.dim >= rank)) {
+      diags.error(dimLoc, "dimension " + Twine(e.dim) + " of '" + e.name +
+                              "' is out of range for " + fnTypeToString(a));
+      return invalid();
+    }
+    if (e.dim < 0 && hasDim)
+      e.dim += rank;
+    if (e.op == FnOp::Softmax) {
+      if (rank != 2 || a.format == FnFormat::RowCOO ||
+          a.format == FnFormat::BSR) {
+        diags.error(e.loc, "'" + e.name +
+                               "' needs a dense, @csr, @csc or @coo matrix, "
+                               "got " +
+                               fnTypeToString(a));
+        return invalid();
+      }
+      return a;
+    }
     FnType r;
     r.elem = a.elem;
+    if (hasDim) {
+      r.shape = a.shape;
+      r.shape.erase(r.shape.begin() + e.dim);
+    }
     return r;
   }
   default:
@@ -534,12 +523,12 @@ FnType FnChecker::checkCall(FnExpr &e) {
                   "'transpose' needs a matrix, got " + fnTypeToString(a));
       return invalid();
     }
-    if ((a.format == FnFormat::COO || a.format == FnFormat::RowCOO ||
-         a.format == FnFormat::BSR) &&
+    if ((a.format == FnFormat::RowCOO || a.format == FnFormat::BSR) &&
         !transposeToDense) {
       diags.error(e.loc, "the transpose of a @" + fnFormatName(a.format) +
-                             " tensor needs a sort and is only supported as "
-                             "to_dense(transpose(...)) yet");
+                             " tensor is not a @" + fnFormatName(a.format) +
+                             " tensor; only to_dense(transpose(...)) is "
+                             "supported yet");
       return invalid();
     }
     std::swap(a.shape[0], a.shape[1]);
@@ -640,56 +629,5 @@ void ast::checkFns(Module &m, DiagEngine &diags) {
       continue;
     }
     FnChecker(*fn, diags).check();
-  }
-}
-
-namespace {
-void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
-  switch (e.op) {
-  case FnOp::Ident:
-    os << e.name;
-    return;
-  case FnOp::Number:
-    os << formatDouble(e.number);
-    return;
-  default:
-    break;
-  }
-  os << (e.op == FnOp::Map ? StringRef(e.name) : fnOpName(e.op)) << "(";
-  for (size_t i = 0; i < e.args.size(); ++i) {
-    if (i)
-      os << ", ";
-    dumpExpr(*e.args[i], os);
-  }
-  if (e.op == FnOp::Mul && e.args.size() == 1)
-    os << ", scale = " << formatDouble(e.scale);
-  if (e.op == FnOp::Div)
-    os << ", by = " << formatDouble(e.scale);
-  if (e.op == FnOp::Pow)
-    os << ", " << formatDouble(e.scale);
-  if (e.op == FnOp::Sum && e.dim >= 0)
-    os << ", dim = " << e.dim;
-  if (e.op == FnOp::AddMM)
-    os << ", beta = " << formatDouble(e.beta)
-       << ", alpha = " << formatDouble(e.alpha);
-  os << ") : " << fnTypeToString(e.type);
-}
-} // namespace
-
-void ast::dumpFns(const Module &m, llvm::raw_ostream &os) {
-  for (const std::shared_ptr<FnDecl> &fn : m.fns) {
-    os << "fn " << fn->name << "(";
-    for (size_t i = 0; i < fn->params.size(); ++i)
-      os << (i ? ", " : "") << fn->params[i].name << " : "
-         << fnTypeToString(fn->params[i].type);
-    os << ") -> " << fnTypeToString(fn->resultType) << "\n";
-    for (const FnStmt &s : fn->stmts) {
-      os << "  " << s.name << " = ";
-      dumpExpr(*s.value, os);
-      os << "\n";
-    }
-    os << "  return ";
-    dumpExpr(*fn->ret, os);
-    os << "\n";
   }
 }

@@ -7,9 +7,11 @@
 // Checks `param NAME : masked_linear(in, out, ...)`: a dense weight times a
 // 0/1 mask (random with a given sparsity/density, or read from a mask file
 // in the connectivity-file format), with an optional pruning schedule
-// (`prune = magnitude | gradual | structured` and its keyword arguments).
-// A static mask whose density is below `csr_below` becomes a sparse_linear
-// with that pattern (a CSR weight; no mask is stored).
+// (`prune = magnitude | gradual | structured` and its keyword arguments)
+// or dynamic sparsity (`dynamic = set | rigl`, sparse_linear's arguments).
+// A static mask whose density is below `csr_below`, and every dynamic one,
+// becomes a sparse_linear with that pattern (a CSR weight; no mask is
+// stored).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +22,7 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/Twine.h"
 
+#include <cassert>
 #include <cmath>
 #include <optional>
 
@@ -51,7 +54,8 @@ enum Arg {
   Every,
   Scope,
   Norm,
-  NumArgs
+  Dynamic, // and the other kNumDynamicArgs rows of withDynamicArgs
+  NumArgs = Dynamic + kNumDynamicArgs
 };
 
 const ArgSpec kPruneArgs[] = {
@@ -64,14 +68,14 @@ const ArgSpec kPruneArgs[] = {
     {"scope", ArgType::Name, false, true},
     {"norm", ArgType::Name, false, true}};
 
-const std::vector<ArgSpec> kMaskedLinearArgs = withPruneArgs(
-    {{"in", ArgType::Int, true},
-     {"out", ArgType::Int, true},
-     {"sparsity", ArgType::Number, false},
-     {"bias", ArgType::Bool, false},
-     {"density", ArgType::Number, false, true},
-     {"mask", ArgType::NameOrString, false, true},
-     {"csr_below", ArgType::Number, false, true}});
+const std::vector<ArgSpec> kMaskedLinearArgs = withDynamicArgs(
+    withPruneArgs({{"in", ArgType::Int, true},
+                   {"out", ArgType::Int, true},
+                   {"sparsity", ArgType::Number, false},
+                   {"bias", ArgType::Bool, false},
+                   {"density", ArgType::Number, false, true},
+                   {"mask", ArgType::NameOrString, false, true},
+                   {"csr_below", ArgType::Number, false, true}}));
 
 class MaskedChecker {
 public:
@@ -105,6 +109,7 @@ private:
   }
   bool resolveMask(Layer &l);
   void resolvePrune(Layer &l);
+  void resolveDynamic(Layer &l);
   /// Columns of the weight matrix the mask covers.
   static int64_t cols(const Layer &l) {
     return l.kind == LayerKind::MaskedConv2d ? l.convCols() : l.in;
@@ -241,11 +246,34 @@ void MaskedChecker::resolvePrune(Layer &l) {
   }
 }
 
+/// `dynamic = set | rigl` with sparse_linear's arguments and checks: the
+/// grow-and-prune machinery works on a CSR pattern, so it excludes pruning
+/// the mask and a dense mask (`csr_below = 0`).
+void MaskedChecker::resolveDynamic(Layer &l) {
+  if (!sparsec::resolveDynamic(llvm::ArrayRef<const Argument *>(args).slice(
+                                   Dynamic, kNumDynamicArgs),
+                               p.kindName, l, diags)) {
+    ok = false;
+    return;
+  }
+  if (l.dynamic.empty())
+    return;
+  if (!l.prune.empty())
+    error(Dynamic, "'dynamic' and 'prune' cannot be combined on "
+                   "masked_linear (a dynamic mask is grown and pruned by "
+                   "its own schedule)");
+  if (arg(CsrBelow) && number(CsrBelow, 1.0) == 0.0)
+    error(CsrBelow, "'csr_below = 0' asks for a dense mask, but a dynamic "
+                    "masked_linear is always a CSR weight");
+}
+
 bool MaskedChecker::run(Layer &l) {
-  for (Arg a : {In, Out, Begin, End, Every})
-    if (arg(a) && arg(a)->value.intValue <= 0)
-      error(a, "argument '" + Twine(kMaskedLinearArgs[a].name) +
-                   "' of 'masked_linear' must be positive");
+  // Every integer argument must be positive (sparse_linear's check).
+  for (unsigned a = 0; a != NumArgs; ++a)
+    if (kMaskedLinearArgs[a].type == ArgType::Int && arg(Arg(a)) &&
+        arg(Arg(a))->value.intValue <= 0)
+      error(Arg(a), "argument '" + Twine(kMaskedLinearArgs[a].name) +
+                        "' of 'masked_linear' must be positive");
   if (!ok)
     return false;
   l.kind = LayerKind::MaskedLinear;
@@ -264,15 +292,17 @@ bool MaskedChecker::run(Layer &l) {
   }
   l.numElements = static_cast<int64_t>(count);
   resolvePrune(l);
+  resolveDynamic(l);
   double csrBelow = number(CsrBelow, kDefaultCsrBelow);
   if (!(csrBelow >= 0.0 && csrBelow <= 1.0))
     error(CsrBelow, "argument 'csr_below' of 'masked_linear' must be in "
                     "[0, 1]");
   if (!resolveMask(l) || !ok)
     return false;
-  // A static mask sparse enough: a sparse_linear with the mask's pattern.
+  // A static mask sparse enough, or a dynamic one: a sparse_linear with the
+  // mask's pattern.
   double density = double(l.nnz) / (double(l.in) * double(l.out));
-  if (l.prune.empty() && density < csrBelow) {
+  if (l.prune.empty() && (density < csrBelow || !l.dynamic.empty())) {
     l.kind = LayerKind::SparseLinear;
     l.numElements = l.in * l.out + (l.bias ? l.out : 0);
   }
@@ -288,6 +318,7 @@ auto scheduleOf(const Layer &l) {
 } // namespace
 
 bool sparsec::resolveMaskedLinear(ParamDecl &p, DiagEngine &diags) {
+  assert(kMaskedLinearArgs.size() == NumArgs && "one row per Arg");
   BoundArgs args;
   if (!bindArgs(diags, p.kindName, p.kindLoc, kMaskedLinearArgs, p.args, args))
     return false;

@@ -219,4 +219,18 @@ def SparsecOutlineParallel : Pass<"sparsec-outline-parallel", "::mlir::ModuleOp"
                            "::mlir::arith::ArithDialect"];
 }
 
+def SparsecHandOverDeallocs : Pass<"sparsec-hand-over-deallocs", "::mlir::func::FuncOp"> {
+  let summary = "Leave the frees of the sparsifier's temporaries to the ownership-based deallocation";
+  let description = [{
+    On buffers, after sparsification and bufferization, before
+    `ownership-based-buffer-deallocation` (which rejects a function holding
+    `memref.dealloc`): erases each `memref.dealloc` the sparsifier emitted
+    for its temporaries (the expanded access pattern of SpGEMM, the unordered
+    COO a transpose sorts), so that the deallocation pipeline frees them
+    after their last use. A dealloc of a function argument is left in place
+    (and reported by the deallocation pass).
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif // SPARSEC_TRANSFORMS_PASSES_TD

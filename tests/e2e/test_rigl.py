@@ -19,6 +19,14 @@ one row, two rows or all rows at once give identical training runs. The
 pattern changes exactly on the schedule's steps and the loss falls. A
 20000 x 20000 RigL layer is in test_connectivity (memory follows nnz).
 
+`masked_linear(..., dynamic = set | rigl)` is compiled as the sparse_linear
+with the mask's pattern: with a random mask (density 0.3, above csr_below,
+so a static mask would stay dense) and with an inline mask list, it trains
+bit for bit like the equivalent sparse_linear declaration (same seed,
+pattern and data): losses, patterns, values, bias and optimizer state
+after every step; the pattern changes on the schedule's steps and nnz is
+constant. A full mask (no free position) keeps its pattern.
+
 Run: /usr/bin/python3 -m unittest -v test_rigl  (from tests/e2e)
 """
 import os
@@ -48,6 +56,19 @@ def variant(tmp, name, old, new):
     with open(path, "w") as f:
         f.write(src.replace(old, new))
     return compile_file(path, tmp)
+
+
+SCHEDULES = {
+    "set": "dynamic = set, delta_t = 3, t_end = 12, drop_fraction = 0.5",
+    "rigl": "dynamic = rigl, delta_t = 3, t_end = 12, drop_fraction = 0.5, "
+            "max_size = 24",
+}
+LAYER = ("sparse_linear(12, 10, sparsity = 0.7, " + SCHEDULES["rigl"] + ")")
+
+
+def layer_variant(tmp, name, layer):
+    """dyn_rigl.sdl with its `fc` declared as `layer`."""
+    return variant(tmp, name, LAYER, layer)
 
 
 def positions(m):
@@ -163,6 +184,59 @@ class RiglTest(unittest.TestCase):
             for t, (p, q) in enumerate(zip(patterns, p2)):
                 np.testing.assert_array_equal(p, q, f"max_size {size}, step {t}")
             np.testing.assert_array_equal(w, w2)
+
+    def test_dynamic_masked_linear_is_the_sparse_linear(self):
+        # The same pattern as a mask and as a connectivity list.
+        rng = np.random.default_rng(4)
+        lin = np.sort(rng.choice(OUT * IN, NNZ, replace=False))
+        pairs = f"[{list(lin // IN)}, {list(lin % IN)}]"
+        forms = [("random", "sparsity = 0.7", "density = 0.3"),
+                 ("list", "connectivity = " + pairs, "mask = " + pairs)]
+        for mode, sched in SCHEDULES.items():
+            for form, sparse_args, mask_args in forms:
+                tag = f"{mode}_{form}"
+                sparse = layer_variant(self.tmp.name, "sl_" + tag,
+                                       f"sparse_linear(12, 10, {sparse_args}, {sched})")
+                masked = layer_variant(self.tmp.name, "ml_" + tag,
+                                       f"masked_linear(12, 10, {mask_args}, {sched})")
+                with self.subTest(mode=mode, form=form):
+                    self.check_twins(Model(masked, "DynRigl", 9),
+                                     Model(sparse, "DynRigl", 9), tag)
+
+    def check_twins(self, a, b, tag):
+        info = {i["name"]: i for i in a.param_info()}
+        self.assertNotIn("fc.weight_mask", info)  # the CSR form
+        self.assertEqual(info["fc.weight"]["nnz"], NNZ)
+        changes = 0
+        for t, (x, y) in enumerate(batches(13, 13), start=1):
+            old = positions(a)
+            self.assertEqual(a.train_step([x, y]), b.train_step([x, y]), t)
+            got = positions(a)
+            self.assertEqual(len(got), NNZ)
+            np.testing.assert_array_equal(got, positions(b), f"step {t}")
+            update = t % DELTA_T == 0 and t <= T_END and drop_count(t) > 0
+            self.assertEqual(not np.array_equal(old, got), update, f"step {t}")
+            changes += update
+            for n in ("fc.weight", "fc.bias"):
+                np.testing.assert_array_equal(a.values(n), b.values(n), n)
+        self.assertEqual(changes, 3)  # t = 3, 6, 9 (f = 0 at t_end = 12)
+        sa, sb = self.state(a, tag + "_a"), self.state(b, tag + "_b")
+        self.assertEqual(sorted(sa), sorted(sb))
+        for n in sa:
+            np.testing.assert_array_equal(sa[n], sb[n], n)
+
+    def test_dynamic_full_mask_keeps_its_pattern(self):
+        so = layer_variant(self.tmp.name, "full",
+                           "masked_linear(12, 10, " + SCHEDULES["set"] + ")")
+        m = Model(so, "DynRigl", 1)
+        pos, crd = m.csr("fc.weight", OUT, OUT * IN)
+        full = np.repeat(np.arange(OUT), np.diff(pos)) * IN + crd
+        np.testing.assert_array_equal(full, np.arange(OUT * IN))
+        for x, y in batches(3, 2 * DELTA_T):
+            m.train_step([x, y])
+        pos, crd = m.csr("fc.weight", OUT, OUT * IN)
+        np.testing.assert_array_equal(
+            np.repeat(np.arange(OUT), np.diff(pos)) * IN + crd, full)
 
     def test_differs_from_random_growth(self):
         # SET grows at random; on the same data RigL's gradient choice makes

@@ -8,6 +8,8 @@
 
 #include "gtest/gtest.h"
 
+#include <tuple>
+
 using namespace sparsec;
 using namespace sparsec::ast;
 using namespace sparsec::test;
@@ -276,6 +278,36 @@ TEST(SemaTest, ElementLimitIsInclusive) {
             std::vector<std::string>{
                 "5:9: error: parameter 't' has 2147549184 elements; the "
                 "limit is 2147483648"});
+}
+
+TEST(SemaTest, DynamicMaskedLinearIsTheSparseLinear) {
+  // A dynamic masked_linear resolves to the sparse_linear with the mask's
+  // pattern and the same schedule, whatever its density (0.5 here, above
+  // csr_below); sparse_linear's argument table and checks are shared.
+  auto c = compile(model("  input x : f32[B, 4]\n  target y : i64[B]\n"
+                         "  param fc : masked_linear(4, 3, density = 0.5, "
+                         "dynamic = rigl, delta_t = 7, t_end = 70, "
+                         "drop_fraction = 0.25, max_size = 8)\n"
+                         "  param sl : sparse_linear(4, 3, sparsity = 0.5, "
+                         "dynamic = rigl, delta_t = 7, t_end = 70, "
+                         "drop_fraction = 0.25, max_size = 8)\n"));
+  const Model &m = checkOk(*c);
+  ASSERT_EQ(m.params.size(), 2u);
+  const Layer &a = m.params[0]->layer, &b = m.params[1]->layer;
+  EXPECT_EQ(a.kind, LayerKind::SparseLinear);
+  EXPECT_EQ(std::tie(a.in, a.out, a.nnz, a.numElements, a.dynamic, a.deltaT,
+                     a.tEnd, a.dropFraction, a.maxSize),
+            std::tie(b.in, b.out, b.nnz, b.numElements, b.dynamic, b.deltaT,
+                     b.tEnd, b.dropFraction, b.maxSize));
+  EXPECT_EQ(a.dynamic, "rigl");
+  auto bad = compile(model("  input x : f32[B, 4]\n  target y : i64[B]\n"
+                           "  param fc : masked_linear(4, 3, dynamic = set, "
+                           "t_end = 9, prune = magnitude, final = 0.5)\n"));
+  EXPECT_EQ(bad->errors(),
+            std::vector<std::string>{
+                "4:44: error: 'dynamic' and 'prune' cannot be combined on "
+                "masked_linear (a dynamic mask is grown and pruned by its "
+                "own schedule)"});
 }
 
 TEST(SemaTest, Helpers) {

@@ -1,0 +1,159 @@
+//===- FnAST.cpp - Names and dump of free-standing kernels ----------------===//
+//
+// Part of sparsec, a compiler for sparse neural-network models.
+//
+//===----------------------------------------------------------------------===//
+//
+// The names of kernel formats, types and operations (FnAST.h) and the AST
+// dump of `fn` kernels (`sparsec --emit=ast`).
+//
+//===----------------------------------------------------------------------===//
+
+#include "FnAST.h"
+
+using namespace sparsec;
+using namespace sparsec::ast;
+using llvm::ArrayRef;
+using llvm::StringRef;
+
+StringRef ast::fnFormatName(FnFormat f) {
+  switch (f) {
+  case FnFormat::Dense:
+    return "dense";
+  case FnFormat::CSR:
+    return "csr";
+  case FnFormat::CSC:
+    return "csc";
+  case FnFormat::COO:
+    return "coo";
+  case FnFormat::RowCOO:
+    return "coo(1)";
+  case FnFormat::BSR:
+    return "bsr";
+  }
+  return "?";
+}
+
+std::string ast::fnTypeToString(const FnType &t) {
+  std::string s = elemTypeName(t.elem).str();
+  if (t.shape.empty())
+    return s;
+  s += "[";
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    s += t.shape[i].isSymbolic() ? t.shape[i].symbol
+                                 : std::to_string(t.shape[i].value);
+  }
+  s += "]";
+  if (t.isSparse())
+    s += " @" + fnFormatName(t.format).str();
+  if (t.format == FnFormat::BSR)
+    s += "(" + std::to_string(t.blockRows) + ", " +
+         std::to_string(t.blockCols) + ")";
+  return s;
+}
+
+ArrayRef<StringRef> ast::fnMapNames() {
+  static const StringRef names[] = {
+      "neg",  "abs",   "sqrt", "rsqrt", "exp",  "expm1", "log",   "log1p",
+      "log2", "log10", "sin",  "cos",   "tan",  "asin",  "acos",  "atan",
+      "sinh", "cosh",  "tanh", "erf",   "ceil", "floor", "round", "trunc"};
+  return names;
+}
+
+StringRef ast::fnOpName(FnOp op) {
+  switch (op) {
+  case FnOp::Invalid:
+    return "?";
+  case FnOp::Ident:
+    return "name";
+  case FnOp::Number:
+    return "number";
+  case FnOp::Add:
+    return "add";
+  case FnOp::Sub:
+    return "sub";
+  case FnOp::Mul:
+    return "mul";
+  case FnOp::Div:
+    return "div";
+  case FnOp::MatMul:
+    return "mm";
+  case FnOp::AddMM:
+    return "addmm";
+  case FnOp::SparseMM:
+    return "smm";
+  case FnOp::Map:
+    return "map";
+  case FnOp::Pow:
+    return "pow";
+  case FnOp::Sum:
+    return "sum";
+  case FnOp::Reduce:
+    return "reduce";
+  case FnOp::Softmax:
+    return "softmax";
+  case FnOp::Transpose:
+    return "transpose";
+  case FnOp::ToDense:
+    return "to_dense";
+  }
+  return "?";
+}
+
+namespace {
+void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
+  switch (e.op) {
+  case FnOp::Ident:
+    os << e.name;
+    return;
+  case FnOp::Number:
+    os << formatDouble(e.number);
+    return;
+  default:
+    break;
+  }
+  bool named = e.op == FnOp::Map || e.op == FnOp::Reduce ||
+               e.op == FnOp::Softmax || e.op == FnOp::SparseMM;
+  os << (named ? StringRef(e.name) : fnOpName(e.op)) << "(";
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    if (i)
+      os << ", ";
+    dumpExpr(*e.args[i], os);
+  }
+  if (e.op == FnOp::Mul && e.args.size() == 1)
+    os << ", scale = " << formatDouble(e.scale);
+  if (e.op == FnOp::Div)
+    os << ", by = " << formatDouble(e.scale);
+  if (e.op == FnOp::Pow)
+    os << ", " << formatDouble(e.scale);
+  if ((e.op == FnOp::Sum || e.op == FnOp::Reduce || e.op == FnOp::Softmax) &&
+      e.dim >= 0)
+    os << ", dim = " << e.dim;
+  if (e.op == FnOp::AddMM && e.type.isSparse())
+    os << ", sparse";
+  if (e.op == FnOp::AddMM)
+    os << ", beta = " << formatDouble(e.beta)
+       << ", alpha = " << formatDouble(e.alpha);
+  os << ") : " << fnTypeToString(e.type);
+}
+} // namespace
+
+void ast::dumpFns(const Module &m, llvm::raw_ostream &os) {
+  for (const std::shared_ptr<FnDecl> &fn : m.fns) {
+    os << "fn " << fn->name << "(";
+    for (size_t i = 0; i < fn->params.size(); ++i)
+      os << (i ? ", " : "") << fn->params[i].name << " : "
+         << fnTypeToString(fn->params[i].type);
+    os << ") -> " << fnTypeToString(fn->resultType) << "\n";
+    for (const FnStmt &s : fn->stmts) {
+      os << "  " << s.name << " = ";
+      dumpExpr(*s.value, os);
+      os << "\n";
+    }
+    os << "  return ";
+    dumpExpr(*fn->ret, os);
+    os << "\n";
+  }
+}
