@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "fnkernels/FnKernels.h"
+#include "fnkernels/FnMath.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -34,7 +35,6 @@
 #include "mlir/IR/Verifier.h"
 
 #include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <limits>
@@ -82,44 +82,6 @@ std::string encodingText(const FnType &t) {
   return "";
 }
 
-using MapFn = Value (*)(OpBuilder &, Location, Value);
-
-template <typename OpTy> Value makeMap(OpBuilder &b, Location l, Value v) {
-  return OpTy::create(b, l, v);
-}
-
-/// The op of an elementwise function of FnOp::Map (ast::fnMapNames()).
-MapFn mapFunction(StringRef name) {
-  MapFn f = llvm::StringSwitch<MapFn>(name)
-                .Case("neg", makeMap<arith::NegFOp>)
-                .Case("abs", makeMap<math::AbsFOp>)
-                .Case("sqrt", makeMap<math::SqrtOp>)
-                .Case("rsqrt", makeMap<math::RsqrtOp>)
-                .Case("exp", makeMap<math::ExpOp>)
-                .Case("expm1", makeMap<math::ExpM1Op>)
-                .Case("log", makeMap<math::LogOp>)
-                .Case("log1p", makeMap<math::Log1pOp>)
-                .Case("log2", makeMap<math::Log2Op>)
-                .Case("log10", makeMap<math::Log10Op>)
-                .Case("sin", makeMap<math::SinOp>)
-                .Case("cos", makeMap<math::CosOp>)
-                .Case("tan", makeMap<math::TanOp>)
-                .Case("asin", makeMap<math::AsinOp>)
-                .Case("acos", makeMap<math::AcosOp>)
-                .Case("atan", makeMap<math::AtanOp>)
-                .Case("sinh", makeMap<math::SinhOp>)
-                .Case("cosh", makeMap<math::CoshOp>)
-                .Case("tanh", makeMap<math::TanhOp>)
-                .Case("erf", makeMap<math::ErfOp>)
-                .Case("ceil", makeMap<math::CeilOp>)
-                .Case("floor", makeMap<math::FloorOp>)
-                .Case("round", makeMap<math::RoundEvenOp>) // as torch.round
-                .Case("trunc", makeMap<math::TruncOp>)
-                .Default(nullptr);
-  assert(f && "Sema admits only the names of ast::fnMapNames()");
-  return f;
-}
-
 class FnGen {
 public:
   FnGen(MLIRContext &ctx, const llvm::SourceMgr &sm, ModuleOp module)
@@ -161,6 +123,13 @@ private:
   Value alongRows(const FnType &t, Value x, Value v, int64_t dim, Location l,
                   function_ref<Value(OpBuilder &, Location, Value, Value)> f);
   Value genSoftmax(const FnExpr &e);
+  // The operations of gradient kernels (FnGrad.cpp).
+  Value genSparseMask(const FnExpr &e);
+  Value genSddmm(const FnExpr &e);
+  Value genExpand(const FnExpr &e);
+  /// A region of `op` with `n` arguments of type `elem` yielding `f(args)`.
+  void yieldRegion(Region &r, unsigned n, Type elem, Location l,
+                   function_ref<Value(OpBuilder &, Location, ValueRange)> f);
   Value genExpr(const FnExpr &e);
 
   MLIRContext &ctx;
@@ -409,6 +378,145 @@ Value FnGen::genSoftmax(const FnExpr &e) {
                    });
 }
 
+void FnGen::yieldRegion(
+    Region &r, unsigned n, Type elem, Location l,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> f) {
+  OpBuilder::InsertionGuard guard(b);
+  SmallVector<Type> types(n, elem);
+  SmallVector<Location> locs(n, l);
+  Block *blk = b.createBlock(&r, {}, types, locs);
+  sparse_tensor::YieldOp::create(b, l, f(b, l, blk->getArguments()));
+}
+
+Value FnGen::genSparseMask(const FnExpr &e) {
+  // like's pattern: c's value where c has one, 0 where only like has.
+  Location l = loc(e.loc);
+  Value like = genExpr(*e.args[0]), c = genExpr(*e.args[1]);
+  Type elem = elemType(e.type.elem);
+  return elementwise(
+      e.type, {like, c}, empty(e.type, l), l,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(bin);
+        yieldRegion(bin.getOverlapRegion(), 2, elem, nl,
+                    [](OpBuilder &, Location, ValueRange v) { return v[1]; });
+        yieldRegion(bin.getLeftRegion(), 1, elem, nl,
+                    [&](OpBuilder &rb, Location rl, ValueRange) {
+                      return constant(elem, 0.0, rl);
+                    });
+        // No right region: c's entries outside like's pattern are dropped.
+        return bin.getResult();
+      });
+}
+
+Value FnGen::genSddmm(const FnExpr &e) {
+  // dim 0: out(i, k) = sum_j u(i, j) v(k, j) (u(i) v(k) for vectors);
+  // dim 1: out(k, j) = sum_i u(i, k) v(i, j) (out(k) = sum_i u(i, k) v(i)).
+  Location l = loc(e.loc);
+  const FnExpr &u = *e.args[1], &v = *e.args[2];
+  Value uv = genExpr(u), vv = genExpr(v);
+  bool vec = e.dim == 0 ? u.type.getRank() == 1 : v.type.getRank() == 1;
+  AffineExpr p, q, r;
+  bindDims(&ctx, p, q, r);
+  auto map = [&](unsigned n, ArrayRef<AffineExpr> exprs) {
+    return AffineMap::get(n, 0, exprs, &ctx);
+  };
+  using IT = utils::IteratorType;
+  SmallVector<AffineMap> maps;
+  SmallVector<IT> iters;
+  if (e.dim == 0 && vec) {
+    maps = {map(2, {p}), map(2, {q}), map(2, {p, q})};
+    iters = {IT::parallel, IT::parallel};
+  } else if (e.dim == 0) {
+    maps = {map(3, {p, r}), map(3, {q, r}), map(3, {p, q})};
+    iters = {IT::parallel, IT::parallel, IT::reduction};
+  } else if (vec) {
+    maps = {map(2, {q, p}), map(2, {q}), map(2, {p})};
+    iters = {IT::parallel, IT::reduction};
+  } else {
+    maps = {map(3, {r, p}), map(3, {r, q}), map(3, {p, q})};
+    iters = {IT::parallel, IT::parallel, IT::reduction};
+  }
+  Type elem = elemType(e.type.elem);
+  bool sampled = e.type.isSparse();
+  Value init;
+  if (sampled) // like's pattern with zeros, updated in place
+    init = mapValues(e, genExpr(*e.args[0]),
+                     [&](OpBuilder &nb, Location nl, Value) {
+                       return constant(elem, 0.0, nl);
+                     });
+  else
+    init = zeros(e.type, l);
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{init.getType()}, ValueRange{uv, vv}, ValueRange{init},
+      maps, iters, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        if (!sampled) {
+          Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+          linalg::YieldOp::create(
+              nb, nl, Value(arith::AddFOp::create(nb, nl, a[2], m)));
+          return;
+        }
+        // Only where the output (like's pattern) has entries: the SDDMM of
+        // the CSR weight gradient (LowerToLinalg.cpp, outerProduct).
+        auto un = sparse_tensor::UnaryOp::create(nb, nl, elem, a[2]);
+        Value zero = constant(elem, 0.0, nl);
+        auto red = sparse_tensor::ReduceOp::create(nb, nl, elem, a[2],
+                                                   un.getResult(), zero);
+        {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(red);
+          Value x = a[0], y = a[1];
+          yieldRegion(un.getPresentRegion(), 1, elem, nl,
+                      [&](OpBuilder &rb, Location rl, ValueRange) -> Value {
+                        return arith::MulFOp::create(rb, rl, x, y);
+                      });
+          yieldRegion(red.getRegion(), 2, elem, nl,
+                      [](OpBuilder &rb, Location rl, ValueRange s) -> Value {
+                        return arith::AddFOp::create(rb, rl, s[0], s[1]);
+                      });
+        }
+        linalg::YieldOp::create(nb, nl, red.getResult());
+      });
+  return g.getResult(0);
+}
+
+Value FnGen::genExpand(const FnExpr &e) {
+  // g broadcast over `dim` (all dims: -1) at like's entries; 0 without g.
+  Location l = loc(e.loc);
+  Value like = genExpr(*e.args[0]);
+  Type elem = elemType(e.type.elem);
+  if (e.args.size() == 1)
+    return e.type.isSparse()
+               ? mapValues(e, like,
+                           [&](OpBuilder &nb, Location nl, Value) {
+                             return constant(elem, 0.0, nl);
+                           })
+               : zeros(e.type, l);
+  Value g = genExpr(*e.args[1]);
+  unsigned rank = e.type.getRank();
+  SmallVector<AffineExpr> kept;
+  for (unsigned d = 0; d < rank; ++d)
+    if (e.dim >= 0 && int64_t(d) != e.dim)
+      kept.push_back(b.getAffineDimExpr(d));
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
+                                 AffineMap::get(rank, 0, kept, &ctx)};
+  bool sparse = e.type.isSparse();
+  return elementwise(
+      e.type, {like, g}, empty(e.type, l), l,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        if (!sparse)
+          return a[1];
+        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(bin);
+        yieldRegion(bin.getOverlapRegion(), 2, elem, nl,
+                    [](OpBuilder &, Location, ValueRange v) { return v[1]; });
+        return bin.getResult();
+      },
+      maps);
+}
+
 Value FnGen::genExpr(const FnExpr &e) {
   Location l = loc(e.loc);
   Type elem = elemType(e.type.elem);
@@ -493,10 +601,10 @@ Value FnGen::genExpr(const FnExpr &e) {
     return genMatMul(e, *e.args[1], *e.args[2], init, e.alpha);
   }
   case FnOp::Map: {
-    MapFn f = mapFunction(e.name);
-    return mapValues(
-        e, genExpr(*e.args[0]),
-        [&](OpBuilder &nb, Location nl, Value v) { return f(nb, nl, v); });
+    return mapValues(e, genExpr(*e.args[0]),
+                     [&](OpBuilder &nb, Location nl, Value v) {
+                       return fnMapValue(nb, nl, e.name, v);
+                     });
   }
   case FnOp::Pow: {
     double p = e.scale;
@@ -544,6 +652,19 @@ Value FnGen::genExpr(const FnExpr &e) {
     return elementwise(
         e.type, x, zeros(e.type, l), l,
         [](OpBuilder &, Location, ValueRange a) { return a[0]; }, maps);
+  }
+  case FnOp::SparseMask:
+    return genSparseMask(e);
+  case FnOp::Sddmm:
+    return genSddmm(e);
+  case FnOp::Expand:
+    return genExpand(e);
+  case FnOp::Deriv: {
+    double p = e.scale;
+    return mapValues(e, genExpr(*e.args[0]),
+                     [&](OpBuilder &nb, Location nl, Value v) {
+                       return fnDerivValue(nb, nl, e.name, p, v);
+                     });
   }
   case FnOp::Invalid:
   case FnOp::Number:

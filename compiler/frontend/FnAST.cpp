@@ -94,6 +94,14 @@ StringRef ast::fnOpName(FnOp op) {
     return "reduce";
   case FnOp::Softmax:
     return "softmax";
+  case FnOp::SparseMask:
+    return "sparse_mask";
+  case FnOp::Sddmm:
+    return "sddmm";
+  case FnOp::Expand:
+    return "expand";
+  case FnOp::Deriv:
+    return "deriv";
   case FnOp::Transpose:
     return "transpose";
   case FnOp::ToDense:
@@ -115,7 +123,10 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
     break;
   }
   bool named = e.op == FnOp::Map || e.op == FnOp::Reduce ||
-               e.op == FnOp::Softmax || e.op == FnOp::SparseMM;
+               e.op == FnOp::Softmax || e.op == FnOp::SparseMM ||
+               e.op == FnOp::Deriv;
+  if (e.op == FnOp::Deriv) // the derivative of `name`
+    os << "d_";
   os << (named ? StringRef(e.name) : fnOpName(e.op)) << "(";
   for (size_t i = 0; i < e.args.size(); ++i) {
     if (i)
@@ -128,9 +139,14 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
     os << ", by = " << formatDouble(e.scale);
   if (e.op == FnOp::Pow)
     os << ", " << formatDouble(e.scale);
-  if ((e.op == FnOp::Sum || e.op == FnOp::Reduce || e.op == FnOp::Softmax) &&
+  if ((e.op == FnOp::Sum || e.op == FnOp::Reduce || e.op == FnOp::Softmax ||
+       e.op == FnOp::Expand) &&
       e.dim >= 0)
     os << ", dim = " << e.dim;
+  if (e.op == FnOp::Sddmm)
+    os << (e.dim == 0 ? ", u v^T" : ", u^T v");
+  if (e.op == FnOp::Deriv && e.name == "pow")
+    os << ", " << formatDouble(e.scale);
   if (e.op == FnOp::AddMM && e.type.isSparse())
     os << ", sparse";
   if (e.op == FnOp::AddMM)
@@ -142,7 +158,7 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
 
 void ast::dumpFns(const Module &m, llvm::raw_ostream &os) {
   for (const std::shared_ptr<FnDecl> &fn : m.fns) {
-    os << "fn " << fn->name << "(";
+    os << (fn->grad ? "grad fn " : "fn ") << fn->name << "(";
     for (size_t i = 0; i < fn->params.size(); ++i)
       os << (i ? ", " : "") << fn->params[i].name << " : "
          << fnTypeToString(fn->params[i].type);

@@ -103,6 +103,15 @@ enum class FnOp {
   Sum,       // sum(a), sum(a, dim)
   Reduce,    // max(a), min(a) (and with a dim): over stored values
   Softmax,   // softmax(a, dim), log_softmax(a, dim): over stored values
+  // Made by the differentiation of `grad fn` kernels (FnGrad.cpp) only; the
+  // first argument is the value whose type (and pattern) the result has.
+  SparseMask, // (like, c): c at like's stored entries, 0 where c has none
+  Sddmm,      // (like, u, v): sum_j u(i,j) v(k,j) (dim 0) or sum_i u(i,k)
+              // v(i,j) (dim 1) at like's stored entries (outer products
+              // for vectors)
+  Expand,     // (like[, g]): g broadcast over dimension `dim` (all: -1) at
+              // like's entries; 0 without g
+  Deriv,      // (a): the derivative of Map/Pow `name` at a's stored values
   Transpose, // transpose(a)
   ToDense,   // to_dense(a)
 };
@@ -151,10 +160,14 @@ struct FnStmt {
   std::unique_ptr<FnExpr> value;
 };
 
-/// `fn name(params) -> TYPE { stmts; return expr }`.
+/// `[grad] fn name(params) -> TYPE { stmts; return expr }`.
 struct FnDecl {
   llvm::SMLoc loc; // of the name
   std::string name;
+  /// `grad fn`: Sema adds a kernel `<name>_grad_<p>` per parameter `p`
+  /// (FnGrad.cpp).
+  bool grad = false;
+  llvm::SMLoc gradLoc;
   std::vector<FnParam> params;
   TypeSpec resultSpec;
   bool hasResultSpec = false;
@@ -170,8 +183,15 @@ struct FnDecl {
 };
 
 /// Checks every kernel of `m` (names, types, shapes, encodings) and
-/// resolves the types of their expressions. Reports errors to `diags`.
+/// resolves the types of their expressions, then adds the gradient kernels
+/// of `grad fn` kernels (deriveGradients). Reports errors to `diags`.
 void checkFns(Module &m, DiagEngine &diags);
+
+/// For each checked `grad fn f(p1, ..., pn) -> R`, appends to m.fns the
+/// kernels `f_grad_<pi>(p1, ..., pn, grad_out : R) -> type of pi`: the
+/// vector-Jacobian product of f's result with grad_out, by reverse-mode
+/// differentiation of f's expression (docs/sparse-ops.md, "Gradients").
+void deriveGradients(Module &m, DiagEngine &diags);
 
 /// Appends the kernels to the AST dump.
 void dumpFns(const Module &m, llvm::raw_ostream &os);

@@ -48,8 +48,8 @@ private:
   bool consumeIf(TokenKind k) { return p.consumeIf(k); }
   void error(SMLoc loc, const Twine &msg) { p.error(loc, msg); }
   bool isFnStart() const {
-    return is(TokenKind::Identifier) && tok().spelling == "fn" &&
-           tok().atStartOfLine;
+    return is(TokenKind::Identifier) && tok().atStartOfLine &&
+           (tok().spelling == "fn" || tok().spelling == "grad");
   }
 
   bool parseParam(FnDecl &fn);
@@ -92,6 +92,16 @@ void FnParser::skipFn() {
 
 std::shared_ptr<FnDecl> FnParser::parse() {
   auto fn = std::make_shared<FnDecl>();
+  if (tok().spelling == "grad") {
+    fn->grad = true;
+    fn->gradLoc = tok().loc;
+    consume();
+    if (!is(TokenKind::Identifier) || tok().spelling != "fn") {
+      error(tok().loc, "expected 'fn' after 'grad'");
+      skipFn();
+      return nullptr;
+    }
+  }
   consume(); // 'fn'
   if (!is(TokenKind::Identifier)) {
     error(tok().loc, "expected kernel name after 'fn'");

@@ -85,8 +85,8 @@ bool Parser::isModelLevelKeyword() const {
 
 void Parser::syncTopLevel() {
   while (tok.isNot(TokenKind::Eof) && tok.isNot(TokenKind::KwModel) &&
-         !(tok.is(TokenKind::Identifier) && tok.spelling == "fn" &&
-           tok.atStartOfLine))
+         !(tok.is(TokenKind::Identifier) && tok.atStartOfLine &&
+           (tok.spelling == "fn" || tok.spelling == "grad")))
     consume();
 }
 
@@ -134,8 +134,10 @@ std::unique_ptr<Module> Parser::parseModule() {
   if (tok.is(TokenKind::Eof))
     error(tok.loc, "expected 'model'");
   while (tok.isNot(TokenKind::Eof)) {
-    // `fn` is a keyword only at the top level (docs/sparse-ops.md).
-    if (tok.is(TokenKind::Identifier) && tok.spelling == "fn") {
+    // `fn` and `grad fn` are keywords only at the top level
+    // (docs/sparse-ops.md).
+    if (tok.is(TokenKind::Identifier) &&
+        (tok.spelling == "fn" || tok.spelling == "grad")) {
       if (std::shared_ptr<FnDecl> fn = parseFn())
         module->fns.push_back(std::move(fn));
       continue;

@@ -630,4 +630,6 @@ void ast::checkFns(Module &m, DiagEngine &diags) {
     }
     FnChecker(*fn, diags).check();
   }
+  if (!diags.hasErrors())
+    deriveGradients(m, diags);
 }

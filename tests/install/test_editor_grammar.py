@@ -124,6 +124,7 @@ model Demo {
   loss = cross_entropy(logits, y)
   optimizer = adamw(lr = .001, weight_decay = -0.5, sparse = catchup, schedule = cosine, t_max = 100, note = "a\tb")
 }
+grad fn scores(A : f32[4, 4] @csr, v : f32[4]) -> f32 { return sum(softmax(A, 1) @ v) }
 '''
 
 
@@ -192,6 +193,10 @@ class GrammarTest(unittest.TestCase):
             "optimizer": "keyword.other.optimizer.sdl",
             "adamw": "support.function.optimizer.sdl",
             "\\t": "constant.character.escape.sdl",
+            "grad": "keyword.other.grad.sdl",
+            "fn": "keyword.declaration.function.sdl",
+            "scores": "entity.name.function.sdl",
+            "softmax": "support.function.builtin.sdl",
         }
         for text, scope in want.items():
             got = scope_of(toks, text)
