@@ -225,6 +225,12 @@ private:
     case FnOp::MatMul:
     case FnOp::SparseMM:
       return product(e, *e.args[0], *e.args[1]);
+    case FnOp::Narrow: { // a part of a's entries
+      Bound x = walk(*e.args[0]);
+      return {"sfn_min(" + x.first + ", " + std::to_string(entries(e.type)) +
+                  "LL)",
+              key('n', x.second, int(e.dim * 1000003 + e.start))};
+    }
     case FnOp::AddMM: { // sspaddmm: the union of the bias and the product
       Bound c = walk(*e.args[0]), p = product(e, *e.args[1], *e.args[2]);
       return {"sfn_min(" + c.first + " + " + p.first + ", " +

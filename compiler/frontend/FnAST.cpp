@@ -94,6 +94,8 @@ StringRef ast::fnOpName(FnOp op) {
     return "reduce";
   case FnOp::Softmax:
     return "softmax";
+  case FnOp::Narrow:
+    return "narrow";
   case FnOp::SparseMask:
     return "sparse_mask";
   case FnOp::Sddmm:
@@ -143,6 +145,8 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
        e.op == FnOp::Expand) &&
       e.dim >= 0)
     os << ", dim = " << e.dim;
+  if (e.op == FnOp::Narrow)
+    os << ", dim = " << e.dim << ", start = " << e.start;
   if (e.op == FnOp::Sddmm)
     os << (e.dim == 0 ? ", u v^T" : ", u^T v");
   if (e.op == FnOp::Deriv && e.name == "pow")

@@ -103,6 +103,7 @@ enum class FnOp {
   Sum,       // sum(a), sum(a, dim)
   Reduce,    // max(a), min(a) (and with a dim): over stored values
   Softmax,   // softmax(a, dim), log_softmax(a, dim): over stored values
+  Narrow,    // narrow(a, dim, start, length)
   // Made by the differentiation of `grad fn` kernels (FnGrad.cpp) only; the
   // first argument is the value whose type (and pattern) the result has.
   SparseMask, // (like, c): c at like's stored entries, 0 where c has none
@@ -143,6 +144,7 @@ struct FnExpr {
   double scale = 0;           // Div/Mul by a number, Pow: the exponent
   int64_t dim = -1;           // Sum, Reduce, Softmax: the dimension, -1 for all
   double alpha = 1, beta = 1; // AddMM
+  int64_t start = 0;          // Narrow (with dim and the result's shape)
 };
 
 /// `name : TYPE` in a kernel's parameter list.

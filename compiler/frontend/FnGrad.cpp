@@ -271,6 +271,7 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
   case FnOp::Softmax:
     return backpropSoftmax(e, std::move(g));
   case FnOp::SparseMM:
+  case FnOp::Narrow:
     return unsupported(e, "'" + e.name + "'");
   case FnOp::Reduce:
     return unsupported(e, "'" + e.name + "'");

@@ -68,6 +68,8 @@ private:
   /// Makes `r`, the type of product `e` (smm, hspmm, sspaddmm), sparse: in
   /// the sparse factor's format, or @coo(1) for `hybridRows`.
   bool sparseProduct(FnExpr &e, FnType &r, bool hybridRows);
+  /// narrow(a, dim, start, length): literal integers, inside a's shape.
+  FnType checkNarrow(FnExpr &e);
   bool sameElem(SMLoc loc, const FnType &a, const FnType &b);
   FnType invalid() { return FnType(); }
   /// Parameter and dimension names become C names of the kernel's entry
@@ -378,6 +380,45 @@ bool FnChecker::sparseProduct(FnExpr &e, FnType &r, bool hybridRows) {
   return true;
 }
 
+FnType FnChecker::checkNarrow(FnExpr &e) {
+  if (!expectArgs(e, 4))
+    return invalid();
+  int64_t v[3];
+  for (int k = 0; k < 3; ++k) {
+    const FnExpr &n = *e.args[k + 1];
+    if (n.op != FnOp::Number || n.number != std::floor(n.number) ||
+        n.number < 0 || n.number > double(kMaxElements)) {
+      diags.error(n.loc, "the dimension, start and length of 'narrow' must "
+                         "be non-negative integers");
+      return invalid();
+    }
+    v[k] = static_cast<int64_t>(n.number);
+  }
+  e.args.resize(1);
+  FnType a = checkExpr(*e.args[0]);
+  if (!a.isValid())
+    return invalid();
+  if (a.format == FnFormat::RowCOO || a.format == FnFormat::BSR) {
+    diags.error(e.loc, "'narrow' needs a dense, @csr, @csc or @coo tensor, "
+                       "got " +
+                           fnTypeToString(a));
+    return invalid();
+  }
+  e.dim = v[0];
+  e.start = v[1];
+  if (e.dim >= a.getRank() || a.shape[e.dim].isSymbolic() || v[2] < 1 ||
+      e.start + v[2] > a.shape[e.dim].value) {
+    diags.error(e.loc, "'narrow' of dimension " + Twine(v[0]) + " from " +
+                           Twine(v[1]) + " with length " + Twine(v[2]) +
+                           " is outside " + fnTypeToString(a) +
+                           " (the dimension must be literal, the length "
+                           "at least 1)");
+    return invalid();
+  }
+  a.shape[e.dim].value = v[2];
+  return a;
+}
+
 FnType FnChecker::checkCall(FnExpr &e) {
   e.op = llvm::StringSwitch<FnOp>(e.name)
              .Case("mm", FnOp::MatMul)
@@ -388,6 +429,7 @@ FnType FnChecker::checkCall(FnExpr &e) {
              .Case("sum", FnOp::Sum)
              .Cases("max", "min", FnOp::Reduce)
              .Cases("softmax", "log_softmax", FnOp::Softmax)
+             .Case("narrow", FnOp::Narrow)
              .Case("transpose", FnOp::Transpose)
              .Case("to_dense", FnOp::ToDense)
              .Default(llvm::is_contained(fnMapNames(), e.name) ? FnOp::Map
@@ -396,7 +438,7 @@ FnType FnChecker::checkCall(FnExpr &e) {
   case FnOp::Invalid:
     diags.error(e.loc, "unknown kernel operation '" + e.name +
                            "'; expected mm, addmm, smm, hspmm, sspaddmm, "
-                           "pow, sum, max, min, softmax, log_softmax, "
+                           "pow, sum, max, min, softmax, log_softmax, narrow, "
                            "transpose, "
                            "to_dense or an elementwise function (" +
                            llvm::join(fnMapNames(), ", ") + ")");
@@ -445,6 +487,8 @@ FnType FnChecker::checkCall(FnExpr &e) {
     e.args.pop_back();
     break;
   }
+  case FnOp::Narrow:
+    return checkNarrow(e);
   case FnOp::Sum:
   case FnOp::Reduce:
   case FnOp::Softmax: {

@@ -3,8 +3,9 @@
 Compiles tests/e2e/fn/algebra.sdl and compares every kernel with torch.sparse
 on random inputs of 0 %, ~35 % and 100 % density (nnz = 0 included), f32 and
 f64: sparse @ sparse (SpGEMM) in CSR, CSC and COO, `smm`, `hspmm` and
-`sspaddmm` (sparse results of sparse @ dense), and the COO transpose into a
-sorted, coalesced COO result. Values and stored patterns are checked (the
+`sspaddmm` (sparse results of sparse @ dense), the COO transpose into a
+sorted, coalesced COO result, softmax / log_softmax and max / min over
+stored values, and narrow. Values and stored patterns are checked (the
 pattern of a product is structural: every (i, j) some stored a(i, k) and
 b(k, j) reach, as in PyTorch); so are the out_cap bound and flat memory over
 many calls (the buffers the sparsifier allocates for the expanded access
@@ -185,6 +186,28 @@ class FnAlgebraTest(FnCase, unittest.TestCase):
         out = self.out((3,), "f32")
         self.call("max_dense", 3, x.numpy(), out)
         self.close(out, x.amax(1))
+
+    def test_narrow(self):
+        # torch.narrow_copy of a sparse tensor: the stored entries inside.
+        for name, fmt, dt, dim, start, length in (
+                ("narrow_csr_rows", "csr", "f32", 0, 1, 4),
+                ("narrow_csr_cols", "csr", "f32", 1, 2, 3),
+                ("narrow_csc_rows", "csc", "f64", 0, 4, 2),
+                ("narrow_coo_cols", "coo", "f32", 1, 3, 2)):
+            for d, a in self.cases(dt):
+                with self.subTest(kernel=name, density=d):
+                    want = a.narrow_copy(dim, start, length).coalesce()
+                    got = self.sparse_result(name, fmt, tuple(want.shape), dt,
+                                             a._nnz(), *arrays(a, fmt))
+                    self.check_sparse(got, want.to_dense(), self.pattern(want))
+        for d, a in self.cases("f64"):
+            out = self.out((3,), "f64")
+            self.call("narrow_sum", *arrays(a, "coo"), out)
+            self.close(out, a.to_dense()[2:5].sum(1))
+        x = self.dense((3, K), "f32", 160)
+        out = self.out((3, 2), "f32")
+        self.call("narrow_dense", 3, x.numpy(), out)
+        self.close(out, x[:, 1:3])
 
     def test_temporaries_are_freed(self):
         # SpGEMM's expanded access pattern and the transpose's unordered COO
