@@ -225,6 +225,17 @@ private:
     case FnOp::MatMul:
     case FnOp::SparseMM:
       return product(e, *e.args[0], *e.args[1]);
+    case FnOp::Cat: { // the entries of every part
+      std::string sum;
+      int k = 0;
+      for (const std::unique_ptr<FnExpr> &a : e.args) {
+        Bound x = walk(*a);
+        sum += (sum.empty() ? "" : " + ") + x.first;
+        k = key('c', k, x.second);
+      }
+      return {"sfn_min(" + sum + ", " + std::to_string(entries(e.type)) + "LL)",
+              k};
+    }
     case FnOp::Narrow: { // a part of a's entries
       Bound x = walk(*e.args[0]);
       return {"sfn_min(" + x.first + ", " + std::to_string(entries(e.type)) +

@@ -314,6 +314,8 @@ Value FnGen::genExpr(const FnExpr &e) {
     return genSoftmax(e);
   case FnOp::Narrow:
     return genNarrow(e);
+  case FnOp::Cat:
+    return genCat(e);
   case FnOp::Transpose: {
     Value x = genExpr(*e.args[0]);
     AffineExpr i, j;

@@ -99,6 +99,7 @@ private:
                   function_ref<Value(OpBuilder &, Location, Value, Value)> f);
   Value genSoftmax(const FnExpr &e);
   Value genNarrow(const FnExpr &e);
+  Value genCat(const FnExpr &e);
   // The operations of gradient kernels (FnGrad.cpp).
   Value genSparseMask(const FnExpr &e);
   Value genSddmm(const FnExpr &e);

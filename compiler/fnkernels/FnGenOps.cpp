@@ -243,6 +243,39 @@ Value FnGen::genNarrow(const FnExpr &e) {
                 1.0, elem, l);
 }
 
+Value FnGen::genCat(const FnExpr &e) {
+  Location l = loc(e.loc);
+  SmallVector<Value> parts;
+  for (const std::unique_ptr<FnExpr> &arg : e.args)
+    parts.push_back(genExpr(*arg));
+  if (!e.type.isSparse())
+    return tensor::ConcatOp::create(b, l, e.dim, parts);
+  // Sparse (tensor.concat of sparse tensors does not lower in MLIR 22): the
+  // union of each part moved to its offset by a 0/1 embedding matrix,
+  // E @ a for rows, a @ F for columns; the patterns are disjoint, so every
+  // entry is one stored value times 1.
+  Type elem = elemType(e.type.elem);
+  int64_t total = e.type.shape[e.dim].value, offset = 0;
+  Value sum;
+  for (auto [arg, part] : llvm::zip(e.args, parts)) {
+    int64_t size = arg->type.shape[e.dim].value;
+    Value moved =
+        e.dim == 0
+            ? matmul(selection(e.type, total, size, offset, 0, size, l), part,
+                     false, empty(e.type, l), 1.0, elem, l)
+            : matmul(part, selection(e.type, size, total, 0, offset, size, l),
+                     false, empty(e.type, l), 1.0, elem, l);
+    offset += size;
+    sum = !sum ? moved
+               : elementwise(e.type, {sum, moved}, empty(e.type, l), l,
+                             [](OpBuilder &nb, Location nl, ValueRange v) {
+                               return Value(
+                                   arith::AddFOp::create(nb, nl, v[0], v[1]));
+                             });
+  }
+  return sum;
+}
+
 void FnGen::yieldRegion(
     Region &r, unsigned n, Type elem, Location l,
     function_ref<Value(OpBuilder &, Location, ValueRange)> f) {

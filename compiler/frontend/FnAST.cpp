@@ -96,6 +96,8 @@ StringRef ast::fnOpName(FnOp op) {
     return "softmax";
   case FnOp::Narrow:
     return "narrow";
+  case FnOp::Cat:
+    return "cat";
   case FnOp::SparseMask:
     return "sparse_mask";
   case FnOp::Sddmm:
@@ -147,6 +149,8 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
     os << ", dim = " << e.dim;
   if (e.op == FnOp::Narrow)
     os << ", dim = " << e.dim << ", start = " << e.start;
+  if (e.op == FnOp::Cat)
+    os << ", dim = " << e.dim;
   if (e.op == FnOp::Sddmm)
     os << (e.dim == 0 ? ", u v^T" : ", u^T v");
   if (e.op == FnOp::Deriv && e.name == "pow")

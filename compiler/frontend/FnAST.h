@@ -104,6 +104,7 @@ enum class FnOp {
   Reduce,    // max(a), min(a) (and with a dim): over stored values
   Softmax,   // softmax(a, dim), log_softmax(a, dim): over stored values
   Narrow,    // narrow(a, dim, start, length)
+  Cat,       // cat(a, b, ..., dim = d)
   // Made by the differentiation of `grad fn` kernels (FnGrad.cpp) only; the
   // first argument is the value whose type (and pattern) the result has.
   SparseMask, // (like, c): c at like's stored entries, 0 where c has none

@@ -270,6 +270,21 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
   }
   case FnOp::Softmax:
     return backpropSoftmax(e, std::move(g));
+  case FnOp::Cat: { // each part's slice of g (exactly its pattern)
+    int64_t offset = 0;
+    for (const std::unique_ptr<FnExpr> &a : e.args) {
+      auto part = node(FnOp::Narrow, e.loc, a->type, clone(*g));
+      part->dim = e.dim;
+      part->start = offset;
+      offset += a->type.shape[e.dim].value;
+      // Masked, although the slice has exactly a's pattern, so that the
+      // gradient's capacity bound is a's (FnAbi.cpp, NnzBound).
+      if (!backprop(*a, a->type.isSparse() ? conform(std::move(part), *a)
+                                           : std::move(part)))
+        return false;
+    }
+    return true;
+  }
   case FnOp::SparseMM:
   case FnOp::Narrow:
     return unsupported(e, "'" + e.name + "'");

@@ -70,6 +70,8 @@ private:
   bool sparseProduct(FnExpr &e, FnType &r, bool hybridRows);
   /// narrow(a, dim, start, length): literal integers, inside a's shape.
   FnType checkNarrow(FnExpr &e);
+  /// cat(a, b, ..., dim = d): one format, equal other dimensions.
+  FnType checkCat(FnExpr &e);
   bool sameElem(SMLoc loc, const FnType &a, const FnType &b);
   FnType invalid() { return FnType(); }
   /// Parameter and dimension names become C names of the kernel's entry
@@ -419,6 +421,56 @@ FnType FnChecker::checkNarrow(FnExpr &e) {
   return a;
 }
 
+FnType FnChecker::checkCat(FnExpr &e) {
+  e.dim = 0;
+  for (const FnExpr::KwArg &kw : e.kwargs) {
+    if (kw.name != "dim" || kw.value != std::floor(kw.value) || kw.value < 0) {
+      diags.error(kw.loc, "'cat' takes one keyword argument, dim = a "
+                          "non-negative integer");
+      return invalid();
+    }
+    e.dim = static_cast<int64_t>(kw.value);
+  }
+  if (e.args.size() < 2) {
+    diags.error(e.loc, "'cat' needs at least two tensors");
+    return invalid();
+  }
+  FnType r;
+  for (std::unique_ptr<FnExpr> &arg : e.args) {
+    FnType a = checkExpr(*arg);
+    if (!a.isValid())
+      return invalid();
+    if (a.format == FnFormat::RowCOO || a.format == FnFormat::BSR ||
+        e.dim >= a.getRank() || a.shape[e.dim].isSymbolic()) {
+      diags.error(arg->loc, "'cat' needs dense, @csr, @csc or @coo tensors "
+                            "with a literal dimension " +
+                                Twine(e.dim) + ", got " + fnTypeToString(a));
+      return invalid();
+    }
+    if (!r.isValid()) {
+      r = a;
+      continue;
+    }
+    FnType same = a;
+    same.shape[e.dim] = r.shape[e.dim];
+    if (same != r) {
+      diags.error(arg->loc, "the tensors of 'cat' must have one element "
+                            "type, format and shape but dimension " +
+                                Twine(e.dim) + ", got " + fnTypeToString(r) +
+                                " and " + fnTypeToString(a));
+      return invalid();
+    }
+    r.shape[e.dim].value += a.shape[e.dim].value;
+  }
+  if (r.shape[e.dim].value > kMaxElements) {
+    diags.error(e.loc, "'cat' makes dimension " + Twine(e.dim) +
+                           " larger "
+                           "than 2^31");
+    return invalid();
+  }
+  return r;
+}
+
 FnType FnChecker::checkCall(FnExpr &e) {
   e.op = llvm::StringSwitch<FnOp>(e.name)
              .Case("mm", FnOp::MatMul)
@@ -430,18 +482,20 @@ FnType FnChecker::checkCall(FnExpr &e) {
              .Cases("max", "min", FnOp::Reduce)
              .Cases("softmax", "log_softmax", FnOp::Softmax)
              .Case("narrow", FnOp::Narrow)
+             .Case("cat", FnOp::Cat)
              .Case("transpose", FnOp::Transpose)
              .Case("to_dense", FnOp::ToDense)
              .Default(llvm::is_contained(fnMapNames(), e.name) ? FnOp::Map
                                                                : FnOp::Invalid);
   switch (e.op) {
   case FnOp::Invalid:
-    diags.error(e.loc, "unknown kernel operation '" + e.name +
-                           "'; expected mm, addmm, smm, hspmm, sspaddmm, "
-                           "pow, sum, max, min, softmax, log_softmax, narrow, "
-                           "transpose, "
-                           "to_dense or an elementwise function (" +
-                           llvm::join(fnMapNames(), ", ") + ")");
+    diags.error(e.loc,
+                "unknown kernel operation '" + e.name +
+                    "'; expected mm, addmm, smm, hspmm, sspaddmm, "
+                    "pow, sum, max, min, softmax, log_softmax, narrow, cat, "
+                    "transpose, "
+                    "to_dense or an elementwise function (" +
+                    llvm::join(fnMapNames(), ", ") + ")");
     return invalid();
   case FnOp::MatMul:
     if (!expectArgs(e, 2))
@@ -489,6 +543,8 @@ FnType FnChecker::checkCall(FnExpr &e) {
   }
   case FnOp::Narrow:
     return checkNarrow(e);
+  case FnOp::Cat:
+    return checkCat(e);
   case FnOp::Sum:
   case FnOp::Reduce:
   case FnOp::Softmax: {

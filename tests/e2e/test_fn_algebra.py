@@ -5,7 +5,7 @@ on random inputs of 0 %, ~35 % and 100 % density (nnz = 0 included), f32 and
 f64: sparse @ sparse (SpGEMM) in CSR, CSC and COO, `smm`, `hspmm` and
 `sspaddmm` (sparse results of sparse @ dense), the COO transpose into a
 sorted, coalesced COO result, softmax / log_softmax and max / min over
-stored values, and narrow. Values and stored patterns are checked (the
+stored values, narrow and cat. Values and stored patterns are checked (the
 pattern of a product is structural: every (i, j) some stored a(i, k) and
 b(k, j) reach, as in PyTorch); so are the out_cap bound and flat memory over
 many calls (the buffers the sparsifier allocates for the expanded access
@@ -208,6 +208,38 @@ class FnAlgebraTest(FnCase, unittest.TestCase):
         out = self.out((3, 2), "f32")
         self.call("narrow_dense", 3, x.numpy(), out)
         self.close(out, x[:, 1:3])
+
+    def test_cat(self):
+        for d, a in self.cases():
+            for db in DENSITIES:
+                with self.subTest(density=d, other=db):
+                    b = random_sparse(2, K, db, torch.float32, 170)
+                    want = torch.cat([a, b]).coalesce()
+                    got = self.sparse_result("cat_csr_rows", "csr", (8, K),
+                                             "f32", a._nnz() + b._nnz(),
+                                             *arrays(a, "csr"),
+                                             *arrays(b, "csr"))
+                    self.check_sparse(got, want.to_dense(), self.pattern(want))
+                    b = random_sparse(M, 2, db, torch.float32, 171)
+                    want = torch.cat([a, b], 1).coalesce()
+                    got = self.sparse_result("cat_csc_cols", "csc", (M, 7),
+                                             "f32", a._nnz() + b._nnz(),
+                                             *arrays(a, "csc"),
+                                             *arrays(b, "csc"))
+                    self.check_sparse(got, want.to_dense(), self.pattern(want))
+        for d, a in self.cases("f64"):
+            b = random_sparse(M, 3, 0.5, torch.float64, 172)
+            c = random_sparse(M, 1, d, torch.float64, 173)
+            want = torch.cat([a, b, c], 1).coalesce()
+            got = self.sparse_result("cat_coo_cols", "coo", (M, 9), "f64",
+                                     a._nnz() + b._nnz() + c._nnz(),
+                                     *arrays(a, "coo"), *arrays(b, "coo"),
+                                     *arrays(c, "coo"))
+            self.check_sparse(got, want.to_dense(), self.pattern(want))
+        x, y = self.dense((3, K), "f32", 174), self.dense((3, 2), "f32", 175)
+        out = self.out((3, 7), "f32")
+        self.call("cat_dense", 3, x.numpy(), y.numpy(), out)
+        self.close(out, torch.cat([x, y], 1))
 
     def test_temporaries_are_freed(self):
         # SpGEMM's expanded access pattern and the transpose's unordered COO

@@ -205,6 +205,25 @@ class FnGradTest(FnCase, unittest.TestCase):
                     self.check_grad(self.grad_of(name, "A", fmt, a, "f64",
                                                  *args), va, a)
 
+    def test_cat(self):
+        for d, a in self.cases("f64"):
+            b = random_sparse(2, K, 0.5, torch.float64, 280)
+            with self.subTest(density=d):
+                x = self.dense((K,), "f64", 281).requires_grad_(True)
+                g = self.dense((8,), "f64", 282)
+                va, at = leaf(a)
+                vb, bt = leaf(b)
+                (torch.cat([at.to_dense(), 2 * bt.to_dense()]) @ x).backward(g)
+                args = [*arrays(a, "csr"), *arrays(b, "csr"),
+                        x.detach().numpy(), g.numpy()]
+                self.check_grad(self.grad_of("cat_rows", "A", "csr", a, "f64",
+                                             *args), va, a)
+                self.check_grad(self.grad_of("cat_rows", "B", "csr", b, "f64",
+                                             *args), vb, b)
+                out = self.out((K,), "f64")
+                self.call("cat_rows_grad_x", *args, out)
+                self.close(out, x.grad)
+
     def test_pow_and_unused_parameter(self):
         for d, a in self.cases("f64"):
             with self.subTest(density=d):
