@@ -55,6 +55,12 @@ void sparseArrays(std::vector<FnMemref> &out, const FnType &t,
     out.push_back(std::move(m));
   };
   constexpr int64_t dyn = mlir::ShapedType::kDynamic;
+  if (t.format == FnFormat::NM) { // n values of every group of m columns
+    int64_t k = t.shape[0].value * t.shape[1].value / t.blockCols * t.blockRows;
+    add("crd", true, k, std::to_string(k));
+    add("val", false, k, std::to_string(k));
+    return;
+  }
   if (t.format == FnFormat::RowCOO) {
     add("pos", true, 2, "2");
     add("crd0", true, dyn, n);
@@ -100,6 +106,10 @@ std::vector<CParam> cParams(const FnDecl &fn) {
     switch (p.type.format) {
     case FnFormat::Dense:
       ps.push_back({t, p.name});
+      break;
+    case FnFormat::NM:
+      ps.push_back({"const int64_t *", p.name + "_crd"});
+      ps.push_back({t, p.name + "_val"});
       break;
     case FnFormat::COO:
     case FnFormat::RowCOO:
@@ -367,6 +377,28 @@ static int sfn_check_compressed(const char *fn, const char *arg,
   return 0;
 }
 
+/* @nm(n, m): crd[groups][n], in each group n strictly increasing column
+   offsets in [0, m). */
+static int sfn_check_nm(const char *fn, const char *arg, const int64_t *crd,
+                        const void *val, int64_t groups, int64_t n,
+                        int64_t m) {
+  int64_t g, k;
+  if (!crd || !val)
+    return sfn_fail(1, "%s: an array of '%s' is NULL", fn, arg);
+  for (g = 0; g < groups; ++g)
+    for (k = 0; k < n; ++k) {
+      int64_t c = crd[g * n + k];
+      if (c < 0 || c >= m)
+        return sfn_fail(3, "%s: %s_crd[%lld] = %lld is outside [0, %lld)",
+                        fn, arg, (long long)(g * n + k), (long long)c,
+                        (long long)m);
+      if (k > 0 && c <= crd[g * n + k - 1])
+        return sfn_fail(6, "%s: %s_crd is not strictly increasing in group "
+                        "%lld", fn, arg, (long long)g);
+    }
+  return 0;
+}
+
 /* Coalesced COO: indices[2][nnz], in range, strictly increasing in row-major
    order (sorted, no duplicates). */
 static int sfn_check_coo(const char *fn, const char *arg, const int64_t *idx,
@@ -471,6 +503,11 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
         for (const FnDim &d : t.shape)
           os << " * " << dimExpr(d);
         os << ")))\n    return sfn_st;\n";
+      } else if (t.format == FnFormat::NM) {
+        os << "  if ((sfn_st = sfn_check_nm(" << q << ", \"" << p.name << "\", "
+           << p.name << "_crd, " << p.name << "_val, "
+           << t.shape[0].value * t.shape[1].value / t.blockCols << ", "
+           << t.blockRows << ", " << t.blockCols << ")))\n    return sfn_st;\n";
       } else if (isCoo(t.format)) {
         os << "  if ((sfn_st = sfn_check_coo(" << q << ", \"" << p.name
            << "\", " << p.name << "_indices, " << p.name << "_val, " << p.name
@@ -586,6 +623,12 @@ void sparsec::emitFnHeader(const ast::Module &m, StringRef prefix,
         os << "hybrid COO (sparse rows), " << p.name << "_indices[" << p.name
            << "_nnz] (sorted unique rows), " << p.name << "_val[" << p.name
            << "_nnz][" << t.shape[1].value << "]";
+      else if (t.format == FnFormat::NM)
+        os << t.blockRows << ":" << t.blockCols << " structured, " << p.name
+           << "_crd[" << t.shape[0].value << "]["
+           << t.shape[1].value / t.blockCols << "][" << t.blockRows
+           << "] (the columns of each group's values "
+           << "within the group, increasing), " << p.name << "_val[same]";
       else if (t.format == FnFormat::BSR)
         os << "BSR of " << t.blockRows << "x" << t.blockCols << " blocks, "
            << p.name << "_pos[" << t.outerSize() + 1 << "], " << p.name

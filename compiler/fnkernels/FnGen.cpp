@@ -59,6 +59,12 @@ namespace {
 /// The sparse_tensor encoding of a type (64-bit positions/coordinates).
 std::string encodingText(const FnType &t) {
   switch (t.format) {
+  case FnFormat::NM:
+    return "#sparse_tensor.encoding<{ map = (i, j) -> (i : dense, j floordiv " +
+           std::to_string(t.blockCols) + " : dense, j mod " +
+           std::to_string(t.blockCols) + " : structured[" +
+           std::to_string(t.blockRows) + ", " + std::to_string(t.blockCols) +
+           "]) }>";
   case FnFormat::BSR: {
     std::string r = std::to_string(t.blockRows),
                 c = std::to_string(t.blockCols);

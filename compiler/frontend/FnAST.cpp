@@ -30,6 +30,8 @@ StringRef ast::fnFormatName(FnFormat f) {
     return "coo(1)";
   case FnFormat::BSR:
     return "bsr";
+  case FnFormat::NM:
+    return "nm";
   }
   return "?";
 }
@@ -48,7 +50,7 @@ std::string ast::fnTypeToString(const FnType &t) {
   s += "]";
   if (t.isSparse())
     s += " @" + fnFormatName(t.format).str();
-  if (t.format == FnFormat::BSR)
+  if (t.format == FnFormat::BSR || t.format == FnFormat::NM)
     s += "(" + std::to_string(t.blockRows) + ", " +
          std::to_string(t.blockCols) + ")";
   return s;

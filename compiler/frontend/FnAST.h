@@ -37,7 +37,9 @@ namespace ast {
 /// RowCOO is hybrid `@coo(1)` of a matrix: sorted unique row indices, each
 /// with a dense row of values (PyTorch's sparse_dim = 1, dense_dim = 1).
 /// BSR is `@bsr(r, c)`: CSR of r x c dense blocks.
-enum class FnFormat { Dense, CSR, CSC, COO, RowCOO, BSR };
+/// NM is `@nm(n, m)`: n stored values in each group of m columns of a row
+/// (2:4 structured sparsity), n and m kept in blockRows and blockCols.
+enum class FnFormat { Dense, CSR, CSC, COO, RowCOO, BSR, NM };
 llvm::StringRef fnFormatName(FnFormat f);
 
 /// One dimension: a literal size or a symbol (a size passed at run time).
@@ -89,22 +91,22 @@ std::string fnTypeToString(const FnType &t);
 /// The operations of kernel expressions (docs/sparse-ops.md).
 enum class FnOp {
   Invalid,
-  Ident,     // a parameter or a local
-  Number,    // a literal scale factor
-  Add,       // a + b
-  Sub,       // a - b
-  Mul,       // a * b
-  Div,       // a / c (c a number)
-  MatMul,    // a @ b, mm(a, b)
-  AddMM,     // addmm(bias, a, b, beta =, alpha =); sspaddmm (sparse bias)
-  SparseMM,  // smm(a, b), hspmm(a, b): sparse @ dense with a sparse result
-  Map,       // neg(a) / -a, abs(a), exp(a), ...: fnMapNames(), on stored values
-  Pow,       // pow(a, p)
-  Sum,       // sum(a), sum(a, dim)
-  Reduce,    // max(a), min(a) (and with a dim): over stored values
-  Softmax,   // softmax(a, dim), log_softmax(a, dim): over stored values
-  Narrow,    // narrow(a, dim, start, length)
-  Cat,       // cat(a, b, ..., dim = d)
+  Ident,    // a parameter or a local
+  Number,   // a literal scale factor
+  Add,      // a + b
+  Sub,      // a - b
+  Mul,      // a * b
+  Div,      // a / c (c a number)
+  MatMul,   // a @ b, mm(a, b)
+  AddMM,    // addmm(bias, a, b, beta =, alpha =); sspaddmm (sparse bias)
+  SparseMM, // smm(a, b), hspmm(a, b): sparse @ dense with a sparse result
+  Map,      // neg(a) / -a, abs(a), exp(a), ...: fnMapNames(), on stored values
+  Pow,      // pow(a, p)
+  Sum,      // sum(a), sum(a, dim)
+  Reduce,   // max(a), min(a) (and with a dim): over stored values
+  Softmax,  // softmax(a, dim), log_softmax(a, dim): over stored values
+  Narrow,   // narrow(a, dim, start, length)
+  Cat,      // cat(a, b, ..., dim = d)
   // Made by the differentiation of `grad fn` kernels (FnGrad.cpp) only; the
   // first argument is the value whose type (and pattern) the result has.
   SparseMask, // (like, c): c at like's stored entries, 0 where c has none
@@ -114,8 +116,8 @@ enum class FnOp {
   Expand,     // (like[, g]): g broadcast over dimension `dim` (all: -1) at
               // like's entries; 0 without g
   Deriv,      // (a): the derivative of Map/Pow `name` at a's stored values
-  Transpose, // transpose(a)
-  ToDense,   // to_dense(a)
+  Transpose,  // transpose(a)
+  ToDense,    // to_dense(a)
 };
 llvm::StringRef fnOpName(FnOp op);
 /// The elementwise functions of FnOp::Map (the callee name is kept in

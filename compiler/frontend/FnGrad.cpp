@@ -334,13 +334,19 @@ void ast::deriveGradients(Module &m, DiagEngine &diags) {
     if (!fn.grad)
       continue;
     bool ok = true;
-    for (const FnParam &p : fn.params)
+    for (const FnParam &p : fn.params) {
+      if (p.type.format == FnFormat::NM) {
+        diags.error(p.loc, "no gradient of an @nm tensor yet (in 'grad fn " +
+                               fn.name + "')");
+        ok = false;
+      }
       if (p.name == "grad_out") {
         diags.error(p.loc, "parameter name 'grad_out' of 'grad fn " + fn.name +
                                "' is the name of its gradient kernels' "
                                "result gradient");
         ok = false;
       }
+    }
     Differentiator d(fn, diags);
     FnExpr seed;
     seed.op = FnOp::Ident;

@@ -160,13 +160,27 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
                     " dimensions is not supported yet (use @coo(1) or "
                     "@coo(2) on a matrix)");
     return false;
-  default:
-    diags.error(spec.encoding.loc,
-                "encoding '@" + encodingName(spec.encoding.kind) +
-                    (spec.encoding.params.empty() ? "" : "(...)") +
-                    "' is not supported in kernels yet (use @csr, @csc, @coo, "
-                    "@coo(1) or @bsr(r, c))");
-    return false;
+  case EncodingKind::NM: {
+    out.format = FnFormat::NM;
+    out.blockRows = spec.encoding.params[0];
+    out.blockCols = spec.encoding.params[1];
+    bool divides = spec.dims.size() == 2 && !spec.dims[1].isSymbolic &&
+                   spec.dims[1].value % out.blockCols == 0;
+    if (out.blockRows < 1 || out.blockRows > out.blockCols || !divides) {
+      diags.error(spec.encoding.loc,
+                  "'@nm(" + Twine(out.blockRows) + ", " + Twine(out.blockCols) +
+                      ")' needs 1 <= n <= m and m dividing the columns of a "
+                      "matrix");
+      return false;
+    }
+    if (isResult) {
+      diags.error(spec.encoding.loc,
+                  "an @nm result is not supported (an @nm tensor can be "
+                  "multiplied, summed or densified)");
+      return false;
+    }
+    break;
+  }
   }
   if (out.isSparse()) {
     if (out.getRank() != 2) {
@@ -475,12 +489,12 @@ FnType FnChecker::checkCall(FnExpr &e) {
   e.op = llvm::StringSwitch<FnOp>(e.name)
              .Case("mm", FnOp::MatMul)
              .Case("addmm", FnOp::AddMM)
-             .Cases("smm", "hspmm", FnOp::SparseMM)
+             .Cases({"smm", "hspmm"}, FnOp::SparseMM)
              .Case("sspaddmm", FnOp::AddMM)
              .Case("pow", FnOp::Pow)
              .Case("sum", FnOp::Sum)
-             .Cases("max", "min", FnOp::Reduce)
-             .Cases("softmax", "log_softmax", FnOp::Softmax)
+             .Cases({"max", "min"}, FnOp::Reduce)
+             .Cases({"softmax", "log_softmax"}, FnOp::Softmax)
              .Case("narrow", FnOp::Narrow)
              .Case("cat", FnOp::Cat)
              .Case("transpose", FnOp::Transpose)
@@ -667,6 +681,21 @@ FnType FnChecker::checkExpr(FnExpr &e) {
   default:
     t = checkBinary(e);
     break;
+  }
+  // An @nm tensor is only read by a product (as the left factor), sum and
+  // to_dense: the sparsifier cannot build a structured level.
+  for (size_t i = 0; t.isValid() && i < e.args.size(); ++i) {
+    bool allowed = (e.op == FnOp::MatMul && i == 0) ||
+                   (e.op == FnOp::AddMM && i == 1) || e.op == FnOp::Sum ||
+                   e.op == FnOp::ToDense;
+    if (e.args[i]->type.format == FnFormat::NM && !allowed) {
+      diags.error(
+          e.args[i]->loc,
+          "an @nm tensor can only be the left factor of '@', mm or "
+          "addmm, summed or densified, not an operand of " +
+              (e.name.empty() ? opSpelling(e.op).str() : "'" + e.name + "'"));
+      t = invalid();
+    }
   }
   e.type = t;
   return t;

@@ -2,7 +2,7 @@
 
 Compiles tests/e2e/fn/kernels.sdl (one kernel per row of the op table in
 docs/sparse-ops.md), calls every exported C function through ctypes on random
-CSR / CSC / coalesced COO / hybrid COO(1) / BSR inputs in f32 and f64, with
+CSR / CSC / coalesced COO / hybrid COO(1) / BSR / n:m structured inputs in f32 and f64, with
 0 %, ~35 % and 100 % density (nnz = 0 included), and compares with
 torch.sparse: mm / mv, addmm, sum, to_dense, elementwise +, -, * (dense and
 sparse results: values *and* patterns — union for + and -, intersection for
@@ -135,6 +135,65 @@ class FnKernelsTest(FnCase, unittest.TestCase):
         dense = np.zeros((M, K), DTYPES[dtype][1])
         dense[idx[:n]] = val[:n]
         return dense, set(idx[:n].tolist())
+
+    @staticmethod
+    def nm_tensor(rows, cols, n, m, dtype, seed, density):
+        """(crd, val, dense) of a random n:m structured matrix: n columns of
+        every group of m, of which a `density` share nonzero."""
+        g = torch.Generator().manual_seed(seed)
+        crd = np.zeros((rows, cols // m, n), np.int64)
+        val = torch.randn(rows, cols // m, n, generator=g, dtype=dtype)
+        val = val * (torch.rand(rows, cols // m, n, generator=g) < density)
+        dense = torch.zeros(rows, cols, dtype=dtype)
+        for r in range(rows):
+            for q in range(cols // m):
+                crd[r, q] = sorted(torch.randperm(m, generator=g)[:n].tolist())
+                dense[r, q * m + crd[r, q]] = val[r, q]
+        return crd, np.ascontiguousarray(val.numpy()), dense
+
+    def test_structured_nm(self):
+        for i, d in enumerate(DENSITIES):
+            with self.subTest(density=d):
+                crd, val, a = self.nm_tensor(M, 8, 2, 4, torch.float32, 90 + i,
+                                             d)
+                x = self.dense((8, 3), "f32", 91)
+                out = self.out((M, 3), "f32")
+                self.call("nm_mm", 3, crd, val, x.numpy(), out)
+                self.close(out, a @ x)
+                out = self.out((M, 8), "f32")
+                self.call("nm_dense", crd, val, out)
+                self.close(out, a)
+                out = self.out((M,), "f32")
+                self.call("nm_sum", crd, val, out)
+                self.close(out, a.sum(1))
+                crd, val, a = self.nm_tensor(M, 8, 2, 4, torch.float64, 92 + i,
+                                             d)
+                b = self.dense((M, 3), "f64", 93)
+                x = self.dense((8, 3), "f64", 94)
+                out = self.out((M, 3), "f64")
+                self.call("nm_addmm", b.numpy(), crd, val, x.numpy(), out)
+                self.close(out, 2 * b + a @ x)
+                crd, val, a = self.nm_tensor(4, 12, 1, 3, torch.float32, 95 + i,
+                                             d)
+                v = self.dense((12,), "f32", 96)
+                out = self.out((4,), "f32")
+                self.call("nm_mv", crd, val, v.numpy(), out)
+                self.close(out, a @ v)
+        # Bad coordinates: outside the group, not increasing, NULL.
+        crd, val, _ = self.nm_tensor(M, 8, 2, 4, torch.float32, 97, 1.0)
+        out = self.out((M,), "f32")
+        for bad, status in ((4, ERR_OUT_OF_RANGE), (-1, ERR_OUT_OF_RANGE)):
+            c = crd.copy()
+            c[1, 1, 0] = bad
+            self.assertEqual(self.lib("nm_sum", c, val, out), status)
+            self.assertIn("A_crd[6] = %d is outside [0, 4)" % bad,
+                          self.lib.last_error())
+        c = crd.copy()
+        c[2, 0] = [3, 1]
+        self.assertEqual(self.lib("nm_sum", c, val, out), ERR_FORMAT)
+        self.assertIn("not strictly increasing in group 4",
+                      self.lib.last_error())
+        self.assertEqual(self.lib("nm_sum", None, val, out), ERR_NULL)
 
     def test_hybrid_coo_rows(self):
         def rows(t):
