@@ -355,6 +355,16 @@ Value FnGen::genExpr(const FnExpr &e) {
     return genSddmm(e);
   case FnOp::Expand:
     return genExpand(e);
+  case FnOp::Pad:
+    return genPad(e);
+  case FnOp::Ties:
+    return genTies(e);
+  case FnOp::Ratio:
+    return elementwise(
+        e.type, {genExpr(*e.args[0]), genExpr(*e.args[1])}, empty(e.type, l), l,
+        [](OpBuilder &nb, Location nl, ValueRange v) {
+          return Value(arith::DivFOp::create(nb, nl, v[0], v[1]));
+        });
   case FnOp::Deriv: {
     double p = e.scale;
     return mapValues(e, genExpr(*e.args[0]),

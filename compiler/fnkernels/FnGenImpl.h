@@ -104,6 +104,8 @@ private:
   Value genSparseMask(const FnExpr &e);
   Value genSddmm(const FnExpr &e);
   Value genExpand(const FnExpr &e);
+  Value genPad(const FnExpr &e);
+  Value genTies(const FnExpr &e);
   /// A region of `op` with `n` arguments of type `elem` yielding `f(args)`.
   void yieldRegion(Region &r, unsigned n, Type elem, Location l,
                    function_ref<Value(OpBuilder &, Location, ValueRange)> f);

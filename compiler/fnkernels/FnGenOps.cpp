@@ -276,6 +276,68 @@ Value FnGen::genCat(const FnExpr &e) {
   return sum;
 }
 
+Value FnGen::genPad(const FnExpr &e) {
+  // g at offset `start` of dimension `dim`: an insert_slice into zeros, or
+  // for a sparse g its product with a 0/1 embedding matrix (as cat).
+  Location l = loc(e.loc);
+  const FnExpr &arg = *e.args[0];
+  Value g = genExpr(arg);
+  int64_t size = arg.type.shape[e.dim].value;
+  if (!e.type.isSparse()) {
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    for (unsigned d = 0; d < e.type.getRank(); ++d) {
+      const FnDim &dim = arg.type.shape[d];
+      offsets.push_back(b.getIndexAttr(int64_t(d) == e.dim ? e.start : 0));
+      sizes.push_back(dim.isSymbolic()
+                          ? OpFoldResult(symbols.lookup(dim.symbol))
+                          : OpFoldResult(b.getIndexAttr(dim.value)));
+      strides.push_back(b.getIndexAttr(1));
+    }
+    return tensor::InsertSliceOp::create(b, l, g, zeros(e.type, l), offsets,
+                                         sizes, strides);
+  }
+  Type elem = elemType(e.type.elem);
+  int64_t total = e.type.shape[e.dim].value;
+  if (e.dim == 0)
+    return matmul(selection(e.type, total, size, e.start, 0, size, l), g, false,
+                  empty(e.type, l), 1.0, elem, l);
+  return matmul(g, selection(e.type, size, total, 0, e.start, size, l), false,
+                empty(e.type, l), 1.0, elem, l);
+}
+
+Value FnGen::genTies(const FnExpr &e) {
+  // 1 where like's (stored) value equals m broadcast over `dim`, else 0.
+  Location l = loc(e.loc);
+  Value like = genExpr(*e.args[0]), m = genExpr(*e.args[1]);
+  unsigned rank = e.type.getRank();
+  SmallVector<AffineExpr> kept;
+  for (unsigned d = 0; d < rank; ++d)
+    if (e.dim >= 0 && int64_t(d) != e.dim)
+      kept.push_back(b.getAffineDimExpr(d));
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
+                                 AffineMap::get(rank, 0, kept, &ctx)};
+  Type elem = elemType(e.type.elem);
+  auto tie = [&](OpBuilder &nb, Location nl, ValueRange v) -> Value {
+    Value eq =
+        arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, v[0], v[1]);
+    return arith::SelectOp::create(nb, nl, eq, constant(elem, 1.0, nl),
+                                   constant(elem, 0.0, nl));
+  };
+  bool sparse = e.type.isSparse();
+  return elementwise(
+      e.type, {like, m}, empty(e.type, l), l,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        if (!sparse)
+          return tie(nb, nl, a);
+        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(bin);
+        yieldRegion(bin.getOverlapRegion(), 2, elem, nl, tie);
+        return bin.getResult();
+      },
+      maps);
+}
+
 void FnGen::yieldRegion(
     Region &r, unsigned n, Type elem, Location l,
     function_ref<Value(OpBuilder &, Location, ValueRange)> f) {

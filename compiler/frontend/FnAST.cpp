@@ -108,6 +108,12 @@ StringRef ast::fnOpName(FnOp op) {
     return "expand";
   case FnOp::Deriv:
     return "deriv";
+  case FnOp::Pad:
+    return "pad";
+  case FnOp::Ties:
+    return "ties";
+  case FnOp::Ratio:
+    return "ratio";
   case FnOp::Transpose:
     return "transpose";
   case FnOp::ToDense:
@@ -149,8 +155,10 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
        e.op == FnOp::Expand) &&
       e.dim >= 0)
     os << ", dim = " << e.dim;
-  if (e.op == FnOp::Narrow)
+  if (e.op == FnOp::Narrow || e.op == FnOp::Pad)
     os << ", dim = " << e.dim << ", start = " << e.start;
+  if (e.op == FnOp::Ties && e.dim >= 0)
+    os << ", dim = " << e.dim;
   if (e.op == FnOp::Cat)
     os << ", dim = " << e.dim;
   if (e.op == FnOp::Sddmm)

@@ -116,6 +116,11 @@ enum class FnOp {
   Expand,     // (like[, g]): g broadcast over dimension `dim` (all: -1) at
               // like's entries; 0 without g
   Deriv,      // (a): the derivative of Map/Pow `name` at a's stored values
+  Pad,        // (g): g placed at offset `start` of dimension `dim` of a
+              // tensor of this type (the adjoint of narrow)
+  Ties,       // (like, m): 1 where like's stored value equals m (broadcast
+              // over `dim`, all: -1), else 0 (the adjoint of max/min)
+  Ratio,      // (x, y): x / y elementwise, dense
   Transpose,  // transpose(a)
   ToDense,    // to_dense(a)
 };

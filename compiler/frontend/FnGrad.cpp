@@ -50,6 +50,7 @@ ExprPtr clone(const FnExpr &e) {
   c->type = e.type;
   c->scale = e.scale;
   c->dim = e.dim;
+  c->start = e.start;
   c->alpha = e.alpha;
   c->beta = e.beta;
   return c;
@@ -128,6 +129,7 @@ private:
   }
   bool backpropMatMul(const FnExpr &a, const FnExpr &x, ExprPtr g);
   bool backpropSoftmax(const FnExpr &e, ExprPtr g);
+  bool backpropExtremum(const FnExpr &e, ExprPtr g);
   bool unsupported(const FnExpr &e, StringRef what) {
     diags.error(e.loc, "no gradient of " + Twine(what) + " yet (in 'grad fn " +
                            fn.name + "')");
@@ -165,9 +167,22 @@ ExprPtr Differentiator::transposed(ExprPtr g) {
 
 bool Differentiator::backpropMatMul(const FnExpr &a, const FnExpr &x,
                                     ExprPtr g) {
-  // d(a @ x): da = g x^T at a's entries, dx = a^T g at x's entries.
-  ExprPtr ga = sampled(a, clone(*g), clone(x), /*form=*/0);
-  ExprPtr gx = sampled(x, clone(a), std::move(g), /*form=*/1);
+  // d(a @ x): da = g x^T at a's entries, dx = a^T g at x's entries. The
+  // sparsifier crashes on a sampled product with a sparse factor and a
+  // sparse output (MLIR 22), so a sparse g (the adjoint of SpGEMM, smm,
+  // hspmm, sspaddmm) and the other sparse factor of SpGEMM are densified.
+  auto densified = [](ExprPtr v) -> ExprPtr {
+    if (!v->type.isSparse())
+      return v;
+    SMLoc l = v->loc;
+    return node(FnOp::ToDense, l, denseOf(v->type), std::move(v));
+  };
+  bool spgemm = a.type.isSparse() && x.type.isSparse();
+  g = densified(std::move(g));
+  ExprPtr ga = sampled(a, clone(*g), spgemm ? densified(clone(x)) : clone(x),
+                       /*form=*/0);
+  ExprPtr gx = sampled(x, spgemm ? densified(clone(a)) : clone(a), std::move(g),
+                       /*form=*/1);
   return backprop(a, std::move(ga)) && backprop(x, std::move(gx));
 }
 
@@ -198,6 +213,19 @@ bool Differentiator::backpropSoftmax(const FnExpr &e, ExprPtr g) {
   return backprop(a, conform(std::move(da), a));
 }
 
+bool Differentiator::backpropExtremum(const FnExpr &e, ExprPtr g) {
+  // y = max/min(a[, d]): g shared evenly by the stored values equal to y
+  // (torch.amax/amin): da = ties * g / sum(ties), along d.
+  const FnExpr &a = *e.args[0];
+  auto ties = node(FnOp::Ties, e.loc, a.type, clone(a), clone(e));
+  ties->dim = e.dim;
+  auto count = node(FnOp::Sum, e.loc, e.type, clone(*ties));
+  count->dim = e.dim;
+  auto share = node(FnOp::Ratio, e.loc, e.type, std::move(g), std::move(count));
+  return backprop(a,
+                  times(expand(a, std::move(share), e.dim), std::move(ties)));
+}
+
 bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
   switch (e.op) {
   case FnOp::Number:
@@ -226,15 +254,12 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
   case FnOp::Div:
     return backprop(*e.args[0], scaled(std::move(g), 1.0 / e.scale));
   case FnOp::MatMul:
-    if (e.type.isSparse())
-      return unsupported(e, "sparse @ sparse");
+  case FnOp::SparseMM: // also SpGEMM, smm, hspmm: g is sparse then
     return backpropMatMul(*e.args[0], *e.args[1], std::move(g));
-  case FnOp::AddMM: {
-    if (e.type.isSparse())
-      return unsupported(e, "'sspaddmm'");
+  case FnOp::AddMM: { // also sspaddmm (a sparse bias and g)
     const FnExpr &bias = *e.args[0];
-    ExprPtr gb =
-        e.beta == 0.0 ? expand(bias, nullptr, -1) : scaled(clone(*g), e.beta);
+    ExprPtr gb = e.beta == 0.0 ? expand(bias, nullptr, -1)
+                               : conform(scaled(clone(*g), e.beta), bias);
     return backprop(bias, std::move(gb)) &&
            backpropMatMul(*e.args[1], *e.args[2],
                           scaled(std::move(g), e.alpha));
@@ -285,15 +310,22 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
     }
     return true;
   }
-  case FnOp::SparseMM:
-  case FnOp::Narrow:
-    return unsupported(e, "'" + e.name + "'");
+  case FnOp::Narrow: { // g back at its place in a (0 elsewhere)
+    const FnExpr &a = *e.args[0];
+    auto pad = node(FnOp::Pad, e.loc, a.type, std::move(g));
+    pad->dim = e.dim;
+    pad->start = e.start;
+    return backprop(a, conform(std::move(pad), a));
+  }
   case FnOp::Reduce:
-    return unsupported(e, "'" + e.name + "'");
+    return backpropExtremum(e, std::move(g));
   case FnOp::SparseMask:
   case FnOp::Sddmm:
   case FnOp::Expand:
   case FnOp::Deriv:
+  case FnOp::Pad:
+  case FnOp::Ties:
+  case FnOp::Ratio:
   case FnOp::Invalid:
     break;
   }

@@ -6,8 +6,9 @@ vector-Jacobian product of f's result with grad_out. Each is compared with
 torch.autograd on a reference in which a sparse parameter is the COO tensor
 of a leaf values vector (so its gradient lives on its stored entries, as
 PyTorch's sparse gradients do; implicit zeros stay out of `softmax` through
-torch.sparse.softmax), at densities 0, ~35 % and 100 %, and a composite
-kernel against central differences in f64. The gradient of a sparse
+torch.sparse.softmax), at densities 0, ~35 % and 100 %, for every
+operation (products with sparse results, max/min with ties, narrow and cat
+included), and a composite kernel against central differences in f64. The gradient of a sparse
 parameter is a sparse result with exactly the parameter's pattern.
 
 Run: /usr/bin/python3 -m unittest -v test_fn_grad  (from tests/e2e)
@@ -222,6 +223,118 @@ class FnGradTest(FnCase, unittest.TestCase):
                                              *args), vb, b)
                 out = self.out((K,), "f64")
                 self.call("cat_rows_grad_x", *args, out)
+                self.close(out, x.grad)
+
+    def test_sparse_products(self):
+        """SpGEMM and smm have sparse results: grad_out is given on their
+        (structural) pattern; hspmm and sspaddmm feed a sum."""
+        def on_pattern(dense, like):
+            idx = like.coalesce().indices()
+            return torch.sparse_coo_tensor(idx, dense[tuple(idx)],
+                                           like.shape).coalesce()
+
+        for d, a in self.cases("f64"):
+            b = random_sparse(K, 4, 0.5, torch.float64, 290)
+            with self.subTest(kernel="spgemm", density=d):
+                va, at = leaf(a)
+                vb, bt = leaf(b)
+                pat = ((a.to_dense() != 0).double() @
+                       (b.to_dense() != 0).double()) != 0
+                g = on_pattern(self.dense((M, 4), "f64", 291),
+                               pat.double().to_sparse())
+                ((at.to_dense() @ bt.to_dense()) * g.to_dense()).sum() \
+                    .backward()
+                args = [*arrays(a, "csr"), *arrays(b, "csr"),
+                        *arrays(g, "csr")]
+                self.check_grad(self.grad_of("spgemm", "A", "csr", a, "f64",
+                                             *args), va, a)
+                self.check_grad(self.grad_of("spgemm", "B", "csr", b, "f64",
+                                             *args), vb, b)
+            with self.subTest(kernel="smm", density=d):
+                va, at = leaf(a)
+                x = self.dense((K, 4), "f64", 292).requires_grad_(True)
+                y = torch.smm(a, x.detach()).coalesce()
+                g = on_pattern(self.dense((M, 4), "f64", 293), y)
+                ((at.to_dense() @ x) * g.to_dense()).sum().backward()
+                args = [*arrays(a, "coo"), x.detach().numpy(),
+                        *arrays(g, "coo")]
+                self.check_grad(self.grad_of("smm_rows", "A", "coo", a, "f64",
+                                             *args), va, a)
+                out = self.out((K, 4), "f64")
+                self.call("smm_rows_grad_x", *args, out)
+                self.close(out, x.grad)
+            with self.subTest(kernel="hspmm", density=d):
+                va, at = leaf(a)
+                x = self.dense((K, 4), "f64", 294).requires_grad_(True)
+                (at.to_dense() @ x).sum().backward()
+                args = [*arrays(a, "csr"), x.detach().numpy(),
+                        np.ones((), np.float64)]
+                self.check_grad(self.grad_of("hspmm_sum", "A", "csr", a,
+                                             "f64", *args), va, a)
+                out = self.out((K, 4), "f64")
+                self.call("hspmm_sum_grad_x", *args, out)
+                self.close(out, x.grad)
+            with self.subTest(kernel="sspaddmm", density=d):
+                c = random_sparse(M, 4, 0.4, torch.float64, 295)
+                vc, ct = leaf(c)
+                va, at = leaf(a)
+                x = self.dense((K, 4), "f64", 296).requires_grad_(True)
+                # exp over the stored entries of the union only.
+                y = 0.5 * ct.to_dense() - 2 * (at.to_dense() @ x)
+                stored = self.pattern(torch.sspaddmm(c, a, x.detach()))
+                torch.where(stored, torch.exp(y / 8), 0).sum().backward()
+                args = [*arrays(c, "coo"), *arrays(a, "coo"),
+                        x.detach().numpy(), np.ones((), np.float64)]
+                self.check_grad(self.grad_of("sspaddmm_sum", "C", "coo", c,
+                                             "f64", *args), vc, c)
+                self.check_grad(self.grad_of("sspaddmm_sum", "A", "coo", a,
+                                             "f64", *args), va, a)
+                out = self.out((K, 4), "f64")
+                self.call("sspaddmm_sum_grad_x", *args, out)
+                self.close(out, x.grad)
+
+    def test_max_min_and_narrow(self):
+        for d, a in self.cases("f64"):
+            with self.subTest(density=d):
+                # Ties: every value of a row stored twice, so that the
+                # gradient is split (torch.amax shares it evenly).
+                dense = a.to_dense()
+                dense[:, 3] = torch.where(dense[:, 3] != 0, dense[:, 1],
+                                          dense[:, 3])
+                t = dense.to_sparse().coalesce()
+                vt, tt = leaf(t)
+                D = self.dense((M, K), "f64", 300).requires_grad_(True)
+                D.data[2, 2] = D.data.min()  # a tie in min(D)
+                stored = self.pattern(t)
+                masked = torch.where(stored, tt.to_dense(),
+                                     torch.tensor(-np.inf, dtype=torch.float64))
+                rows = stored.any(1)
+                (torch.where(rows, masked.amax(1), 0).sum() + 2 * D.amin() +
+                 (masked.amax() if stored.any() else 0)).backward()
+                args = [*arrays(t, "csr"), D.detach().numpy(),
+                        np.ones((), np.float64)]
+                if t._nnz():
+                    self.check_grad(self.grad_of("extrema", "A", "csr", t,
+                                                 "f64", *args), vt, t)
+                out = self.out((M, K), "f64")
+                self.call("extrema_grad_D", *args, out)
+                self.close(out, D.grad)
+                # narrow: the gradient sits at the narrowed entries only.
+                b = random_sparse(M, K, 0.6, torch.float64, 301)
+                va, at = leaf(a)
+                vb, bt = leaf(b)
+                x = self.dense((3,), "f64", 302).requires_grad_(True)
+                g = self.dense((M,), "f64", 303)
+                (at.to_dense()[:, 1:4] @ x + bt.to_dense()[:, 2:5] @ x) \
+                    .backward(g)
+                args = [*arrays(a, "coo"), *arrays(b, "csc"),
+                        x.detach().numpy(), g.numpy()]
+                self.check_grad(self.grad_of("narrowed", "A", "coo", a, "f64",
+                                             *args), va, a)
+                self.check_grad(self.grad_of("narrowed", "B", "csc", b, "f64",
+                                             *args), vb, b)
+                out = self.out((3,), "f64")
+                self.call("narrowed_grad_x", *args, out)
                 self.close(out, x.grad)
 
     def test_pow_and_unused_parameter(self):
