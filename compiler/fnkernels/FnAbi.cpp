@@ -324,6 +324,22 @@ static void sfn_desc(sfn_memref *m, const void *p, int rank,
   }
 }
 
+/* Whether the arrays of descriptors a and b (rank ra, rb; elements of ea, eb
+   bytes) share a byte: the kernels read inputs and write results through
+   restrict pointers. */
+static int sfn_overlap(const sfn_memref *a, int ra, int ea,
+                       const sfn_memref *b, int rb, int eb) {
+  int64_t na = ea, nb = eb;
+  for (int d = 0; d < ra; ++d)
+    na *= a->dims[d];
+  for (int d = 0; d < rb; ++d)
+    nb *= b->dims[d];
+  if (!a->aligned || !b->aligned || na == 0 || nb == 0)
+    return 0;
+  return (const char *)a->aligned < (const char *)b->aligned + nb &&
+         (const char *)b->aligned < (const char *)a->aligned + na;
+}
+
 /* A pointer may be NULL only for an empty array. */
 static int sfn_check_ptr(const char *fn, const char *name, const void *p,
                          int64_t n) {
@@ -577,6 +593,29 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
         os << "0";
       os << "};\n    sfn_desc(&sfn_m[" << i << "], " << ptr << ", "
          << a.sizes.size() << ", sizes);\n  }\n";
+    }
+    // Results may not overlap inputs (restrict in the kernel).
+    auto elemBytes = [&](const FnMemref &a) {
+      ElemType e = a.param >= 0 ? fn.params[a.param].type.elem
+                                : fn.resultType.elem;
+      return a.isIndex || e == ElemType::F64 ? 8 : 4;
+    };
+    for (size_t r = 0; r < arrays.size(); ++r) {
+      if (arrays[r].param >= 0)
+        continue;
+      for (size_t i = 0; i < arrays.size(); ++i) {
+        const FnMemref &in = arrays[i];
+        // A COO's positions are a local array, not the caller's.
+        if (in.param < 0 || (StringRef(in.name).ends_with("_pos") &&
+                             isCoo(fn.params[in.param].type.format)))
+          continue;
+        os << "  if (sfn_overlap(&sfn_m[" << r << "], " << arrays[r].shape.size()
+           << ", " << elemBytes(arrays[r]) << ", &sfn_m[" << i << "], "
+           << in.shape.size() << ", " << elemBytes(in)
+           << "))\n    return sfn_fail(2, \"%s: result array '"
+           << arrays[r].name << "' overlaps input array '" << in.name
+           << "' (results may not alias inputs)\", " << q << ");\n";
+      }
     }
     os << "  " << (sparseResult ? "*out_nnz = " : "") << "_mlir_ciface_"
        << kernel << "(";

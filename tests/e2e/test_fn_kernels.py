@@ -444,6 +444,12 @@ class FnKernelsTest(FnCase, unittest.TestCase):
         out = self.out((M, 2), "f32")
         self.expect_error(ERR_INVALID_ARG, "A_pos[6]", "spmm", 2, pos, crd,
                           val, nnz - 1, x, out)  # wrong nnz
+        # A result overlapping an input (in place, or the input's values).
+        d = self.dense((M, K), "f32", 2).numpy()
+        self.expect_error(ERR_INVALID_ARG, "result array 'out' overlaps input "
+                          "array 'D'", "add_dense", pos, crd, val, nnz, d, d)
+        self.expect_error(ERR_INVALID_ARG, "overlaps input array 'A_val'",
+                          "add_dense", pos, crd, val, nnz, d, val[:1])
         self.expect_error(ERR_INVALID_ARG, "A_nnz", "spmm", 2, pos, crd, val,
                           M * K + 1, x, out)
         self.expect_error(ERR_INVALID_ARG, "dimension N", "spmm", -1, pos, crd,
