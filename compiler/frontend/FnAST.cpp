@@ -122,6 +122,25 @@ StringRef ast::fnOpName(FnOp op) {
   return "?";
 }
 
+std::unique_ptr<FnExpr> ast::cloneExpr(const FnExpr &e) {
+  auto c = std::make_unique<FnExpr>();
+  c->op = e.op;
+  c->loc = e.loc;
+  c->name = e.name;
+  c->number = e.number;
+  for (const std::unique_ptr<FnExpr> &a : e.args)
+    c->args.push_back(cloneExpr(*a));
+  c->kwargs = e.kwargs;
+  c->depth = e.depth;
+  c->type = e.type;
+  c->scale = e.scale;
+  c->dim = e.dim;
+  c->start = e.start;
+  c->alpha = e.alpha;
+  c->beta = e.beta;
+  return c;
+}
+
 namespace {
 void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
   switch (e.op) {

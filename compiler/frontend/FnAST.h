@@ -192,6 +192,9 @@ struct FnDecl {
   std::vector<std::string> symbols;
 };
 
+/// A deep copy of `e`, resolved fields (types, dims, scales) included.
+std::unique_ptr<FnExpr> cloneExpr(const FnExpr &e);
+
 /// Checks every kernel of `m` (names, types, shapes, encodings) and
 /// resolves the types of their expressions, then adds the gradient kernels
 /// of `grad fn` kernels (deriveGradients). Reports errors to `diags`.

@@ -36,25 +36,7 @@ namespace {
 
 using ExprPtr = std::unique_ptr<FnExpr>;
 
-/// A deep copy of a checked expression (types and resolved fields too).
-ExprPtr clone(const FnExpr &e) {
-  auto c = std::make_unique<FnExpr>();
-  c->op = e.op;
-  c->loc = e.loc;
-  c->name = e.name;
-  c->number = e.number;
-  for (const ExprPtr &a : e.args)
-    c->args.push_back(clone(*a));
-  c->kwargs = e.kwargs;
-  c->depth = e.depth;
-  c->type = e.type;
-  c->scale = e.scale;
-  c->dim = e.dim;
-  c->start = e.start;
-  c->alpha = e.alpha;
-  c->beta = e.beta;
-  return c;
-}
+ExprPtr clone(const FnExpr &e) { return cloneExpr(e); }
 
 ExprPtr node(FnOp op, SMLoc loc, const FnType &type, ExprPtr a,
              ExprPtr b = nullptr, ExprPtr c = nullptr) {

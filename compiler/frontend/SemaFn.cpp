@@ -486,6 +486,29 @@ FnType FnChecker::checkCat(FnExpr &e) {
 }
 
 FnType FnChecker::checkCall(FnExpr &e) {
+  // clone(a) is a (copy of) a; norm(a) is sqrt(sum(a * a)) (its gradient
+  // follows).
+  if ((e.name == "clone" || e.name == "norm") && expectArgs(e, 1)) {
+    std::unique_ptr<FnExpr> a = std::move(e.args[0]);
+    e.args.clear();
+    if (e.name == "clone") {
+      e = std::move(*a);
+      return checkExpr(e);
+    }
+    auto square = std::make_unique<FnExpr>();
+    square->op = FnOp::Mul;
+    square->loc = e.loc;
+    square->args.push_back(cloneExpr(*a));
+    square->args.push_back(std::move(a));
+    auto sum = std::make_unique<FnExpr>();
+    sum->loc = e.loc;
+    sum->name = "sum";
+    sum->args.push_back(std::move(square));
+    e.name = "sqrt";
+    e.args.push_back(std::move(sum));
+  } else if (e.name == "clone" || e.name == "norm") {
+    return invalid();
+  }
   e.op = llvm::StringSwitch<FnOp>(e.name)
              .Case("mm", FnOp::MatMul)
              .Case("addmm", FnOp::AddMM)
@@ -503,13 +526,13 @@ FnType FnChecker::checkCall(FnExpr &e) {
                                                                : FnOp::Invalid);
   switch (e.op) {
   case FnOp::Invalid:
-    diags.error(e.loc,
-                "unknown kernel operation '" + e.name +
-                    "'; expected mm, addmm, smm, hspmm, sspaddmm, "
-                    "pow, sum, max, min, softmax, log_softmax, narrow, cat, "
-                    "transpose, "
-                    "to_dense or an elementwise function (" +
-                    llvm::join(fnMapNames(), ", ") + ")");
+    diags.error(e.loc, "unknown kernel operation '" + e.name +
+                           "'; expected mm, addmm, smm, hspmm, sspaddmm, "
+                           "pow, sum, max, min, norm, softmax, log_softmax, "
+                           "narrow, cat, clone, "
+                           "transpose, "
+                           "to_dense or an elementwise function (" +
+                           llvm::join(fnMapNames(), ", ") + ")");
     return invalid();
   case FnOp::MatMul:
     if (!expectArgs(e, 2))

@@ -5,7 +5,7 @@ on random inputs of 0 %, ~35 % and 100 % density (nnz = 0 included), f32 and
 f64: sparse @ sparse (SpGEMM) in CSR, CSC and COO, `smm`, `hspmm` and
 `sspaddmm` (sparse results of sparse @ dense), the COO transpose into a
 sorted, coalesced COO result, softmax / log_softmax and max / min over
-stored values, narrow and cat. Values and stored patterns are checked (the
+stored values, narrow, cat, clone, zero (0 * A) and norm. Values and stored patterns are checked (the
 pattern of a product is structural: every (i, j) some stored a(i, k) and
 b(k, j) reach, as in PyTorch); so are the out_cap bound and flat memory over
 many calls (the buffers the sparsifier allocates for the expanded access
@@ -240,6 +240,23 @@ class FnAlgebraTest(FnCase, unittest.TestCase):
         out = self.out((3, 7), "f32")
         self.call("cat_dense", 3, x.numpy(), y.numpy(), out)
         self.close(out, torch.cat([x, y], 1))
+
+    def test_clone_zero_norm(self):
+        for d, a in self.cases():
+            with self.subTest(density=d):
+                got = self.sparse_result("clone_coo", "coo", (M, K), "f32",
+                                         a._nnz(), *arrays(a, "coo"))
+                self.check_sparse(got, a.to_dense(), self.pattern(a))
+                got = self.sparse_result("zero_csr", "csr", (M, K), "f32",
+                                         a._nnz(), *arrays(a, "csr"))
+                # zero_: the pattern stays, every value is 0.
+                self.check_sparse(got, torch.zeros(M, K), self.pattern(a))
+        for d, a in self.cases("f64"):
+            x = self.dense((4,), "f64", 180)
+            out = self.out((), "f64")
+            self.call("norms", 4, *arrays(a, "csc"), x.numpy(), out)
+            self.close(out, (torch.linalg.norm(a.to_dense()) +
+                             2 * torch.linalg.norm(x)).numpy())
 
     def test_temporaries_are_freed(self):
         # SpGEMM's expanded access pattern and the transpose's unordered COO

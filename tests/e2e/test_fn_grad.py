@@ -337,6 +337,23 @@ class FnGradTest(FnCase, unittest.TestCase):
                 self.call("narrowed_grad_x", *args, out)
                 self.close(out, x.grad)
 
+    def test_norm(self):
+        for d, a in self.cases("f64"):
+            if not a._nnz():
+                continue  # the gradient of norm at 0 is NaN here (see docs)
+            with self.subTest(density=d):
+                va, at = leaf(a)
+                x = self.dense((K,), "f64", 310).requires_grad_(True)
+                (torch.linalg.norm(at.to_dense()) * torch.linalg.norm(x)) \
+                    .backward()
+                args = [*arrays(a, "csr"), x.detach().numpy(),
+                        np.ones((), np.float64)]
+                self.check_grad(self.grad_of("norms", "A", "csr", a, "f64",
+                                             *args), va, a)
+                out = self.out((K,), "f64")
+                self.call("norms_grad_x", *args, out)
+                self.close(out, x.grad)
+
     def test_pow_and_unused_parameter(self):
         for d, a in self.cases("f64"):
             with self.subTest(density=d):
