@@ -112,11 +112,12 @@ Value zeroVec(OpBuilder &b, Location loc, const Csr &c) {
       b, loc, DenseElementsAttr::get(c.vec, b.getFloatAttr(c.elt, 0.0)));
 }
 
-/// Uninitialised [nb, F, W] buffer and the number of blocks.
+/// Uninitialised [nb, F, W] buffer, kBlockAlign-aligned.
 Value allocBlocks(OpBuilder &b, Location loc, const Csr &c, int64_t f,
                   Value nb) {
   auto mt = MemRefType::get({ShapedType::kDynamic, f, c.width}, c.elt);
-  return memref::AllocOp::create(b, loc, mt, ValueRange{nb});
+  return memref::AllocOp::create(b, loc, mt, ValueRange{nb},
+                                 b.getI64IntegerAttr(kBlockAlign));
 }
 
 Value asTensor(OpBuilder &b, Location loc, Value mem) {
@@ -153,9 +154,74 @@ Value validLanes(OpBuilder &b, Location loc, Value batch, Value blk,
                                 cIdx(b, loc, c.width));
 }
 
+Value liveLanes(OpBuilder &b, Location loc, const Csr &c, Value v, Value batch,
+                Value blk) {
+  auto mt = VectorType::get({c.width}, b.getI1Type());
+  Value live = vector::CreateMaskOp::create(
+      b, loc, mt, ValueRange{validLanes(b, loc, batch, blk, c)});
+  return arith::SelectOp::create(b, loc, live, v, zeroVec(b, loc, c));
+}
+
+Value sumLanes(OpBuilder &b, Location loc, Value v) {
+  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v,
+                                     Value(), arith::FastMathFlags::reassoc);
+}
+
+void storeOrAdd(OpBuilder &b, Location loc, Value first, Value v, Value mem,
+                ValueRange at) {
+  auto vt = dyn_cast<VectorType>(v.getType());
+  auto store = [&](OpBuilder &sb, Location sl, Value x) {
+    if (vt)
+      vector::StoreOp::create(sb, sl, x, mem, at);
+    else
+      memref::StoreOp::create(sb, sl, x, mem, at);
+    scf::YieldOp::create(sb, sl);
+  };
+  scf::IfOp::create(
+      b, loc, first, [&](OpBuilder &tb, Location tl) { store(tb, tl, v); },
+      [&](OpBuilder &eb, Location el) {
+        Value old = vt ? vector::LoadOp::create(eb, el, vt, mem, at).getResult()
+                       : memref::LoadOp::create(eb, el, mem, at).getResult();
+        store(eb, el, arith::AddFOp::create(eb, el, old, v));
+      });
+}
+
+/// Elements per row of the square tiles toBlocks transposes in registers
+/// (a 512-bit vector).
+static int64_t transposeTile(const Csr &c) {
+  return std::min<int64_t>(c.width, 512 / c.elt.getIntOrFloatBitWidth());
+}
+
+/// The transpose of the square matrix whose rows are `r` (a power of two of
+/// them): one round per power of two h, which swaps the off-diagonal h x h
+/// blocks of every 2h x 2h block, two shuffles per pair of rows.
+static SmallVector<Value> transposeRows(OpBuilder &b, Location loc,
+                                        SmallVector<Value> r) {
+  int64_t t = r.size();
+  for (int64_t h = 1; h < t; h *= 2) {
+    SmallVector<int64_t> top, bottom; // of rows i and i + h (i & h == 0)
+    for (int64_t k = 0; k < t; ++k) {
+      bool left = (k & h) == 0;
+      top.push_back(left ? k : t + k - h);
+      bottom.push_back(left ? k + h : t + k);
+    }
+    for (int64_t i = 0; i < t; ++i) {
+      if (i & h)
+        continue;
+      Value a = r[i], z = r[i + h];
+      r[i] = vector::ShuffleOp::create(b, loc, a, z, top);
+      r[i + h] = vector::ShuffleOp::create(b, loc, a, z, bottom);
+    }
+  }
+  return r;
+}
+
 /// [B, F] -> [ceil(B / W), F, W], padding lanes zero; tiles in parallel.
+/// Within a tile, squares of T samples x T columns (T: transposeTile) are
+/// loaded as T row vectors, transposed by shuffles and stored as T column
+/// vectors; columns past the last whole square are copied one by one.
 Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c) {
-  int64_t f = tensorOf(x).getDimSize(1);
+  int64_t f = tensorOf(x).getDimSize(1), t = transposeTile(c);
   Value batch = tensor::DimOp::create(b, loc, x, 0);
   Value nb = numBlocks(b, loc, batch, c.width);
   Value xm = buffer(b, loc, x);
@@ -165,17 +231,65 @@ Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c) {
       [&](OpBuilder &tb, Location tl, Value blk, Value c0, Value c1) {
         Value base = arith::MulIOp::create(tb, tl, blk, cIdx(tb, tl, c.width));
         Value last = arith::SubIOp::create(tb, tl, batch, cIdx(tb, tl, 1));
+        // Sample `lane` of the block, clamped to the batch, and whether it
+        // is one (else a padding lane, zero).
+        auto sample = [&](OpBuilder &lb, Location ll, Value lane) {
+          Value row = arith::AddIOp::create(lb, ll, base, lane);
+          return std::make_pair(
+              arith::MinUIOp::create(lb, ll, row, last).getResult(),
+              arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult, row,
+                                    batch)
+                  .getResult());
+        };
+        Value squares = arith::MulIOp::create(
+            tb, tl,
+            arith::DivUIOp::create(
+                tb, tl, arith::SubIOp::create(tb, tl, c1, c0), cIdx(tb, tl, t)),
+            cIdx(tb, tl, t));
+        Value cv = arith::AddIOp::create(tb, tl, c0, squares);
+        auto vt = VectorType::get({t}, c.elt);
+        Value zv = arith::ConstantOp::create(
+            tb, tl, DenseElementsAttr::get(vt, tb.getFloatAttr(c.elt, 0.0)));
+        auto square = [&](OpBuilder &sb, Location sl, Value col, Value g) {
+          SmallVector<Value> rows;
+          for (int64_t i = 0; i < t; ++i) {
+            auto [clamped, inside] = sample(
+                sb, sl, arith::AddIOp::create(sb, sl, g, cIdx(sb, sl, i)));
+            Value v = vector::LoadOp::create(sb, sl, vt, xm,
+                                             ValueRange{clamped, col});
+            rows.push_back(arith::SelectOp::create(sb, sl, inside, v, zv));
+          }
+          SmallVector<Value> cols = transposeRows(sb, sl, rows);
+          for (int64_t k = 0; k < t; ++k)
+            vector::StoreOp::create(
+                sb, sl, cols[k], out,
+                ValueRange{blk,
+                           arith::AddIOp::create(sb, sl, col, cIdx(sb, sl, k)),
+                           g});
+        };
+        auto stepLoop = [&](OpBuilder &lb, Location ll, Value lo, Value hi,
+                            LoopBody body) {
+          scf::ForOp::create(
+              lb, ll, lo, hi, cIdx(lb, ll, t), ValueRange{},
+              [&](OpBuilder &ib, Location il, Value iv, ValueRange) {
+                body(ib, il, iv);
+                scf::YieldOp::create(ib, il);
+              });
+        };
+        stepLoop(tb, tl, c0, cv, [&](OpBuilder &cb, Location cl, Value col) {
+          stepLoop(cb, cl, cIdx(cb, cl, 0), cIdx(cb, cl, c.width),
+                   [&](OpBuilder &gb, Location gl, Value g) {
+                     square(gb, gl, col, g);
+                   });
+        });
         Value zero = arith::ConstantOp::create(tb, tl, c.elt,
                                                tb.getFloatAttr(c.elt, 0.0));
-        forLoop(tb, tl, c0, c1, [&](OpBuilder &cb, Location cl, Value col) {
+        forLoop(tb, tl, cv, c1, [&](OpBuilder &cb, Location cl, Value col) {
           forLoop(cb, cl, cIdx(cb, cl, 0), cIdx(cb, cl, c.width),
                   [&](OpBuilder &lb, Location ll, Value lane) {
-                    Value row = arith::AddIOp::create(lb, ll, base, lane);
-                    Value clamped = arith::MinUIOp::create(lb, ll, row, last);
+                    auto [clamped, inside] = sample(lb, ll, lane);
                     Value v = memref::LoadOp::create(lb, ll, xm,
                                                      ValueRange{clamped, col});
-                    Value inside = arith::CmpIOp::create(
-                        lb, ll, arith::CmpIPredicate::ult, row, batch);
                     memref::StoreOp::create(
                         lb, ll,
                         arith::SelectOp::create(lb, ll, inside, v, zero), out,

@@ -19,10 +19,14 @@
 // padded (BatchBlocks.h: the conversions run by (block, column tile) in
 // parallel). Kernel outputs keep their blocks, and relu / relu_grad of
 // values with blocks are computed on the blocks, as is reduce_batch (the
-// bias gradient, summed in sample order), so a chain of layers converts
-// activations only where something else reads them; a [B, F] form nothing
-// reads is erased. A result that only goes into a caller's buffer (the
-// weight and bias gradients, the output) is computed there. The loops carry a
+// bias gradient), so a chain of layers converts activations only where
+// something else reads them; a [B, F] form nothing reads is erased. Where
+// they are the only user of a kernel's result, relu and relu_grad are
+// applied by the kernel as it stores its tiles (Epilogue), and the bias
+// gradient of a dy whose weight gradient is computed here is summed by that
+// SDDMM from the dy tiles it loads. A result that only goes into a caller's
+// buffer (the weight and bias gradients, the output) is computed there. The
+// loops carry a
 // `vector<W x elt>` accumulator in registers across a row's stored weights
 // (an FMA with the broadcast weight per stored entry), so the batch
 // dimension is static and contiguous whatever B is at run time. Rows
@@ -30,8 +34,9 @@
 // `scf.parallel` marked `sdl.parallel`, which `sparsec-outline-parallel`
 // turns into calls of the runtime's thread pool; every output element is
 // computed by one iteration in a fixed order, so results do not depend on the
-// number of threads. The SDDMM reduces groups of four entries of a row with
-// one shuffle tree. The kernels work on buffers (`bufferization.to_buffer`
+// number of threads. The SDDMM folds each product to 16 lanes with fused
+// multiply-adds and reduces groups of four entries of a row with one shuffle
+// tree. The kernels work on buffers (`bufferization.to_buffer`
 // of the operands, `memref.alloc` results returned with
 // `bufferization.to_tensor restrict`); anything else (other ranks, a CSR
 // weight not rebuilt by `sparse_tensor.assemble`, other element types) is
@@ -172,6 +177,20 @@ Value fmaBroadcast(OpBuilder &b, Location loc, const Csr &c, Value w, Value v,
   return vector::FMAOp::create(b, loc, wv, v, acc);
 }
 
+/// relu of a tile.
+Value reluTile(OpBuilder &b, Location loc, const Csr &c, Value v) {
+  return arith::MaximumFOp::create(b, loc, v, zeroVec(b, loc, c));
+}
+
+/// The relu gradient of a tile: dy where x > 0, else 0 (x > 0 exactly where
+/// relu(x) > 0, so x may be the relu's input or its output).
+Value reluGradTile(OpBuilder &b, Location loc, const Csr &c, Value x,
+                   Value dy) {
+  Value z = zeroVec(b, loc, c);
+  Value pos = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, z);
+  return arith::SelectOp::create(b, loc, pos, dy, z);
+}
+
 /// An activation [B, F] in blocks [ceil(B / W), F, W], and B.
 struct Blocked {
   Value blocks, batch;
@@ -203,9 +222,8 @@ struct BlockCache {
     if (auto r = x.getDefiningOp<ReluOp>()) {
       if (Blocked in = find(b, loc, r.getInput(), c))
         d = {mapBlocks(b, loc, c, {in.blocks},
-                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                         return arith::MaximumFOp::create(nb, nl, a[0],
-                                                          zeroVec(nb, nl, c));
+                       [&](OpBuilder &nb, Location nl, ValueRange a) {
+                         return reluTile(nb, nl, c, a[0]);
                        }),
              in.batch};
     } else if (auto g = x.getDefiningOp<ReluGradOp>()) {
@@ -213,11 +231,8 @@ struct BlockCache {
       Blocked dy = in ? find(b, loc, g.getGrad(), c) : Blocked();
       if (dy)
         d = {mapBlocks(b, loc, c, {in.blocks, dy.blocks},
-                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                         Value z = zeroVec(nb, nl, c);
-                         Value pos = arith::CmpFOp::create(
-                             nb, nl, arith::CmpFPredicate::OGT, a[0], z);
-                         return arith::SelectOp::create(nb, nl, pos, a[1], z);
+                       [&](OpBuilder &nb, Location nl, ValueRange a) {
+                         return reluGradTile(nb, nl, c, a[0], a[1]);
                        }),
              dy.batch};
     }
@@ -246,6 +261,75 @@ Value blockedResult(OpBuilder &b, Location loc, Value mem, Value batch,
   return v;
 }
 
+/// relu or the relu gradient applied to a kernel's output tiles as they are
+/// stored, fused from the only user of the kernel's result, so that no pass
+/// over the blocks of its own is made: the kernel's blocks then hold the
+/// fused op's result.
+struct Epilogue {
+  Operation *op = nullptr; // the fused ReluOp or ReluGradOp, or none
+  Value gate;              // relu_grad: the blocks of its input (a buffer)
+
+  Value apply(OpBuilder &b, Location loc, const Csr &c, Value tile, Value blk,
+              Value row) const {
+    if (!op)
+      return tile;
+    if (!gate)
+      return reluTile(b, loc, c, tile);
+    return reluGradTile(b, loc, c, loadVec(b, loc, c, gate, blk, row), tile);
+  }
+};
+
+/// The relu of a forward product `y` used by one relu and otherwise only as
+/// the input of relu gradients after it, which then read the relu's result
+/// instead (the same sign).
+Epilogue reluOf(Value y, DominanceInfo &dom) {
+  ReluOp relu;
+  SmallVector<ReluGradOp> grads;
+  for (Operation *u : y.getUsers()) {
+    if (auto r = dyn_cast<ReluOp>(u); r && !relu)
+      relu = r;
+    else if (auto g = dyn_cast<ReluGradOp>(u); g && g.getGrad() != y)
+      grads.push_back(g);
+    else
+      return {};
+  }
+  if (!relu || llvm::any_of(grads, [&](ReluGradOp g) {
+        return !dom.properlyDominates(relu.getOperation(), g);
+      }))
+    return {};
+  for (ReluGradOp g : grads)
+    g.getInputMutable().assign(relu.getResult());
+  return {relu, Value()};
+}
+
+/// The relu gradient of an input gradient `d` that is only the gradient
+/// operand of one relu_grad whose input has blocks.
+Epilogue reluGradOf(OpBuilder &b, Location loc, Value d, const Csr &c,
+                    BlockCache &cache) {
+  if (!d.hasOneUse())
+    return {};
+  auto g = dyn_cast<ReluGradOp>(*d.getUsers().begin());
+  if (!g || g.getGrad() != d || g.getInput() == d)
+    return {};
+  Blocked in = cache.find(b, loc, g.getInput(), c);
+  if (!in)
+    return {};
+  return {g, buffer(b, loc, in.blocks)};
+}
+
+/// The [B, F] result of kernel `op` that wrote blocks `mem` with epilogue
+/// `ep`, registered with its blocks; a fused op's uses are replaced by it
+/// (the kernel's own result then only feeds the fused op, which is dead).
+Value kernelResult(OpBuilder &b, Location loc, Operation *op, Value mem,
+                   Value batch, const Epilogue &ep, const Csr &c,
+                   BlockCache &cache) {
+  Value r = ep.op ? ep.op->getResult(0) : op->getResult(0);
+  Value v = blockedResult(b, loc, mem, batch, r.getType(), c, cache);
+  if (ep.op)
+    r.replaceAllUsesWith(v);
+  return v;
+}
+
 /// y = x Wᵀ (+ bias): block by block (one block of x stays in cache), rows
 /// in parallel; the W-lane output tile of a row stays in registers across
 /// the row's stored weights.
@@ -253,6 +337,7 @@ template <typename ForwardOp>
 Value lowerForward(OpBuilder &b, ForwardOp op, const Csr &c,
                    BlockCache &cache) {
   Location loc = op.getLoc();
+  Epilogue ep = reluOf(op.getResult(), cache.dom);
   Blocked x = cache.get(b, loc, op.getInput(), c);
   Value nb = tensor::DimOp::create(b, loc, x.blocks, 0);
   Value xm = buffer(b, loc, x.blocks);
@@ -278,10 +363,11 @@ Value lowerForward(OpBuilder &b, ForwardOp op, const Csr &c,
                                Value xv = loadVec(kb, kl, c, xm, blk, col);
                                return fmaBroadcast(kb, kl, c, wk, xv, a);
                              });
-              storeVec(pb, pl, acc, yb, blk, row);
+              storeVec(pb, pl, ep.apply(pb, pl, c, acc, blk, row), yb, blk,
+                       row);
             });
       });
-  return blockedResult(b, loc, yb, x.batch, op.getType(), c, cache);
+  return kernelResult(b, loc, op, yb, x.batch, ep, c, cache);
 }
 
 /// dx = dy W: per block (the parallel dimension, so no two threads update
@@ -295,6 +381,7 @@ Value lowerGradInput(OpBuilder &b, GradInputOp op, const Csr &c,
   Value nb = tensor::DimOp::create(b, loc, dy.blocks, 0);
   Value dym = buffer(b, loc, dy.blocks);
   CsrBuffers w(b, loc, c);
+  Epilogue ep = reluGradOf(b, loc, op.getResult(), c, cache);
   Value dxb = allocBlocks(b, loc, c, c.cols, nb);
   if (c.isDense()) {
     // dx(:, i) = sum_o W(o, i) dy(:, o): the forward loop on Wᵀ, columns in
@@ -312,10 +399,11 @@ Value lowerGradInput(OpBuilder &b, GradInputOp op, const Csr &c,
                           Value dyv = loadVec(kb, kl, c, dym, blk, o);
                           return fmaBroadcast(kb, kl, c, wk, dyv, a);
                         });
-                    storeVec(pb, pl, acc, dxb, blk, i);
+                    storeVec(pb, pl, ep.apply(pb, pl, c, acc, blk, i), dxb, blk,
+                             i);
                   });
             });
-    return blockedResult(b, loc, dxb, dy.batch, op.getType(), c, cache);
+    return kernelResult(b, loc, op, dxb, dy.batch, ep, c, cache);
   }
   parallelFor(b, loc, nb, [&](OpBuilder &pb, Location pl, Value blk) {
     Value zero = zeroVec(pb, pl, c);
@@ -335,56 +423,100 @@ Value lowerGradInput(OpBuilder &b, GradInputOp op, const Csr &c,
                          col);
               });
             });
+    if (ep.op)
+      forLoop(pb, pl, cIdx(pb, pl, 0), cIdx(pb, pl, c.cols),
+              [&](OpBuilder &fb, Location fl, Value i) {
+                Value d = loadVec(fb, fl, c, dxb, blk, i);
+                storeVec(fb, fl, ep.apply(fb, fl, c, d, blk, i), dxb, blk, i);
+              });
   });
-  return blockedResult(b, loc, dxb, dy.batch, op.getType(), c, cache);
+  return kernelResult(b, loc, op, dxb, dy.batch, ep, c, cache);
 }
 
 /// Entries of a row whose SDDMM sums share one reduction tree.
 constexpr int64_t kGroup = 4;
 
-/// The horizontal sums of the kGroup W-lane vectors `p`, as a
-/// vector<kGroup>: each is folded to 16 lanes, then pairs of vectors are
-/// combined by shuffles that halve the lanes per entry until one is left.
-Value groupSums(OpBuilder &b, Location loc, const Csr &c,
-                ArrayRef<Value> p) {
-  int64_t lanes = std::min<int64_t>(16, c.width);
-  SmallVector<Value> v;
-  for (Value x : p) {
-    Value acc;
-    for (int64_t off = 0; off < c.width; off += lanes) {
-      Value part = vector::ExtractStridedSliceOp::create(
-          b, loc, x, ArrayRef<int64_t>{off}, ArrayRef<int64_t>{lanes},
+/// Lanes of the partial sums an SDDMM product is folded to (at most W).
+int64_t foldLanes(const Csr &c) { return std::min<int64_t>(16, c.width); }
+
+/// The foldLanes(c)-lane slices of a W-lane vector.
+SmallVector<Value> laneSlices(OpBuilder &b, Location loc, const Csr &c,
+                              Value v) {
+  int64_t lanes = foldLanes(c);
+  SmallVector<Value> parts;
+  for (int64_t off = 0; off < c.width; off += lanes)
+    parts.push_back(vector::ExtractStridedSliceOp::create(
+        b, loc, v, ArrayRef<int64_t>{off}, ArrayRef<int64_t>{lanes},
+        ArrayRef<int64_t>{1}));
+  return parts;
+}
+
+/// dy . x folded to foldLanes(c) lanes (`dy` as laneSlices): the product of
+/// the first slices, then one fused multiply-add per further slice, so the
+/// fold needs no additions of its own.
+Value foldedProduct(OpBuilder &b, Location loc, const Csr &c,
+                    ArrayRef<Value> dy, Value x) {
+  SmallVector<Value> xs = laneSlices(b, loc, c, x);
+  Value acc = arith::MulFOp::create(b, loc, dy[0], xs[0]);
+  for (size_t i = 1; i < xs.size(); ++i)
+    acc = vector::FMAOp::create(b, loc, dy[i], xs[i], acc);
+  return acc;
+}
+
+/// The horizontal sums of the kGroup = 4 folded products `p`
+/// (foldedProduct, 16 lanes), as a vector<4>, in one fixed order: within
+/// each quad of lanes (a 128-bit lane of the registers for f32) two vectors
+/// are interleaved and added, twice, which leaves the quad's sums of the
+/// four vectors side by side; then the quads are added. Shuffles that stay
+/// within a quad cost the least.
+Value groupSums(OpBuilder &b, Location loc, const Csr &c, ArrayRef<Value> p) {
+  static_assert(kGroup == 4, "the tree below sums four vectors");
+  assert(p.size() == kGroup && foldLanes(c) == 16 && "16-lane partial sums");
+  constexpr int64_t kQuads = 4;
+  // x and y shuffled by `pattern` in every quad (0-3: x's lanes, 4-7: y's)
+  // and by `other`, then added.
+  auto pairSum = [&](Value x, Value y, ArrayRef<int64_t> pattern,
+                     ArrayRef<int64_t> other) {
+    auto shuffle = [&](ArrayRef<int64_t> in) {
+      SmallVector<int64_t> mask;
+      for (int64_t q = 0; q < kQuads; ++q)
+        for (int64_t i : in)
+          mask.push_back(i < 4 ? q * 4 + i : 4 * kQuads + q * 4 + i - 4);
+      return vector::ShuffleOp::create(b, loc, x, y, mask);
+    };
+    return arith::AddFOp::create(b, loc, shuffle(pattern), shuffle(other))
+        .getResult();
+  };
+  // Per quad: [a0 + a2, b0 + b2, a1 + a3, b1 + b3], then [a, b, c, d].
+  Value ab = pairSum(p[0], p[1], {0, 4, 1, 5}, {2, 6, 3, 7});
+  Value cd = pairSum(p[2], p[3], {0, 4, 1, 5}, {2, 6, 3, 7});
+  Value q = pairSum(ab, cd, {0, 1, 4, 5}, {2, 3, 6, 7});
+  for (int64_t n = 2 * kGroup; n >= kGroup; n /= 2) {
+    auto half = [&](int64_t off) {
+      return vector::ExtractStridedSliceOp::create(
+          b, loc, q, ArrayRef<int64_t>{off}, ArrayRef<int64_t>{n},
           ArrayRef<int64_t>{1});
-      acc = acc ? arith::AddFOp::create(b, loc, acc, part).getResult() : part;
-    }
-    v.push_back(acc);
+    };
+    q = arith::AddFOp::create(b, loc, half(0), half(n));
   }
-  // Each round adds the low and the high half of every entry's lanes: two
-  // vectors are paired (a's entries, then b's), the last one is folded on
-  // itself. kGroup entries: 4 vectors -> 2 -> 1, then 16 -> 4 x 1 lanes.
-  int64_t per = lanes; // lanes per entry in every vector of v
-  while (per > 1) {
-    SmallVector<Value> next;
-    int64_t half = per / 2;
-    for (size_t i = 0; i < v.size(); i += 2) {
-      Value a = v[i], other = i + 1 < v.size() ? v[i + 1] : v[i];
-      int64_t n = cast<VectorType>(a.getType()).getNumElements();
-      int64_t sources = i + 1 < v.size() ? 2 : 1;
-      SmallVector<int64_t> lo, hi;
-      for (int64_t src = 0; src < sources; ++src)
-        for (int64_t e = 0; e < n / per; ++e)
-          for (int64_t l = 0; l < half; ++l) {
-            lo.push_back(src * n + e * per + l);
-            hi.push_back(src * n + e * per + half + l);
-          }
-      Value x = vector::ShuffleOp::create(b, loc, a, other, lo);
-      Value y = vector::ShuffleOp::create(b, loc, a, other, hi);
-      next.push_back(arith::AddFOp::create(b, loc, x, y));
-    }
-    v = next;
-    per = half;
+  return q;
+}
+
+/// The bias gradient that the weight gradient `op` of `dy` computes as it
+/// reads dy: a used reduce_batch of dy into [rows] whose users all come
+/// after `op`.
+ReduceBatchOp biasOf(Operation *op, Value dy, const Csr &c,
+                     DominanceInfo &dom) {
+  auto type = RankedTensorType::get({c.rows}, c.elt);
+  for (Operation *u : dy.getUsers()) {
+    auto r = dyn_cast<ReduceBatchOp>(u);
+    if (r && r.getType() == type && !r->use_empty() &&
+        llvm::all_of(r->getUsers(), [&](Operation *ru) {
+          return dom.properlyDominates(op, ru);
+        }))
+      return r;
   }
-  return v.front();
+  return {};
 }
 
 /// dW(k) = sum over blocks of dy(:, o) . x(:, crd k): block by block (one
@@ -393,26 +525,34 @@ Value groupSums(OpBuilder &b, Location loc, const Csr &c,
 /// first block stores, the others add. The
 /// result is built in the caller's gradient buffer where it only goes there
 /// (else a fresh one; never a zero-filled constant of nnz elements) and
-/// reassembled with the weight's pattern.
+/// reassembled with the weight's pattern. A reduce_batch of dy (the bias
+/// gradient) is summed in the same loop: per row and block, the horizontal
+/// sum of the dy tile it loads anyway (padding lanes masked).
 template <typename GradWeightOp>
 Value lowerGradWeight(OpBuilder &b, GradWeightOp op, const Csr &c,
                       BlockCache &cache) {
   Location loc = op.getLoc();
-  Value dyb = cache.get(b, loc, op.getGrad(), c).blocks;
+  Blocked dy = cache.get(b, loc, op.getGrad(), c);
   Value xb = cache.get(b, loc, op.getInput(), c).blocks;
-  Value nb = tensor::DimOp::create(b, loc, dyb, 0);
-  Value dym = buffer(b, loc, dyb), xm = buffer(b, loc, xb);
+  Value nb = tensor::DimOp::create(b, loc, dy.blocks, 0);
+  Value dym = buffer(b, loc, dy.blocks), xm = buffer(b, loc, xb);
   CsrBuffers w(b, loc, c);
   RankedTensorType vt = tensorOf(c.vals);
   Value dw = resultBuffer(b, loc, op.getResult(),
                           MemRefType::get(vt.getShape(), c.elt), {});
-  // An empty batch still defines the gradient: zero.
+  ReduceBatchOp bias = biasOf(op, op.getGrad(), c, cache.dom);
+  Value db = bias ? resultBuffer(b, loc, bias.getResult(),
+                                 MemRefType::get({c.rows}, c.elt), {})
+                  : Value();
+  // An empty batch still defines the gradients: zero.
   Value none = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, nb,
                                      cIdx(b, loc, 0));
   scf::IfOp::create(b, loc, none, [&](OpBuilder &ib, Location il) {
     Value zero =
         arith::ConstantOp::create(ib, il, c.elt, ib.getFloatAttr(c.elt, 0.0));
-    linalg::FillOp::create(ib, il, zero, dw);
+    for (Value mem : {dw, db})
+      if (mem)
+        linalg::FillOp::create(ib, il, zero, mem);
     scf::YieldOp::create(ib, il);
   });
   forLoop(
@@ -424,9 +564,15 @@ Value lowerGradWeight(OpBuilder &b, GradWeightOp op, const Csr &c,
             [&](OpBuilder &pb, Location pl, Value row) {
               auto [lo, hi] = w.rowRange(pb, pl, row);
               Value dyv = loadVec(pb, pl, c, dym, blk, row);
+              if (db)
+                storeOrAdd(
+                    pb, pl, first,
+                    sumLanes(pb, pl, liveLanes(pb, pl, c, dyv, dy.batch, blk)),
+                    db, row);
+              SmallVector<Value> dys = laneSlices(pb, pl, c, dyv);
               auto product = [&](OpBuilder &kb, Location kl, Value k) {
                 Value xv = loadVec(kb, kl, c, xm, blk, w.column(kb, kl, k));
-                return arith::MulFOp::create(kb, kl, dyv, xv).getResult();
+                return foldedProduct(kb, kl, c, dys, xv);
               };
               // Groups of kGroup entries: one reduction tree for the group.
               Value span = arith::SubIOp::create(pb, pl, hi, lo);
@@ -447,48 +593,19 @@ Value lowerGradWeight(OpBuilder &b, GradWeightOp op, const Csr &c,
                           arith::AddIOp::create(kb, kl, k, cIdx(kb, kl, i))));
                     Value s = w.masked(kb, kl, groupSums(kb, kl, c, prods),
                                        row, k);
-                    SmallVector<Value> at = w.at(row, k);
-                    scf::IfOp::create(
-                        kb, kl, first,
-                        [&](OpBuilder &tb, Location tl) {
-                          vector::StoreOp::create(tb, tl, s, dw, at);
-                          scf::YieldOp::create(tb, tl);
-                        },
-                        [&](OpBuilder &eb, Location el) {
-                          Value old = vector::LoadOp::create(
-                              eb, el, cast<VectorType>(s.getType()), dw, at);
-                          vector::StoreOp::create(
-                              eb, el, arith::AddFOp::create(eb, el, old, s),
-                              dw, at);
-                          scf::YieldOp::create(eb, el);
-                        });
+                    storeOrAdd(kb, kl, first, s, dw, w.at(row, k));
                     scf::YieldOp::create(kb, kl);
                   });
-              forLoop(pb, pl, mid, hi, [&](OpBuilder &kb, Location kl, Value k) {
-                Value prod = product(kb, kl, k);
-                Value s = w.masked(
-                    kb, kl,
-                    vector::ReductionOp::create(
-                        kb, kl, vector::CombiningKind::ADD, prod, Value(),
-                        arith::FastMathFlags::reassoc),
-                    row, k);
-                scf::IfOp::create(
-                    kb, kl, first,
-                    [&](OpBuilder &tb, Location tl) {
-                      memref::StoreOp::create(tb, tl, s, dw, w.at(row, k));
-                      scf::YieldOp::create(tb, tl);
-                    },
-                    [&](OpBuilder &eb, Location el) {
-                      Value old =
-                          memref::LoadOp::create(eb, el, dw, w.at(row, k));
-                      memref::StoreOp::create(
-                          eb, el, arith::AddFOp::create(eb, el, old, s), dw,
-                          w.at(row, k));
-                      scf::YieldOp::create(eb, el);
-                    });
-              });
+              forLoop(
+                  pb, pl, mid, hi, [&](OpBuilder &kb, Location kl, Value k) {
+                    Value s = w.masked(
+                        kb, kl, sumLanes(kb, kl, product(kb, kl, k)), row, k);
+                    storeOrAdd(kb, kl, first, s, dw, w.at(row, k));
+                  });
             });
       });
+  if (bias && !bias->use_empty())
+    bias.getResult().replaceAllUsesWith(asTensor(b, loc, db));
   if (c.isDense())
     return asTensor(b, loc, dw);
   return sparse_tensor::AssembleOp::create(
@@ -496,8 +613,9 @@ Value lowerGradWeight(OpBuilder &b, GradWeightOp op, const Csr &c,
 }
 
 /// Bias gradient db(f) = sum over samples of dy(b, f), of a dy that has
-/// blocks: column tiles in parallel; a column's blocks are added lane by
-/// lane (padding lanes masked), then one horizontal sum (a fixed order).
+/// blocks, where no weight gradient of dy sums it: column tiles in
+/// parallel; a column's blocks are added lane by lane (padding lanes
+/// masked), then one horizontal sum (a fixed order).
 FailureOr<Value> lowerReduceBatch(OpBuilder &b, ReduceBatchOp op,
                                   BlockCache &cache) {
   Location loc = op.getLoc();
@@ -523,18 +641,13 @@ FailureOr<Value> lowerReduceBatch(OpBuilder &b, ReduceBatchOp op,
           Value sum = accumulate(
               cb, cl, cIdx(cb, cl, 0), nb, zeroVec(cb, cl, c),
               [&](OpBuilder &kb, Location kl, Value acc, Value blk) {
-                auto mt = VectorType::get({c.width}, kb.getI1Type());
-                Value live = vector::CreateMaskOp::create(
-                    kb, kl, mt, ValueRange{validLanes(kb, kl, dy.batch, blk, c)});
-                Value v = arith::SelectOp::create(
-                    kb, kl, live, loadVec(kb, kl, c, dym, blk, col),
-                    zeroVec(kb, kl, c));
+                Value v =
+                    liveLanes(kb, kl, c, loadVec(kb, kl, c, dym, blk, col),
+                              dy.batch, blk);
                 return arith::AddFOp::create(kb, kl, acc, v).getResult();
               });
-          Value r = vector::ReductionOp::create(
-              cb, cl, vector::CombiningKind::ADD, sum, Value(),
-              arith::FastMathFlags::reassoc);
-          memref::StoreOp::create(cb, cl, r, out, ValueRange{col});
+          memref::StoreOp::create(cb, cl, sumLanes(cb, cl, sum), out,
+                                  ValueRange{col});
         });
       });
   return asTensor(b, loc, out);
@@ -619,6 +732,9 @@ struct SdlLowerSparseLinear
     DominanceInfo dom(getOperation());
     BlockCache cache(dom);
     for (Operation *op : ops) {
+      // Skips ops fused into an earlier kernel (a bias gradient), now dead.
+      if (op->use_empty())
+        continue;
       rewriter.setInsertionPoint(op);
       FailureOr<Value> v = lowerOp(rewriter, op, cache);
       if (succeeded(v))

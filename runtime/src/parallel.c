@@ -3,18 +3,28 @@
  * sparsec_parallel_for, called by the kernels where sparsec-outline-parallel
  * replaced an `scf.parallel` (the CSR kernels' rows or batch blocks). A
  * fixed pool of SPARSEC_NUM_THREADS - 1 workers (default: the online CPUs,
- * at most 64) is started on the first call; the caller runs the first range
- * itself. [0, n) is cut into up to 8 contiguous chunks per thread, which
- * the threads claim one at a time (a thread the OS does not run for a while
+ * at most 64) is started on the first call; the caller works on the call
+ * too. [0, n) is cut into up to 8 contiguous chunks per thread, which the
+ * threads claim one at a time (a thread the OS does not run for a while
  * delays the call by one chunk at most, not by its share); the kernels give
  * every output element to one iteration, so results do not depend on which
  * thread runs a chunk or on the number of threads. A call that finds the pool
- *busy (kernels called from several application threads at once) runs on its own
- *thread. Idle workers and a caller waiting for the last chunk poll for a
- *short while before they sleep on a condition variable (kSpins). The
- *workers are stopped and joined when the library is unloaded; a
- *forked child runs every call on its own thread. Only libc's pthreads; no
- *OpenMP.
+ * busy (kernels called from several application threads at once, or a
+ * nested call) runs on its own thread. Idle workers and a caller waiting for
+ * the last chunk poll for a short while before they sleep on a condition
+ * variable (kSpins). The workers are stopped and joined when the library is
+ * unloaded; a forked child runs every call on its own thread. Only libc's
+ * pthreads and C11 atomics; no OpenMP.
+ *
+ * Chunks are claimed without a lock: a call is published as one 64-bit
+ * ticket (generation, number of chunks, next chunk), and a thread claims a
+ * chunk with one fetch-add on it. A claim whose index is below the ticket's
+ * chunk count owns that chunk of that generation (the call cannot end before
+ * the chunk is done, so its function and range stay put); any other claim
+ * changes nothing. The mutex and condition variables are only used to sleep
+ * and wake: a sleeper announces itself in a counter before its last look at
+ * the ticket or the finished count, and the other side, which changes that
+ * value first, takes the mutex to wake it only when the counter is set.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -22,6 +32,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -33,6 +44,14 @@ enum { kMaxThreads = 64, kChunksPerThread = 8 };
  * futex wake-up each. */
 enum { kSpins = 2000 };
 
+/* The ticket: generation << 32 | chunks << 16 | next chunk. At most
+ * kMaxThreads * kChunksPerThread chunks, and every thread makes at most one
+ * claim past the last, so `next` never carries into `chunks`. */
+enum { kChunkBits = 16 };
+#define TICKET_GEN(t) ((uint32_t)((t) >> 32))
+#define TICKET_CHUNKS(t) ((int64_t)(((t) >> kChunkBits) & 0xffff))
+#define TICKET_NEXT(t) ((int64_t)((t)&0xffff))
+
 static void spin_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -41,18 +60,23 @@ static void spin_pause(void) {
 
 typedef struct pool {
   pthread_mutex_t busy; /* held by the caller of a parallel call */
-  pthread_mutex_t lock; /* guards the fields below */
+  pthread_mutex_t lock; /* guards sleeping and waking */
   pthread_cond_t start, done;
   int threads; /* workers + 1 */
   int started; /* workers actually running */
-  int stop;
-  unsigned long generation; /* bumped by every call */
-  /* The current call: chunks [next, chunks) are unclaimed, `finished` done. */
+  atomic_int stop;
+  /* The current call: written by its caller before the ticket is published,
+   * read by whoever claims one of its chunks. */
   sparsec__chunk_fn fn;
   void *ctx;
   int64_t n;
-  int64_t chunks, next, finished;
-  pthread_t ids[kMaxThreads];
+  /* Written by every claim and every finished chunk: a cache line of their
+   * own, away from the fields above that the claimers read. */
+  _Alignas(64) _Atomic uint64_t ticket;
+  atomic_int_fast64_t finished; /* chunks of the current call done */
+  atomic_int idle_workers;      /* workers asleep or about to sleep */
+  atomic_int caller_waiting;    /* the caller is asleep or about to sleep */
+  _Alignas(64) pthread_t ids[kMaxThreads];
 } pool;
 
 static pool g_pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
@@ -77,47 +101,51 @@ static int configured_threads(void) {
   return n > kMaxThreads ? kMaxThreads : (int)n;
 }
 
-/* Runs unclaimed chunks of call `gen` until none is left; called and
- * returns with p->lock held. */
-static void run_chunks(pool *p, unsigned long gen) {
-  while (p->generation == gen && p->next < p->chunks) {
-    int64_t c = p->next++;
-    sparsec__chunk_fn fn = p->fn;
-    void *ctx = p->ctx;
-    int64_t lo = p->n * c / p->chunks, hi = p->n * (c + 1) / p->chunks;
-    pthread_mutex_unlock(&p->lock);
-    fn(ctx, lo, hi);
-    pthread_mutex_lock(&p->lock);
-    int64_t finished = p->finished + 1;
-    __atomic_store_n(&p->finished, finished, __ATOMIC_RELEASE);
-    if (finished == p->chunks)
+/* Claims and runs chunks until a claim finds none left; returns the
+ * generation of that last claim. */
+static uint32_t run_chunks(pool *p) {
+  for (;;) {
+    uint64_t t = atomic_fetch_add_explicit(&p->ticket, 1, memory_order_acq_rel);
+    int64_t c = TICKET_NEXT(t), chunks = TICKET_CHUNKS(t);
+    if (c >= chunks)
+      return TICKET_GEN(t);
+    int64_t lo = p->n * c / chunks, hi = p->n * (c + 1) / chunks;
+    p->fn(p->ctx, lo, hi);
+    if (atomic_fetch_add(&p->finished, 1) + 1 == chunks &&
+        atomic_load(&p->caller_waiting)) {
+      pthread_mutex_lock(&p->lock);
       pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->lock);
+    }
   }
+}
+
+/* Whether the ticket holds chunks of a generation other than `seen`. */
+static int has_work(uint64_t t, uint32_t seen) {
+  return TICKET_GEN(t) != seen && TICKET_NEXT(t) < TICKET_CHUNKS(t);
 }
 
 static void *worker(void *arg) {
   pool *p = &g_pool;
-  unsigned long seen = 0;
+  uint32_t seen = 0;
   (void)arg;
-  pthread_mutex_lock(&p->lock);
   for (;;) {
-    if (!p->stop && p->generation == seen) {
-      pthread_mutex_unlock(&p->lock);
-      for (int i = 0; i < kSpins && !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE) &&
-                      __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen;
-           ++i)
-        spin_pause();
+    for (int i = 0; i < kSpins && !atomic_load_explicit(&p->stop, memory_order_relaxed) &&
+                    !has_work(atomic_load_explicit(&p->ticket, memory_order_relaxed), seen);
+         ++i)
+      spin_pause();
+    if (!has_work(atomic_load(&p->ticket), seen) && !atomic_load(&p->stop)) {
       pthread_mutex_lock(&p->lock);
+      atomic_fetch_add(&p->idle_workers, 1);
+      while (!atomic_load(&p->stop) && !has_work(atomic_load(&p->ticket), seen))
+        pthread_cond_wait(&p->start, &p->lock);
+      atomic_fetch_sub(&p->idle_workers, 1);
+      pthread_mutex_unlock(&p->lock);
     }
-    while (!p->stop && p->generation == seen)
-      pthread_cond_wait(&p->start, &p->lock);
-    if (p->stop)
-      break;
-    seen = p->generation;
-    run_chunks(p, seen);
+    if (atomic_load(&p->stop))
+      return NULL;
+    seen = run_chunks(p);
   }
-  pthread_mutex_unlock(&p->lock);
-  return NULL;
 }
 
 /* A forked child has none of the workers: it runs every call itself. */
@@ -127,6 +155,8 @@ static void pool_after_fork(void) {
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->start, NULL);
   pthread_cond_init(&p->done, NULL);
+  atomic_store(&p->idle_workers, 0);
+  atomic_store(&p->caller_waiting, 0);
   p->threads = 1;
   p->started = 0;
 }
@@ -147,7 +177,7 @@ static void pool_start(void) {
 __attribute__((destructor)) static void pool_stop(void) {
   pool *p = &g_pool;
   pthread_mutex_lock(&p->lock);
-  __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+  atomic_store(&p->stop, 1);
   pthread_cond_broadcast(&p->start);
   int started = p->started;
   pthread_mutex_unlock(&p->lock);
@@ -171,26 +201,30 @@ void sparsec_parallel_for(sparsec__chunk_fn fn, void *ctx, int64_t n) {
     return;
   }
   int64_t chunks = (int64_t)threads * kChunksPerThread;
-  pthread_mutex_lock(&p->lock);
+  if (n < chunks)
+    chunks = n;
   p->fn = fn;
   p->ctx = ctx;
   p->n = n;
-  p->chunks = n < chunks ? n : chunks;
-  p->next = 0;
-  __atomic_store_n(&p->finished, 0, __ATOMIC_RELEASE);
-  unsigned long gen = p->generation + 1;
-  __atomic_store_n(&p->generation, gen, __ATOMIC_RELEASE);
-  pthread_cond_broadcast(&p->start);
-  run_chunks(p, gen);
-  if (p->finished < p->chunks) {
-    int64_t chunks = p->chunks;
-    pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < kSpins && __atomic_load_n(&p->finished, __ATOMIC_ACQUIRE) < chunks; ++i)
-      spin_pause();
+  atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
+  uint32_t gen = TICKET_GEN(atomic_load_explicit(&p->ticket, memory_order_relaxed)) + 1;
+  atomic_store(&p->ticket, (uint64_t)gen << 32 | (uint64_t)chunks << kChunkBits);
+  if (atomic_load(&p->idle_workers) > 0) {
     pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->start);
+    pthread_mutex_unlock(&p->lock);
   }
-  while (p->finished < p->chunks)
-    pthread_cond_wait(&p->done, &p->lock);
-  pthread_mutex_unlock(&p->lock);
+  run_chunks(p);
+  for (int i = 0; i < kSpins && atomic_load_explicit(&p->finished, memory_order_acquire) < chunks;
+       ++i)
+    spin_pause();
+  if (atomic_load(&p->finished) < chunks) {
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->caller_waiting, 1);
+    while (atomic_load(&p->finished) < chunks)
+      pthread_cond_wait(&p->done, &p->lock);
+    atomic_store(&p->caller_waiting, 0);
+    pthread_mutex_unlock(&p->lock);
+  }
   pthread_mutex_unlock(&p->busy);
 }

@@ -1,12 +1,13 @@
 // sdl-lower-sparse-linear: the kernels of a rank-2 CSR (or dense) linear
 // layer become explicit loops on 64-wide batch blocks (f32; 32-wide for f64). Activations are
-// copied into [ceil(B/64), F, 64] blocks (padding lanes zero) and back, by
-// (block, 64-column tile) in parallel; the loops over W's rows (forward,
-// SDDMM) or over the blocks (input gradient) are scf.parallel marked
-// sdl.parallel; accumulators are loop-carried vectors. relu, relu_grad and
-// reduce_batch of values that have blocks work on the blocks; results that
-// only go into a caller's buffer are computed there. Ops it does not handle
-// are left for convert-sdl-to-linalg.
+// copied into [ceil(B/64), F, 64] blocks (64-byte aligned, padding lanes
+// zero) and back, by (block, 64-column tile) in parallel; the loops over W's
+// rows (forward, SDDMM) or over the blocks (input gradient) are scf.parallel
+// marked sdl.parallel; accumulators are loop-carried vectors. relu, relu_grad
+// and reduce_batch of values that have blocks work on the blocks, fused into
+// the kernels where they can be; results that only go into a caller's buffer
+// are computed there. Ops it does not handle are left for
+// convert-sdl-to-linalg.
 // RUN: sparsec-opt %s -split-input-file -sdl-lower-sparse-linear -canonicalize | FileCheck %s
 
 #CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
@@ -19,14 +20,14 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
   // parallel, the row's output tile (bias broadcast) carried across its
   // stored weights, then the blocks copied back into [B, 4].
   // CHECK: %[[NB:.+]] = arith.ceildivui %{{.+}}, %c64 : index
-  // CHECK: %[[XB:.+]] = memref.alloc(%[[NB]]) : memref<?x8x64xf32>
+  // CHECK: %[[XB:.+]] = memref.alloc(%[[NB]]) {alignment = 64 : i64} : memref<?x8x64xf32>
   // CHECK: scf.parallel
   // CHECK: arith.minui
   // CHECK: tensor.extract %{{.+}} : tensor<?x8xf32>
   // CHECK: arith.select
   // CHECK: memref.store %{{.+}}, %[[XB]]
   // CHECK: } {sdl.parallel}
-  // CHECK: %[[YB:.+]] = memref.alloc(%{{.+}}) : memref<?x4x64xf32>
+  // CHECK: %[[YB:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x4x64xf32>
   // CHECK: scf.for %[[BLK:.+]] = %c0 to %{{.+}} step %c1 {
   // CHECK: scf.parallel (%[[ROW:.+]]) = (%c0) to (%c4) step (%c1) {
   // CHECK: vector.broadcast %{{.+}} : f32 to vector<64xf32>
@@ -44,7 +45,7 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
   %y = sdl.linear %x, %w, %b : (tensor<?x8xf32>, tensor<4x8xf32, #CSR>, tensor<4xf32>) -> tensor<?x4xf32>
   // Input gradient: the blocks in parallel; each row's dy tile scattered
   // into dx's rows named by the row's coordinates (zeroed first).
-  // CHECK: %[[DXB:.+]] = memref.alloc(%{{.+}}) : memref<?x8x64xf32>
+  // CHECK: %[[DXB:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x8x64xf32>
   // CHECK: scf.parallel (%[[B2:.+]]) = (%c0) to (%{{.+}}) step (%c1) {
   // CHECK: vector.store %{{.+}}, %[[DXB]][%[[B2]], %{{.+}}, %c0]
   // CHECK: vector.load %[[DXB]]
@@ -55,18 +56,23 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
   // Weight gradient (SDDMM): a fresh nnz buffer (zero-filled only for an
   // empty batch; no dense<0.0> constant of nnz elements), one horizontal sum
   // per stored entry and block, reassembled with W's pattern; x's blocks are
-  // those of the forward product. Groups of 4 entries of a row share one
-  // reduction tree (shuffles halving the lanes per entry, 4 sums stored as
-  // one vector); the rest of the row is reduced entry by entry.
+  // those of the forward product. Each product of the dy and x tiles is
+  // folded to 16 lanes by fused multiply-adds of its 16-lane slices; groups
+  // of 4 entries of a row share one reduction tree (shuffles within quads
+  // of lanes, then the quads added: 4 sums stored as one vector); the rest
+  // of the row is reduced entry by entry.
   // CHECK: %[[DW:.+]] = memref.alloc() : memref<16xf32>
   // CHECK: scf.if
   // CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[DW]] : memref<16xf32>)
   // CHECK: scf.parallel
   // CHECK: vector.load %[[XB]]
-  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
-  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [1, 3, 5, 7] : vector<8xf32>, vector<8xf32>
+  // CHECK: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+  // CHECK-COUNT-3: vector.fma %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
+  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29] : vector<16xf32>, vector<16xf32>
+  // CHECK: vector.shuffle %{{.+}}, %{{.+}} [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+  // CHECK: vector.extract_strided_slice %{{.+}} {offsets = [4], sizes = [4], strides = [1]} : vector<8xf32> to vector<4xf32>
   // CHECK: vector.store %{{.+}}, %[[DW]][%{{.+}}] : memref<16xf32>, vector<4xf32>
-  // CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc> : vector<64xf32> into f32
+  // CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc> : vector<16xf32> into f32
   // CHECK: memref.store %{{.+}}, %[[DW]]
   // CHECK: } {sdl.parallel}
   // CHECK: %[[DWT:.+]] = bufferization.to_tensor %[[DW]] restrict writable
@@ -78,29 +84,55 @@ func.func @kernels(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32
 
 // -----
 
-// A layer chain: relu and relu_grad of values that have blocks are computed
-// on the blocks (vectors of 64 lanes), so the hidden [B, 4] activations and
-// gradients are never built; reduce_batch of a value with blocks sums each
-// column in sample order (tiles in parallel). Results that only go into a
-// caller's buffer (materialize_in_destination into an argument, through a
-// disassemble for a CSR gradient) are computed there, with no copy.
+// A layer chain: the hidden [B, 4] activations and gradients are never
+// built. The relu of the first layer's output is applied as the forward
+// product stores its tiles (its relu_grad reads the relu's output: the same
+// sign), the relu gradient as the second layer's input gradient stores
+// its tiles (gated by the relu's output blocks), and the bias gradient
+// (reduce_batch of dh) is summed by the SDDMM of dh, one horizontal sum of
+// each dy tile it loads (padding lanes masked; the first block stores, the
+// others add). Results that only go into a caller's buffer
+// (materialize_in_destination into an argument, through a disassemble for a
+// CSR gradient) are computed there, with no copy.
 #CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
 // CHECK-LABEL: func.func @chain(
 // CHECK-SAME: %[[OUT:[^:]+]]: memref<?x3xf32>, %[[GW:[^:]+]]: memref<16xf32>, %[[GB:[^:]+]]: memref<4xf32>)
 // CHECK-NOT: memref<?x4xf32>
-// CHECK: arith.maximumf %{{.+}}, %{{.+}} : vector<64xf32>
-// CHECK: } {sdl.parallel}
+// CHECK: %[[HB:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x4x64xf32>
+// CHECK: scf.parallel
+// CHECK: vector.fma
+// CHECK: %[[H:.+]] = arith.maximumf %{{.+}}, %{{.+}} : vector<64xf32>
+// CHECK-NEXT: vector.store %[[H]], %[[HB]]
+// CHECK-NEXT: scf.reduce
+// CHECK-NEXT: } {sdl.parallel}
 // CHECK: memref.store %{{.+}}, %[[OUT]]
 // CHECK: } {sdl.parallel}
-// CHECK: arith.select %{{.+}}, %{{.+}}, %{{.+}} : vector<64xi1>, vector<64xf32>
-// CHECK: } {sdl.parallel}
-// CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[GW]] : memref<16xf32>)
+// CHECK: %[[DHB:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x4x64xf32>
+// CHECK: scf.parallel
+// CHECK: %[[ACC:.+]] = scf.for
+// CHECK: vector.fma
+// CHECK: %[[HV:.+]] = vector.load %[[HB]]
+// CHECK-NEXT: %[[POS:.+]] = arith.cmpf ogt, %[[HV]], %{{.+}} : vector<64xf32>
+// CHECK-NEXT: %[[DH:.+]] = arith.select %[[POS]], %[[ACC]], %{{.+}} : vector<64xi1>, vector<64xf32>
+// CHECK-NEXT: vector.store %[[DH]], %[[DHB]]
+// CHECK-NEXT: scf.reduce
+// CHECK-NEXT: } {sdl.parallel}
+// CHECK: scf.if
+// CHECK-NEXT: linalg.fill ins(%{{.+}} : f32) outs(%[[GW]] : memref<16xf32>)
+// CHECK-NEXT: linalg.fill ins(%{{.+}} : f32) outs(%[[GB]] : memref<4xf32>)
+// CHECK: scf.parallel
+// CHECK: %[[DY:.+]] = vector.load %[[DHB]]
+// CHECK: %[[LIVE:.+]] = vector.create_mask %{{.+}} : vector<64xi1>
+// CHECK-NEXT: %[[DYL:.+]] = arith.select %[[LIVE]], %[[DY]], %{{.+}} : vector<64xi1>, vector<64xf32>
+// CHECK-NEXT: %[[DB:.+]] = vector.reduction <add>, %[[DYL]] fastmath<reassoc> : vector<64xf32> into f32
+// CHECK-NEXT: scf.if
+// CHECK-NEXT: memref.store %[[DB]], %[[GB]]
 // CHECK: vector.reduction <add>
 // CHECK: memref.store %{{.+}}, %[[GW]]
 // CHECK: } {sdl.parallel}
-// CHECK: memref.store %{{.+}}, %[[GB]]
 // CHECK-NOT: sparse_tensor.disassemble
 // CHECK-NOT: materialize_in_destination
+// CHECK-NOT: scf.parallel
 // CHECK: return
 func.func @chain(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32>,
                  %val: tensor<16xf32>, %b: tensor<4xf32>, %w2: tensor<3x4xf32>,
@@ -126,11 +158,35 @@ func.func @chain(%x: tensor<?x8xf32>, %pos: tensor<5xi32>, %crd: tensor<16xi32>,
 
 // -----
 
+// The copy into blocks of an activation with 40 columns: squares of 16
+// samples x 16 columns are loaded as 16 row vectors (a sample past the batch
+// reads the last one and is replaced by zeros), transposed by 64 shuffles
+// (4 rounds of 16) and stored as 16 column vectors of 16 lanes; the 8
+// columns past the last whole square are copied one by one.
+// CHECK-LABEL: func.func @transpose(
+// CHECK: %[[XM:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x40xf32> to memref<?x40xf32>
+// CHECK: %[[XB:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x40x64xf32>
+// CHECK: scf.parallel
+// CHECK: scf.for %[[COL:.+]] = %c0 to %c32 step %c16 {
+// CHECK: scf.for %[[LANE:.+]] = %c0 to %c64 step %c16 {
+// CHECK-COUNT-16: vector.load %[[XM]][%{{.+}}, %[[COL]]] : memref<?x40xf32>, vector<16xf32>
+// CHECK-COUNT-64: vector.shuffle
+// CHECK-COUNT-16: vector.store %{{.+}}, %[[XB]][%{{.+}}, %{{.+}}, %[[LANE]]] : memref<?x40x64xf32>, vector<16xf32>
+// CHECK: scf.for %{{.+}} = %c32 to %c40 step %c1 {
+// CHECK: memref.store %{{.+}}, %[[XB]]
+// CHECK: } {sdl.parallel}
+func.func @transpose(%x: tensor<?x40xf32>, %w: tensor<2x40xf32>) -> tensor<?x2xf32> {
+  %y = sdl.linear %x, %w : (tensor<?x40xf32>, tensor<2x40xf32>) -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
+}
+
+// -----
+
 // f64: 32 lanes per block (eight 256-bit registers as well).
 #CSR = #sparse_tensor.encoding<{ map = (d0, d1) -> (d0 : dense, d1 : compressed), posWidth = 32, crdWidth = 32 }>
 // CHECK-LABEL: func.func @f64(
 // CHECK: arith.ceildivui %{{.+}}, %c32 : index
-// CHECK: memref.alloc(%{{.+}}) : memref<?x4x32xf64>
+// CHECK: memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x4x32xf64>
 // CHECK: vector.fma {{.+}} : vector<32xf64>
 func.func @f64(%x: tensor<?x8xf64>, %pos: tensor<5xi32>, %crd: tensor<16xi32>,
                %val: tensor<16xf64>) -> tensor<?x4xf64> {
