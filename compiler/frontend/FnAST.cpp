@@ -195,7 +195,13 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
 
 void ast::dumpFns(const Module &m, llvm::raw_ostream &os) {
   for (const std::shared_ptr<FnDecl> &fn : m.fns) {
-    os << (fn->grad ? "grad fn " : "fn ") << fn->name << "(";
+    if (fn->grad) {
+      os << "grad";
+      for (size_t i = 0; i < fn->gradOf.size(); ++i)
+        os << (i ? ", " : "(") << fn->gradOf[i].name;
+      os << (fn->gradOf.empty() ? " " : ") ");
+    }
+    os << "fn " << fn->name << "(";
     for (size_t i = 0; i < fn->params.size(); ++i)
       os << (i ? ", " : "") << fn->params[i].name << " : "
          << fnTypeToString(fn->params[i].type);

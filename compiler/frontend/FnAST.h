@@ -178,6 +178,12 @@ struct FnDecl {
   /// (FnGrad.cpp).
   bool grad = false;
   llvm::SMLoc gradLoc;
+  /// `grad(p, q) fn`: the parameters to differentiate (empty: all).
+  struct GradOf {
+    std::string name;
+    llvm::SMLoc loc;
+  };
+  std::vector<GradOf> gradOf;
   std::vector<FnParam> params;
   TypeSpec resultSpec;
   bool hasResultSpec = false;

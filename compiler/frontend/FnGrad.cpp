@@ -349,7 +349,11 @@ void ast::deriveGradients(Module &m, DiagEngine &diags) {
       continue;
     bool ok = true;
     for (const FnParam &p : fn.params) {
-      if (p.type.format == FnFormat::NM) {
+      bool wanted = fn.gradOf.empty() ||
+                    llvm::any_of(fn.gradOf, [&](const FnDecl::GradOf &w) {
+                      return w.name == p.name;
+                    });
+      if (p.type.format == FnFormat::NM && wanted) {
         diags.error(p.loc, "no gradient of an @nm tensor yet (in 'grad fn " +
                                fn.name + "')");
         ok = false;
@@ -369,7 +373,23 @@ void ast::deriveGradients(Module &m, DiagEngine &diags) {
     seed.type = fn.resultType;
     if (!ok || !d.backprop(*fn.ret, clone(seed)))
       continue;
+    for (const FnDecl::GradOf &w : fn.gradOf)
+      if (llvm::none_of(fn.params,
+                        [&](const FnParam &p) { return p.name == w.name; })) {
+        diags.error(w.loc, "'" + w.name +
+                               "' in 'grad(...)' is not a "
+                               "parameter of '" +
+                               fn.name + "'");
+        ok = false;
+      }
+    if (!ok)
+      continue;
     for (const FnParam &p : fn.params) {
+      if (!fn.gradOf.empty() &&
+          llvm::none_of(fn.gradOf, [&](const FnDecl::GradOf &w) {
+            return w.name == p.name;
+          }))
+        continue;
       auto g = std::make_shared<FnDecl>();
       g->name = fn.name + "_grad_" + p.name;
       g->loc = fn.loc;

@@ -96,6 +96,20 @@ std::shared_ptr<FnDecl> FnParser::parse() {
     fn->grad = true;
     fn->gradLoc = tok().loc;
     consume();
+    // grad(p, q) fn: gradients with respect to those parameters only.
+    if (consumeIf(TokenKind::LParen)) {
+      while (is(TokenKind::Identifier)) {
+        fn->gradOf.push_back({tok().spelling.str(), tok().loc});
+        consume();
+        if (!consumeIf(TokenKind::Comma))
+          break;
+      }
+      if (fn->gradOf.empty() || !consumeIf(TokenKind::RParen)) {
+        error(tok().loc, "expected parameter names and ')' in 'grad(...)'");
+        skipFn();
+        return nullptr;
+      }
+    }
     if (!is(TokenKind::Identifier) || tok().spelling != "fn") {
       error(tok().loc, "expected 'fn' after 'grad'");
       skipFn();

@@ -124,7 +124,7 @@ model Demo {
   loss = cross_entropy(logits, y)
   optimizer = adamw(lr = .001, weight_decay = -0.5, sparse = catchup, schedule = cosine, t_max = 100, note = "a\tb")
 }
-grad fn scores(A : f32[4, 4] @csr, v : f32[4]) -> f32 { return sum(softmax(A, 1) @ v) }
+grad(v) fn scores(A : f32[4, 4] @csr, v : f32[4]) -> f32 { return sum(softmax(A, 1) @ v) }
 '''
 
 
