@@ -41,6 +41,7 @@ using mlir::OpBuilder;
 using mlir::RankedTensorType;
 using mlir::Region;
 using mlir::SmallVector;
+using mlir::SmallVectorImpl;
 using mlir::Type;
 using mlir::Value;
 using mlir::ValueRange;
@@ -99,6 +100,12 @@ private:
                   function_ref<Value(OpBuilder &, Location, Value, Value)> f);
   Value genSoftmax(const FnExpr &e);
   Value genNarrow(const FnExpr &e);
+  /// The offsets, sizes and strides of the part of shape `t` that starts at
+  /// `start` of dimension `dim` (narrow's slice, pad's insert).
+  void slice(const FnType &t, int64_t dim, int64_t start,
+             SmallVectorImpl<mlir::OpFoldResult> &offsets,
+             SmallVectorImpl<mlir::OpFoldResult> &sizes,
+             SmallVectorImpl<mlir::OpFoldResult> &strides);
   Value genCat(const FnExpr &e);
   // The operations of gradient kernels (FnGrad.cpp).
   Value genSparseMask(const FnExpr &e);

@@ -211,6 +211,20 @@ Value FnGen::selection(const FnType &t, int64_t rows, int64_t cols,
   return sparse_tensor::AssembleOp::create(b, l, tensorType(st), levels, ones);
 }
 
+void FnGen::slice(const FnType &t, int64_t dim, int64_t start,
+                  SmallVectorImpl<OpFoldResult> &offsets,
+                  SmallVectorImpl<OpFoldResult> &sizes,
+                  SmallVectorImpl<OpFoldResult> &strides) {
+  for (unsigned d = 0; d < t.getRank(); ++d) {
+    const FnDim &size = t.shape[d];
+    offsets.push_back(b.getIndexAttr(int64_t(d) == dim ? start : 0));
+    sizes.push_back(size.isSymbolic()
+                        ? OpFoldResult(symbols.lookup(size.symbol))
+                        : OpFoldResult(b.getIndexAttr(size.value)));
+    strides.push_back(b.getIndexAttr(1));
+  }
+}
+
 Value FnGen::genNarrow(const FnExpr &e) {
   Location l = loc(e.loc);
   const FnExpr &arg = *e.args[0];
@@ -218,14 +232,7 @@ Value FnGen::genNarrow(const FnExpr &e) {
   int64_t len = e.type.shape[e.dim].value;
   if (!e.type.isSparse()) { // a tensor.extract_slice
     SmallVector<OpFoldResult> offsets, sizes, strides;
-    for (unsigned d = 0; d < e.type.getRank(); ++d) {
-      const FnDim &dim = e.type.shape[d];
-      offsets.push_back(b.getIndexAttr(int64_t(d) == e.dim ? e.start : 0));
-      sizes.push_back(dim.isSymbolic()
-                          ? OpFoldResult(symbols.lookup(dim.symbol))
-                          : OpFoldResult(b.getIndexAttr(dim.value)));
-      strides.push_back(b.getIndexAttr(1));
-    }
+    slice(e.type, e.dim, e.start, offsets, sizes, strides);
     return tensor::ExtractSliceOp::create(b, l, tensorType(e.type), a, offsets,
                                           sizes, strides);
   }
@@ -285,14 +292,7 @@ Value FnGen::genPad(const FnExpr &e) {
   int64_t size = arg.type.shape[e.dim].value;
   if (!e.type.isSparse()) {
     SmallVector<OpFoldResult> offsets, sizes, strides;
-    for (unsigned d = 0; d < e.type.getRank(); ++d) {
-      const FnDim &dim = arg.type.shape[d];
-      offsets.push_back(b.getIndexAttr(int64_t(d) == e.dim ? e.start : 0));
-      sizes.push_back(dim.isSymbolic()
-                          ? OpFoldResult(symbols.lookup(dim.symbol))
-                          : OpFoldResult(b.getIndexAttr(dim.value)));
-      strides.push_back(b.getIndexAttr(1));
-    }
+    slice(arg.type, e.dim, e.start, offsets, sizes, strides);
     return tensor::InsertSliceOp::create(b, l, g, zeros(e.type, l), offsets,
                                          sizes, strides);
   }
