@@ -93,9 +93,9 @@ private:
   /// dense `resultType`; max/min over stored values only.
   Value reduce(Reduction kind, const FnType &argType, Value a, int64_t dim,
                const FnType &resultType, Location l);
-  /// `f(x, v)` for each stored value of matrix `x` (every value if dense),
-  /// `v` the dense vector along the dimension that is not `dim`; the result
-  /// has x's type `t` and pattern.
+  /// `f(x, v)` for each stored value of `x` (every value if dense), `v`
+  /// dense and broadcast over dimension `dim` (over all for -1: a scalar);
+  /// the result has x's type `t` and pattern (softmax, expand, ties).
   Value alongRows(const FnType &t, Value x, Value v, int64_t dim, Location l,
                   function_ref<Value(OpBuilder &, Location, Value, Value)> f);
   Value genSoftmax(const FnExpr &e);

@@ -87,34 +87,31 @@ Value FnGen::reduce(Reduction kind, const FnType &argType, Value a, int64_t dim,
 Value FnGen::alongRows(
     const FnType &t, Value x, Value v, int64_t dim, Location l,
     function_ref<Value(OpBuilder &, Location, Value, Value)> f) {
-  AffineExpr i, j;
-  bindDims(&ctx, i, j);
-  AffineMap id = AffineMap::get(2, 0, {i, j}, &ctx);
-  AffineMap kept = AffineMap::get(2, 0, {dim == 1 ? i : j}, &ctx);
+  unsigned rank = t.getRank();
+  SmallVector<AffineExpr> kept;
+  for (unsigned d = 0; d < rank; ++d)
+    if (dim >= 0 && int64_t(d) != dim)
+      kept.push_back(b.getAffineDimExpr(d));
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
+                                 AffineMap::get(rank, 0, kept, &ctx)};
   Type elem = elemType(t.elem);
   bool sparse = t.isSparse();
-  auto g = linalg::GenericOp::create(
-      b, l, TypeRange{tensorType(t)}, ValueRange{x, v}, ValueRange{empty(t, l)},
-      {id, kept, id},
-      {utils::IteratorType::parallel, utils::IteratorType::parallel},
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        if (!sparse) {
-          linalg::YieldOp::create(nb, nl, f(nb, nl, args[0], args[1]));
-          return;
-        }
+  return elementwise(
+      t, {x, v}, empty(t, l), l,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        if (!sparse)
+          return f(nb, nl, a[0], a[1]);
         // Only where x stores a value: the overlap with the (dense) v.
-        auto bin =
-            sparse_tensor::BinaryOp::create(nb, nl, elem, args[0], args[1]);
-        {
-          OpBuilder::InsertionGuard guard(nb);
-          Block *both = nb.createBlock(&bin.getOverlapRegion(), {},
-                                       {elem, elem}, {nl, nl});
-          sparse_tensor::YieldOp::create(
-              nb, nl, f(nb, nl, both->getArgument(0), both->getArgument(1)));
-        }
-        linalg::YieldOp::create(nb, nl, bin.getResult());
-      });
-  return g.getResult(0);
+        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(bin);
+        yieldRegion(bin.getOverlapRegion(), 2, elem, nl,
+                    [&](OpBuilder &rb, Location rl, ValueRange w) {
+                      return f(rb, rl, w[0], w[1]);
+                    });
+        return bin.getResult();
+      },
+      maps);
 }
 
 Value FnGen::genSoftmax(const FnExpr &e) {
@@ -309,33 +306,15 @@ Value FnGen::genTies(const FnExpr &e) {
   // 1 where like's (stored) value equals m broadcast over `dim`, else 0.
   Location l = loc(e.loc);
   Value like = genExpr(*e.args[0]), m = genExpr(*e.args[1]);
-  unsigned rank = e.type.getRank();
-  SmallVector<AffineExpr> kept;
-  for (unsigned d = 0; d < rank; ++d)
-    if (e.dim >= 0 && int64_t(d) != e.dim)
-      kept.push_back(b.getAffineDimExpr(d));
-  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
-                                 AffineMap::get(rank, 0, kept, &ctx)};
   Type elem = elemType(e.type.elem);
-  auto tie = [&](OpBuilder &nb, Location nl, ValueRange v) -> Value {
-    Value eq =
-        arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, v[0], v[1]);
-    return arith::SelectOp::create(nb, nl, eq, constant(elem, 1.0, nl),
-                                   constant(elem, 0.0, nl));
-  };
-  bool sparse = e.type.isSparse();
-  return elementwise(
-      e.type, {like, m}, empty(e.type, l), l,
-      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-        if (!sparse)
-          return tie(nb, nl, a);
-        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(bin);
-        yieldRegion(bin.getOverlapRegion(), 2, elem, nl, tie);
-        return bin.getResult();
-      },
-      maps);
+  return alongRows(
+      e.type, like, m, e.dim, l,
+      [&](OpBuilder &nb, Location nl, Value x, Value y) -> Value {
+        Value eq =
+            arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, x, y);
+        return arith::SelectOp::create(nb, nl, eq, constant(elem, 1.0, nl),
+                                       constant(elem, 0.0, nl));
+      });
 }
 
 void FnGen::yieldRegion(
@@ -453,26 +432,6 @@ Value FnGen::genExpand(const FnExpr &e) {
                              return constant(elem, 0.0, nl);
                            })
                : zeros(e.type, l);
-  Value g = genExpr(*e.args[1]);
-  unsigned rank = e.type.getRank();
-  SmallVector<AffineExpr> kept;
-  for (unsigned d = 0; d < rank; ++d)
-    if (e.dim >= 0 && int64_t(d) != e.dim)
-      kept.push_back(b.getAffineDimExpr(d));
-  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
-                                 AffineMap::get(rank, 0, kept, &ctx)};
-  bool sparse = e.type.isSparse();
-  return elementwise(
-      e.type, {like, g}, empty(e.type, l), l,
-      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-        if (!sparse)
-          return a[1];
-        auto bin = sparse_tensor::BinaryOp::create(nb, nl, elem, a[0], a[1]);
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(bin);
-        yieldRegion(bin.getOverlapRegion(), 2, elem, nl,
-                    [](OpBuilder &, Location, ValueRange v) { return v[1]; });
-        return bin.getResult();
-      },
-      maps);
+  return alongRows(e.type, like, genExpr(*e.args[1]), e.dim, l,
+                   [](OpBuilder &, Location, Value, Value g) { return g; });
 }
