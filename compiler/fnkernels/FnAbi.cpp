@@ -21,6 +21,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Path.h"
 
+#include <functional>
 #include <map>
 #include <tuple>
 
@@ -35,10 +36,16 @@ std::string dimExpr(const FnDim &d) {
 }
 
 const char *cElem(ElemType e) {
-  return e == ElemType::F64 ? "double" : "float";
+  return e == ElemType::F64   ? "double"
+         : e == ElemType::I64 ? "int64_t"
+                              : "float";
 }
 
-bool isCoo(FnFormat f) { return f == FnFormat::COO || f == FnFormat::RowCOO; }
+/// Formats whose positions array [0, n] is a local of the glue (COO and
+/// nonzero's coordinates), not passed by the caller.
+bool isCoo(FnFormat f) {
+  return f == FnFormat::COO || f == FnFormat::RowCOO || f == FnFormat::Indices;
+}
 
 /// Appends the arrays of a sparse value `t` named `base`, with `n` the C
 /// expression of its number of entries (nnz or capacity).
@@ -67,10 +74,17 @@ void sparseArrays(std::vector<FnMemref> &out, const FnType &t,
     add("val", false, dyn, n + " * " + dimExpr(t.shape[1]));
     return;
   }
+  if (t.format == FnFormat::Indices) { // [count][rank] coordinates (AoS)
+    add("pos", true, 2, "2");
+    add("crd", true, dyn, n);
+    out.back().shape.push_back(t.shape[1].value);
+    out.back().sizes.push_back(std::to_string(t.shape[1].value));
+    return;
+  }
   if (t.format == FnFormat::COO) {
     add("pos", true, 2, "2");
-    add("crd0", true, dyn, n);
-    add("crd1", true, dyn, n);
+    for (unsigned d = 0; d < t.getRank(); ++d)
+      add("crd" + std::to_string(d), true, dyn, n);
   } else {
     int64_t outer = t.outerSize() + 1;
     add("pos", true, outer, std::to_string(outer));
@@ -85,6 +99,7 @@ void denseArray(std::vector<FnMemref> &out, const FnType &t, std::string name,
   FnMemref m;
   m.name = std::move(name);
   m.param = param;
+  m.isIndex = t.isInteger(); // an index vector of index_select
   for (const FnDim &d : t.shape) {
     m.shape.push_back(d.isSymbolic() ? mlir::ShapedType::kDynamic : d.value);
     m.sizes.push_back(dimExpr(d));
@@ -137,6 +152,11 @@ std::vector<CParam> cParams(const FnDecl &fn) {
     ps.push_back({"int64_t", "out_cap"});
     ps.push_back({"int64_t *", "out_nnz"});
     break;
+  case FnFormat::Indices:
+    ps.push_back({"int64_t *", "out"});
+    ps.push_back({"int64_t", "out_cap"});
+    ps.push_back({"int64_t *", "out_nnz"});
+    break;
   default:
     ps.push_back({"int64_t *", "out_pos"});
     ps.push_back({"int64_t *", "out_crd"});
@@ -146,6 +166,42 @@ std::vector<CParam> cParams(const FnDecl &fn) {
     break;
   }
   return ps;
+}
+
+/// The C expressions of the sizes each i64 index parameter indexes
+/// (index_select, and index_add in gradient kernels), by parameter.
+std::map<std::string, std::vector<std::string>> indexBounds(const FnDecl &fn) {
+  llvm::StringMap<const FnExpr *> locals;
+  for (const FnStmt &s : fn.stmts)
+    locals[s.name] = s.value.get();
+  std::map<std::string, std::vector<std::string>> bounds;
+  std::function<void(const FnExpr &)> walk = [&](const FnExpr &e) {
+    for (const std::unique_ptr<FnExpr> &a : e.args)
+      walk(*a);
+    if (e.op != FnOp::IndexSelect && e.op != FnOp::IndexAdd)
+      return;
+    const FnExpr *idx = e.args[1].get();
+    while (idx->op == FnOp::Ident && locals.count(idx->name))
+      idx = locals.lookup(idx->name);
+    const FnType &t = e.op == FnOp::IndexAdd ? e.type : e.args[0]->type;
+    std::vector<std::string> &b = bounds[idx->name];
+    std::string size = dimExpr(t.shape[e.dim]);
+    if (!llvm::is_contained(b, size))
+      b.push_back(size);
+  };
+  for (const FnStmt &s : fn.stmts)
+    walk(*s.value);
+  walk(*fn.ret);
+  return bounds;
+}
+
+/// A bound as C text made readable: min(...) and no LL suffixes.
+std::string readable(std::string bound) {
+  for (size_t at; (at = bound.find("sfn_min")) != std::string::npos;)
+    bound.replace(at, 7, "min");
+  for (size_t at; (at = bound.find("LL")) != std::string::npos;)
+    bound.erase(at, 2);
+  return bound;
 }
 
 std::string signature(const FnDecl &fn, StringRef prefix) {
@@ -198,9 +254,12 @@ private:
   }
 
   static int64_t entries(const FnType &t) {
-    return t.format == FnFormat::RowCOO
-               ? t.shape[0].value
-               : t.shape[0].value * t.shape[1].value / t.entryValues();
+    if (t.format == FnFormat::RowCOO)
+      return t.shape[0].value;
+    int64_t n = 1;
+    for (const FnDim &d : t.shape)
+      n *= d.value;
+    return n / t.entryValues();
   }
 
   Bound compute(const FnExpr &e) {
@@ -252,6 +311,24 @@ private:
                   "LL)",
               key('n', x.second, int(e.dim * 1000003 + e.start))};
     }
+    case FnOp::NonZero: { // a's stored entries, or all of a dense a
+      const FnExpr &a = *e.args[0];
+      if (a.type.isSparse())
+        return walk(a);
+      std::string all = "1LL";
+      for (const FnDim &d : a.type.shape)
+        all += " * " + dimExpr(d);
+      return {all, key('z', 0, 0)};
+    }
+    case FnOp::IndexSelect: { // K slices of at most min(size, nnz) each
+      Bound x = walk(*e.args[0]);
+      int64_t k = e.type.shape[e.dim].value,
+              other = e.type.shape[1 - e.dim].value;
+      return {"sfn_min(" + std::to_string(k) + "LL * sfn_min(" +
+                  std::to_string(other) + "LL, " + x.first + "), " +
+                  std::to_string(entries(e.type)) + "LL)",
+              key('i', x.second, int(keys.size()))};
+    }
     case FnOp::AddMM: { // sspaddmm: the union of the bias and the product
       Bound c = walk(*e.args[0]), p = product(e, *e.args[1], *e.args[2]);
       return {"sfn_min(" + c.first + " + " + p.first + ", " +
@@ -287,175 +364,6 @@ private:
   llvm::DenseMap<const FnExpr *, Bound> memo;
 };
 
-// clang-format off
-const char *kGluePrologue = R"C(#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-
-/* A memref descriptor of any rank <= 8: sizes in dims[0, rank), strides in
-   dims[rank, 2 * rank), the layout of MLIR's StridedMemRefType. */
-typedef struct {
-  void *allocated, *aligned;
-  int64_t offset;
-  int64_t dims[16];
-} sfn_memref;
-
-static __thread char sfn_message[512];
-
-static int sfn_fail(int status, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sfn_message, sizeof sfn_message, fmt, ap);
-  va_end(ap);
-  return status;
-}
-
-static int64_t sfn_min(int64_t a, int64_t b) { return a < b ? a : b; }
-
-static void sfn_desc(sfn_memref *m, const void *p, int rank,
-                     const int64_t *sizes) {
-  int64_t stride = 1;
-  m->allocated = m->aligned = (void *)p;
-  m->offset = 0;
-  for (int d = rank - 1; d >= 0; --d) {
-    m->dims[d] = sizes[d];
-    m->dims[rank + d] = stride;
-    stride *= sizes[d];
-  }
-}
-
-/* Whether the arrays of descriptors a and b (rank ra, rb; elements of ea, eb
-   bytes) share a byte: the kernels read inputs and write results through
-   restrict pointers. */
-static int sfn_overlap(const sfn_memref *a, int ra, int ea,
-                       const sfn_memref *b, int rb, int eb) {
-  int64_t na = ea, nb = eb;
-  for (int d = 0; d < ra; ++d)
-    na *= a->dims[d];
-  for (int d = 0; d < rb; ++d)
-    nb *= b->dims[d];
-  if (!a->aligned || !b->aligned || na == 0 || nb == 0)
-    return 0;
-  return (const char *)a->aligned < (const char *)b->aligned + nb &&
-         (const char *)b->aligned < (const char *)a->aligned + na;
-}
-
-/* A pointer may be NULL only for an empty array. */
-static int sfn_check_ptr(const char *fn, const char *name, const void *p,
-                         int64_t n) {
-  if (!p && n > 0)
-    return sfn_fail(1, "%s: '%s' is NULL", fn, name);
-  return 0;
-}
-
-static int sfn_check_dim(const char *fn, const char *name, int64_t v) {
-  if (v < 0 || v > ((int64_t)1 << 31))
-    return sfn_fail(2, "%s: dimension %s = %lld is outside [0, 2^31]", fn,
-                    name, (long long)v);
-  return 0;
-}
-
-/* Compressed arrays (CSR rows / CSC columns): pos[0] = 0, non-decreasing,
-   pos[outer] = nnz, strictly increasing coordinates < inner per segment. */
-static int sfn_check_compressed(const char *fn, const char *arg,
-                                const int64_t *pos, const int64_t *crd,
-                                const void *val, int64_t nnz, int64_t outer,
-                                int64_t inner) {
-  int64_t i, k;
-  if (nnz < 0 || nnz > outer * inner)
-    return sfn_fail(2, "%s: %s_nnz = %lld is outside [0, %lld]", fn, arg,
-                    (long long)nnz, (long long)(outer * inner));
-  if (!pos || sfn_check_ptr(fn, "crd", crd, nnz) ||
-      sfn_check_ptr(fn, "val", val, nnz))
-    return sfn_fail(1, "%s: an array of '%s' is NULL", fn, arg);
-  if (pos[outer] != nnz)
-    return sfn_fail(2, "%s: %s_pos[%lld] = %lld but %s_nnz = %lld", fn, arg,
-                    (long long)outer, (long long)pos[outer], arg,
-                    (long long)nnz);
-  if (pos[0] != 0)
-    return sfn_fail(6, "%s: %s_pos[0] = %lld, expected 0", fn, arg,
-                    (long long)pos[0]);
-  for (i = 0; i < outer; ++i) {
-    if (pos[i + 1] < pos[i] || pos[i + 1] > nnz)
-      return sfn_fail(6, "%s: %s_pos[%lld] = %lld is out of order or past "
-                      "%s_nnz = %lld", fn, arg, (long long)(i + 1),
-                      (long long)pos[i + 1], arg, (long long)nnz);
-    for (k = pos[i]; k < pos[i + 1]; ++k) {
-      if (crd[k] < 0 || crd[k] >= inner)
-        return sfn_fail(3, "%s: %s_crd[%lld] = %lld is outside [0, %lld)", fn,
-                        arg, (long long)k, (long long)crd[k],
-                        (long long)inner);
-      if (k > pos[i] && crd[k] <= crd[k - 1])
-        return sfn_fail(6, "%s: %s_crd is not strictly increasing in "
-                        "segment %lld", fn, arg, (long long)i);
-    }
-  }
-  return 0;
-}
-
-/* @nm(n, m): crd[groups][n], in each group n strictly increasing column
-   offsets in [0, m). */
-static int sfn_check_nm(const char *fn, const char *arg, const int64_t *crd,
-                        const void *val, int64_t groups, int64_t n,
-                        int64_t m) {
-  int64_t g, k;
-  if (!crd || !val)
-    return sfn_fail(1, "%s: an array of '%s' is NULL", fn, arg);
-  for (g = 0; g < groups; ++g)
-    for (k = 0; k < n; ++k) {
-      int64_t c = crd[g * n + k];
-      if (c < 0 || c >= m)
-        return sfn_fail(3, "%s: %s_crd[%lld] = %lld is outside [0, %lld)",
-                        fn, arg, (long long)(g * n + k), (long long)c,
-                        (long long)m);
-      if (k > 0 && c <= crd[g * n + k - 1])
-        return sfn_fail(6, "%s: %s_crd is not strictly increasing in group "
-                        "%lld", fn, arg, (long long)g);
-    }
-  return 0;
-}
-
-/* Coalesced COO: indices[2][nnz], in range, strictly increasing in row-major
-   order (sorted, no duplicates). */
-static int sfn_check_coo(const char *fn, const char *arg, const int64_t *idx,
-                         const void *val, int64_t nnz, int64_t rows,
-                         int64_t cols, int sparse_dims) {
-  /* sparse_dims = 1 (@coo(1)): idx[nnz] rows, each with cols values. */
-  int64_t k, entries = sparse_dims == 2 ? rows * cols : rows;
-  if (nnz < 0 || nnz > entries)
-    return sfn_fail(2, "%s: %s_nnz = %lld is outside [0, %lld]", fn, arg,
-                    (long long)nnz, (long long)entries);
-  if (sfn_check_ptr(fn, "indices", idx, nnz) ||
-      sfn_check_ptr(fn, "val", val, sparse_dims == 2 ? nnz : nnz * cols))
-    return sfn_fail(1, "%s: an array of '%s' is NULL", fn, arg);
-  for (k = 0; k < nnz; ++k) {
-    int64_t r = idx[k], c = sparse_dims == 2 ? idx[nnz + k] : 0;
-    if (sparse_dims == 1) {
-      if (r < 0 || r >= rows)
-        return sfn_fail(3, "%s: row %lld of '%s' is outside [0, %lld)", fn,
-                        (long long)r, arg, (long long)rows);
-      if (k > 0 && r <= idx[k - 1])
-        return sfn_fail(6, "%s: '%s' is not coalesced (row %lld is out of "
-                        "order or a duplicate)", fn, arg, (long long)r);
-      continue;
-    }
-    if (r < 0 || r >= rows || c < 0 || c >= cols)
-      return sfn_fail(3,
-                      "%s: entry %lld of '%s' = (%lld, %lld) is outside "
-                      "%lldx%lld",
-                      fn, (long long)k, arg, (long long)r, (long long)c,
-                      (long long)rows, (long long)cols);
-    if (k > 0 && (r < idx[k - 1] || (r == idx[k - 1] && c <= idx[nnz + k - 1])))
-      return sfn_fail(6,
-                      "%s: '%s' is not coalesced (entry %lld is out of "
-                      "order or a duplicate)",
-                      fn, arg, (long long)k);
-  }
-  return 0;
-}
-)C";
-// clang-format on
-
 } // namespace
 
 std::vector<FnMemref> sparsec::fnKernelMemrefs(const FnDecl &fn) {
@@ -467,7 +375,7 @@ std::vector<FnMemref> sparsec::fnKernelMemrefs(const FnDecl &fn) {
     else
       denseArray(out, param.type, param.name, int(p));
   }
-  if (fn.resultType.isSparse())
+  if (fn.resultType.isSparse() || fn.resultType.format == FnFormat::Indices)
     sparseArrays(out, fn.resultType, "out", "out_cap", -1);
   else
     denseArray(out, fn.resultType, "out", -1);
@@ -490,7 +398,7 @@ std::string sparsec::fnSymbolPrefix(StringRef inputFile, StringRef override) {
 void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
                          llvm::raw_ostream &os) {
   os << "/* Generated by sparsec: entry points of the fn kernels. */\n"
-     << kGluePrologue << "\n";
+     << sparsec::fnGluePrologue() << "\n";
   os << "const char *" << prefix << "_last_error(void) { return sfn_message; "
      << "}\n";
   for (const std::shared_ptr<FnDecl> &fnp : m.fns) {
@@ -498,7 +406,8 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
     std::string kernel = fnKernelSymbol(prefix, fn.name);
     std::vector<FnMemref> arrays = fnKernelMemrefs(fn);
     std::string q = "\"" + prefix.str() + "_" + fn.name + "\"";
-    bool sparseResult = fn.resultType.isSparse();
+    bool sparseResult =
+        fn.resultType.isSparse() || fn.resultType.format == FnFormat::Indices;
     os << "\n"
        << (sparseResult ? "int64_t" : "void") << " _mlir_ciface_" << kernel
        << "(";
@@ -524,6 +433,11 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
            << p.name << "_crd, " << p.name << "_val, "
            << t.shape[0].value * t.shape[1].value / t.blockCols << ", "
            << t.blockRows << ", " << t.blockCols << ")))\n    return sfn_st;\n";
+      } else if (t.format == FnFormat::COO && t.getRank() == 3) {
+        os << "  if ((sfn_st = sfn_check_coo3(" << q << ", \"" << p.name
+           << "\", " << p.name << "_indices, " << p.name << "_val, " << p.name
+           << "_nnz, " << dimExpr(t.shape[0]) << ", " << dimExpr(t.shape[1])
+           << ", " << dimExpr(t.shape[2]) << ")))\n    return sfn_st;\n";
       } else if (isCoo(t.format)) {
         os << "  if ((sfn_st = sfn_check_coo(" << q << ", \"" << p.name
            << "\", " << p.name << "_indices, " << p.name << "_val, " << p.name
@@ -537,7 +451,26 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
            << t.innerSize() << ")))\n    return sfn_st;\n";
       }
     }
-    if (sparseResult) {
+    for (const auto &[name, sizes] : indexBounds(fn))
+      for (const std::string &size : sizes)
+        for (const FnParam &p : fn.params)
+          if (p.name == name)
+            os << "  if ((sfn_st = sfn_check_index(" << q << ", \"" << name
+               << "\", " << name << ", " << dimExpr(p.type.shape[0]) << ", "
+               << size << ")))\n    return sfn_st;\n";
+    if (fn.resultType.format == FnFormat::Indices) {
+      std::string bound = NnzBound(fn).of(*fn.ret);
+      os << "  if (!out_nnz)\n    return sfn_fail(1, \"%s: 'out_nnz' is "
+            "NULL\", "
+         << q << ");\n"
+         << "  if (out_cap < " << bound << ")\n"
+         << "    return sfn_fail(2, \"%s: out_cap = %lld is less than the "
+            "bound %lld of the nonzeros\", "
+         << q << ", (long long)out_cap, (long long)(" << bound << "));\n"
+         << "  if ((sfn_st = sfn_check_ptr(" << q
+         << ", \"out\", out, out_cap)))"
+         << "\n    return sfn_st;\n";
+    } else if (sparseResult) {
       std::string bound = NnzBound(fn).of(*fn.ret);
       os << "  if (!out_nnz)\n    return sfn_fail(1, \"%s: 'out_nnz' is "
             "NULL\", "
@@ -586,6 +519,11 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
         ptr = base + "_indices";
       else if (n.ends_with("_crd1"))
         ptr = base + "_indices + " + count;
+      else if (n.ends_with("_crd2"))
+        ptr = base + "_indices + 2 * " + count;
+      else if (a.param < 0 && fn.resultType.format == FnFormat::Indices &&
+               n.ends_with("_crd"))
+        ptr = "out";
       os << "  {\n    int64_t sizes[] = {";
       for (size_t d = 0; d < a.sizes.size(); ++d)
         os << (d ? ", " : "") << a.sizes[d];
@@ -653,11 +591,13 @@ void sparsec::emitFnHeader(const ast::Module &m, StringRef prefix,
       const FnType &t = p.type;
       os << " *   " << p.name << ": ";
       if (t.format == FnFormat::Dense)
-        os << "row-major " << fnTypeToString(t);
+        os << (t.isInteger() ? "indices " : "row-major ") << fnTypeToString(t);
       else if (t.format == FnFormat::COO)
-        os << "coalesced COO, " << p.name << "_indices[2][" << p.name
-           << "_nnz] (rows, then columns), " << p.name << "_val[" << p.name
-           << "_nnz]";
+        os << "coalesced COO, " << p.name << "_indices[" << t.getRank() << "]["
+           << p.name << "_nnz] ("
+           << (t.getRank() == 2 ? "rows, then columns"
+                                : "each dimension's coordinates in turn")
+           << "), " << p.name << "_val[" << p.name << "_nnz]";
       else if (t.format == FnFormat::RowCOO)
         os << "hybrid COO (sparse rows), " << p.name << "_indices[" << p.name
            << "_nnz] (sorted unique rows), " << p.name << "_val[" << p.name
@@ -680,18 +620,19 @@ void sparsec::emitFnHeader(const ast::Module &m, StringRef prefix,
            << p.name << "_nnz], " << p.name << "_val[" << p.name << "_nnz]";
       os << "\n";
     }
-    if (fn.resultType.isSparse()) {
+    if (fn.resultType.format == FnFormat::Indices) {
+      os << " *   result: out[out_cap][" << fn.resultType.shape[1].value
+         << "], the coordinates of the nonzero values in row-major order;\n"
+         << " *   out_cap >= " << readable(NnzBound(fn).of(*fn.ret))
+         << "; *out_nnz receives their number.\n";
+    } else if (fn.resultType.isSparse()) {
       FnFormat f = fn.resultType.format;
-      std::string bound = NnzBound(fn).of(*fn.ret);
-      // The bound as C text, readable: min(...) and no LL suffixes.
-      bound = StringRef(bound).str();
-      for (size_t at; (at = bound.find("sfn_min")) != std::string::npos;)
-        bound.replace(at, 7, "min");
-      for (size_t at; (at = bound.find("LL")) != std::string::npos;)
-        bound.erase(at, 2);
+      std::string bound = readable(NnzBound(fn).of(*fn.ret));
       os << " *   result: the arrays out_* of " << fnTypeToString(fn.resultType)
          << " with room for out_cap entries\n *   ("
-         << (f == FnFormat::COO      ? "out_indices[2][out_cap], "
+         << (f == FnFormat::COO
+                 ? "out_indices[" + std::to_string(fn.resultType.getRank()) +
+                       "][out_cap], "
              : f == FnFormat::RowCOO ? "out_indices[out_cap], "
                                      : "out_pos, out_crd[out_cap], ")
          << "out_val[out_cap"

@@ -79,12 +79,17 @@ std::string encodingText(const FnType &t) {
     return "#sparse_tensor.encoding<{ map = (i, j) -> (j : dense, i : "
            "compressed) }>";
   case FnFormat::COO:
+    if (t.getRank() == 3)
+      return "#sparse_tensor.encoding<{ map = (n, i, j) -> (n : "
+             "compressed(nonunique), i : singleton(nonunique, soa), j : "
+             "singleton(soa)) }>";
     return "#sparse_tensor.encoding<{ map = (i, j) -> (i : "
            "compressed(nonunique), j : singleton(soa)) }>";
   case FnFormat::RowCOO:
     return "#sparse_tensor.encoding<{ map = (i, j) -> (i : compressed, j : "
            "dense) }>";
   case FnFormat::Dense:
+  case FnFormat::Indices:
     break;
   }
   return "";
@@ -182,7 +187,15 @@ Value FnGen::matmul(Value a, Value x, bool vec, Value init, double alpha,
   AffineExpr i, j, k;
   SmallVector<AffineMap> maps;
   SmallVector<utils::IteratorType> iters;
-  if (vec) {
+  if (cast<RankedTensorType>(init.getType()).getRank() == 3) { // bmm
+    AffineExpr n;
+    bindDims(&ctx, n, i, j, k);
+    maps = {AffineMap::get(4, 0, {n, i, k}, &ctx),
+            AffineMap::get(4, 0, {n, k, j}, &ctx),
+            AffineMap::get(4, 0, {n, i, j}, &ctx)};
+    iters = {utils::IteratorType::parallel, utils::IteratorType::parallel,
+             utils::IteratorType::parallel, utils::IteratorType::reduction};
+  } else if (vec) {
     bindDims(&ctx, i, k);
     maps = {AffineMap::get(2, 0, {i, k}, &ctx), AffineMap::get(2, 0, {k}, &ctx),
             AffineMap::get(2, 0, {i}, &ctx)};
@@ -253,6 +266,13 @@ Value FnGen::genExpr(const FnExpr &e) {
               arith::ConstantOp::create(nb, nl, nb.getFloatAttr(elem, c)));
         });
   }
+  case FnOp::IndexSelect:
+    return genIndexSelect(e);
+  case FnOp::IndexAdd:
+    return genIndexAdd(e);
+  case FnOp::NonZero:
+    return genNonZero(e);
+  case FnOp::Bmm:
   case FnOp::MatMul:
   case FnOp::SparseMM:
     // A sparse result (SpGEMM, smm, hspmm) holds the entries the product
@@ -388,7 +408,8 @@ LogicalResult FnGen::gen(const FnDecl &fn, StringRef symbol) {
                                                   : fn.resultType.elem);
     argTypes.push_back(MemRefType::get(m.shape, elem));
   }
-  bool sparseResult = fn.resultType.isSparse();
+  bool indices = fn.resultType.format == FnFormat::Indices;
+  bool sparseResult = fn.resultType.isSparse() || indices;
   SmallVector<Type> resultTypes;
   if (sparseResult)
     resultTypes.push_back(b.getIndexType());
@@ -456,18 +477,29 @@ LogicalResult FnGen::gen(const FnDecl &fn, StringRef symbol) {
   SmallVector<Value> outLevels;
   SmallVector<Type> levelTypes, lenTypes;
   unsigned first = a;
-  for (; a + 1 < arrays.size(); ++a) {
+  for (; a + 1 < arrays.size() || (indices && a < arrays.size()); ++a) {
     outLevels.push_back(toTensor(a, /*writable=*/true));
     levelTypes.push_back(outLevels.back().getType());
     lenTypes.push_back(b.getIndexType());
   }
-  Value outVals = toTensor(a, /*writable=*/true);
+  // nonzero's values are not wanted: a temporary of out_cap values.
+  Value outVals =
+      indices ? Value(tensor::EmptyOp::create(
+                    b, rl,
+                    ArrayRef<OpFoldResult>{OpFoldResult(
+                        tensor::DimOp::create(b, rl, outLevels.back(), 0))},
+                    cast<RankedTensorType>(result.getType()).getElementType()))
+              : toTensor(a, /*writable=*/true);
   auto dis = sparse_tensor::DisassembleOp::create(
       b, rl, levelTypes, outVals.getType(), lenTypes, b.getIndexType(), result,
       outLevels, outVals);
   for (auto [k, lvl] : llvm::enumerate(dis.getRetLevels()))
     bufferization::MaterializeInDestinationOp::create(
         b, rl, Type(), lvl, entry->getArgument(first + k), true, true);
+  if (indices) {
+    func::ReturnOp::create(b, rl, dis.getValLen());
+    return success();
+  }
   bufferization::MaterializeInDestinationOp::create(
       b, rl, Type(), dis.getRetValues(), entry->getArgument(a), true, true);
   // The entries are the used length of the last coordinates array (the

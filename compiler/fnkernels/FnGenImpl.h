@@ -77,8 +77,8 @@ private:
                   function_ref<Value(OpBuilder &, Location, Value)> f);
   Value genMatMul(const FnExpr &e, const FnExpr &lhs, const FnExpr &rhs,
                   Value init, double alpha);
-  /// init + alpha * (a @ x) (x a vector when `vec`); a sparse init gets the
-  /// entries the product reaches.
+  /// init + alpha * (a @ x) (x a vector when `vec`; batched, bmm, when init
+  /// has 3 dimensions); a sparse init gets the entries the product reaches.
   Value matmul(Value a, Value x, bool vec, Value init, double alpha, Type elem,
                Location l);
   /// The [rows, cols] 0/1 matrix in t's format with ones at (k + rowOff,
@@ -107,6 +107,14 @@ private:
              SmallVectorImpl<mlir::OpFoldResult> &sizes,
              SmallVectorImpl<mlir::OpFoldResult> &strides);
   Value genCat(const FnExpr &e);
+  // FnGenIndex.cpp.
+  /// The 0/1 matrix [rows, cols] in `format` with ones at (j, idx(j))
+  /// (`byRows`) or at (idx(j), j): index_select as a product.
+  Value indexMatrix(ast::FnFormat format, int64_t rows, int64_t cols, Value idx,
+                    bool byRows, ElemType elem, Location l);
+  Value genIndexSelect(const FnExpr &e);
+  Value genIndexAdd(const FnExpr &e);
+  Value genNonZero(const FnExpr &e);
   // The operations of gradient kernels (FnGrad.cpp).
   Value genSparseMask(const FnExpr &e);
   Value genSddmm(const FnExpr &e);

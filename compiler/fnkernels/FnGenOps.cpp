@@ -351,7 +351,8 @@ Value FnGen::genSparseMask(const FnExpr &e) {
 
 Value FnGen::genSddmm(const FnExpr &e) {
   // dim 0: out(i, k) = sum_j u(i, j) v(k, j) (u(i) v(k) for vectors);
-  // dim 1: out(k, j) = sum_i u(i, k) v(i, j) (out(k) = sum_i u(i, k) v(i)).
+  // dim 1: out(k, j) = sum_i u(i, k) v(i, j) (out(k) = sum_i u(i, k) v(i));
+  // rank 3: the same for each batch n (bmm).
   Location l = loc(e.loc);
   const FnExpr &u = *e.args[1], &v = *e.args[2];
   Value uv = genExpr(u), vv = genExpr(v);
@@ -364,7 +365,15 @@ Value FnGen::genSddmm(const FnExpr &e) {
   using IT = utils::IteratorType;
   SmallVector<AffineMap> maps;
   SmallVector<IT> iters;
-  if (e.dim == 0 && vec) {
+  if (e.type.getRank() == 3) { // batched (bmm): the same with a batch n
+    AffineExpr n = b.getAffineDimExpr(3);
+    maps = e.dim == 0
+               ? SmallVector<AffineMap>{map(4, {n, p, r}), map(4, {n, q, r}),
+                                        map(4, {n, p, q})}
+               : SmallVector<AffineMap>{map(4, {n, r, p}), map(4, {n, r, q}),
+                                        map(4, {n, p, q})};
+    iters = {IT::parallel, IT::parallel, IT::reduction, IT::parallel};
+  } else if (e.dim == 0 && vec) {
     maps = {map(2, {p}), map(2, {q}), map(2, {p, q})};
     iters = {IT::parallel, IT::parallel};
   } else if (e.dim == 0) {

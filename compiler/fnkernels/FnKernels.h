@@ -70,6 +70,8 @@ void emitFnGlue(const ast::Module &m, llvm::StringRef prefix,
 /// The C99 header declaring the entry points.
 void emitFnHeader(const ast::Module &m, llvm::StringRef prefix,
                   llvm::raw_ostream &os);
+/// The C helpers every glue file starts with (FnGlue.cpp).
+const char *fnGluePrologue();
 /// The global patterns of the version script (`<prefix>_*;`).
 void emitFnExports(llvm::StringRef prefix, llvm::raw_ostream &os);
 

@@ -32,6 +32,8 @@ StringRef ast::fnFormatName(FnFormat f) {
     return "bsr";
   case FnFormat::NM:
     return "nm";
+  case FnFormat::Indices:
+    return "indices";
   }
   return "?";
 }
@@ -118,6 +120,14 @@ StringRef ast::fnOpName(FnOp op) {
     return "transpose";
   case FnOp::ToDense:
     return "to_dense";
+  case FnOp::IndexAdd:
+    return "index_add";
+  case FnOp::IndexSelect:
+    return "index_select";
+  case FnOp::NonZero:
+    return "nonzero";
+  case FnOp::Bmm:
+    return "bmm";
   }
   return "?";
 }
@@ -173,6 +183,8 @@ void dumpExpr(const FnExpr &e, llvm::raw_ostream &os) {
   if ((e.op == FnOp::Sum || e.op == FnOp::Reduce || e.op == FnOp::Softmax ||
        e.op == FnOp::Expand) &&
       e.dim >= 0)
+    os << ", dim = " << e.dim;
+  if (e.op == FnOp::IndexSelect || e.op == FnOp::IndexAdd)
     os << ", dim = " << e.dim;
   if (e.op == FnOp::Narrow || e.op == FnOp::Pad)
     os << ", dim = " << e.dim << ", start = " << e.start;

@@ -39,7 +39,10 @@ namespace ast {
 /// BSR is `@bsr(r, c)`: CSR of r x c dense blocks.
 /// NM is `@nm(n, m)`: n stored values in each group of m columns of a row
 /// (2:4 structured sparsity), n and m kept in blockRows and blockCols.
-enum class FnFormat { Dense, CSR, CSC, COO, RowCOO, BSR, NM };
+/// Indices is the result of nonzero(a): an i64 [count, rank] list of
+/// coordinates, count known at run time (neither dense nor sparse).
+/// COO is also the format of rank-3 tensors (`@coo` of f32[B, M, K]: bmm).
+enum class FnFormat { Dense, CSR, CSC, COO, RowCOO, BSR, NM, Indices };
 llvm::StringRef fnFormatName(FnFormat f);
 
 /// One dimension: a literal size or a symbol (a size passed at run time).
@@ -77,7 +80,11 @@ struct FnType {
            : format == FnFormat::RowCOO ? shape[1].value
                                         : 1;
   }
-  bool isSparse() const { return format != FnFormat::Dense; }
+  bool isSparse() const {
+    return format != FnFormat::Dense && format != FnFormat::Indices;
+  }
+  /// An integer tensor: an index argument (i64) or a nonzero(...) result.
+  bool isInteger() const { return isIntegerElemType(elem); }
   unsigned getRank() const { return static_cast<unsigned>(shape.size()); }
   bool operator==(const FnType &o) const {
     return elem == o.elem && shape == o.shape && format == o.format &&
@@ -109,20 +116,26 @@ enum class FnOp {
   Cat,      // cat(a, b, ..., dim = d)
   // Made by the differentiation of `grad fn` kernels (FnGrad.cpp) only; the
   // first argument is the value whose type (and pattern) the result has.
-  SparseMask, // (like, c): c at like's stored entries, 0 where c has none
-  Sddmm,      // (like, u, v): sum_j u(i,j) v(k,j) (dim 0) or sum_i u(i,k)
-              // v(i,j) (dim 1) at like's stored entries (outer products
-              // for vectors)
-  Expand,     // (like[, g]): g broadcast over dimension `dim` (all: -1) at
-              // like's entries; 0 without g
-  Deriv,      // (a): the derivative of Map/Pow `name` at a's stored values
-  Pad,        // (g): g placed at offset `start` of dimension `dim` of a
-              // tensor of this type (the adjoint of narrow)
-  Ties,       // (like, m): 1 where like's stored value equals m (broadcast
-              // over `dim`, all: -1), else 0 (the adjoint of max/min)
-  Ratio,      // (x, y): x / y elementwise, dense
-  Transpose,  // transpose(a)
-  ToDense,    // to_dense(a)
+  SparseMask,  // (like, c): c at like's stored entries, 0 where c has none
+  Sddmm,       // (like, u, v): sum_j u(i,j) v(k,j) (dim 0) or sum_i u(i,k)
+               // v(i,j) (dim 1) at like's stored entries (outer products
+               // for vectors)
+  Expand,      // (like[, g]): g broadcast over dimension `dim` (all: -1) at
+               // like's entries; 0 without g
+  Deriv,       // (a): the derivative of Map/Pow `name` at a's stored values
+  Pad,         // (g): g placed at offset `start` of dimension `dim` of a
+               // tensor of this type (the adjoint of narrow)
+  Ties,        // (like, m): 1 where like's stored value equals m (broadcast
+               // over `dim`, all: -1), else 0 (the adjoint of max/min)
+  Ratio,       // (x, y): x / y elementwise, dense
+  IndexAdd,    // (g, idx): sum_j of g's slice j of dimension `dim` placed
+               // at index idx(j), dense (the adjoint of index_select)
+  Transpose,   // transpose(a)
+  ToDense,     // to_dense(a)
+  IndexSelect, // index_select(a, dim, idx): the slices idx(j) of dimension
+               // `dim` (idx an i64 vector parameter)
+  NonZero,     // nonzero(a): the coordinates of a's nonzero values
+  Bmm,         // bmm(a, b): batched matrix product of rank-3 tensors
 };
 llvm::StringRef fnOpName(FnOp op);
 /// The elementwise functions of FnOp::Map (the callee name is kept in

@@ -237,7 +237,24 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
     return backprop(*e.args[0], scaled(std::move(g), 1.0 / e.scale));
   case FnOp::MatMul:
   case FnOp::SparseMM: // also SpGEMM, smm, hspmm: g is sparse then
+  case FnOp::Bmm:      // batched: the same rules per batch
     return backpropMatMul(*e.args[0], *e.args[1], std::move(g));
+  case FnOp::IndexSelect: { // g's slices added back at their indices
+    const FnExpr &a = *e.args[0];
+    if (g->type.isSparse()) {
+      SMLoc l = g->loc;
+      g = node(FnOp::ToDense, l, denseOf(g->type), std::move(g));
+    }
+    auto add = node(FnOp::IndexAdd, e.loc, denseOf(a.type), std::move(g),
+                    clone(*e.args[1]));
+    add->dim = e.dim;
+    return backprop(a, conform(std::move(add), a));
+  }
+  case FnOp::NonZero:
+    diags.error(e.loc, "nonzero has no gradient: its result is integer "
+                       "coordinates (in 'grad fn " +
+                           fn.name + "')");
+    return false;
   case FnOp::AddMM: { // also sspaddmm (a sparse bias and g)
     const FnExpr &bias = *e.args[0];
     ExprPtr gb = e.beta == 0.0 ? expand(bias, nullptr, -1)
@@ -308,6 +325,7 @@ bool Differentiator::backprop(const FnExpr &e, ExprPtr g) {
   case FnOp::Pad:
   case FnOp::Ties:
   case FnOp::Ratio:
+  case FnOp::IndexAdd:
   case FnOp::Invalid:
     break;
   }
@@ -353,6 +371,11 @@ void ast::deriveGradients(Module &m, DiagEngine &diags) {
                     llvm::any_of(fn.gradOf, [&](const FnDecl::GradOf &w) {
                       return w.name == p.name;
                     });
+      if (p.type.isInteger() && wanted && !fn.gradOf.empty()) {
+        diags.error(p.loc, "no gradient of the i64 index '" + p.name +
+                               "' (in 'grad fn " + fn.name + "')");
+        ok = false;
+      }
       if (p.type.format == FnFormat::NM && wanted) {
         diags.error(p.loc, "no gradient of an @nm tensor yet (in 'grad fn " +
                                fn.name + "')");
@@ -385,6 +408,8 @@ void ast::deriveGradients(Module &m, DiagEngine &diags) {
     if (!ok)
       continue;
     for (const FnParam &p : fn.params) {
+      if (p.type.isInteger()) // indices have no gradient
+        continue;
       if (!fn.gradOf.empty() &&
           llvm::none_of(fn.gradOf, [&](const FnDecl::GradOf &w) {
             return w.name == p.name;

@@ -12,7 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Diagnostics.h"
-#include "FnAST.h"
+#include "SemaFnImpl.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -28,68 +28,33 @@ using llvm::SMLoc;
 using llvm::StringRef;
 using llvm::Twine;
 
-namespace {
-
-/// The spelling of an operator in messages.
-StringRef opSpelling(FnOp op) {
-  switch (op) {
-  case FnOp::Add:
-    return "'+'";
-  case FnOp::Sub:
-    return "'-'";
-  case FnOp::Mul:
-    return "'*'";
-  case FnOp::Div:
-    return "'/'";
-  case FnOp::MatMul:
-    return "'@'";
-  default:
-    return fnOpName(op);
-  }
-}
-
-class FnChecker {
-public:
-  FnChecker(FnDecl &fn, DiagEngine &diags) : fn(fn), diags(diags) {}
-  void check();
-
-private:
-  bool resolveType(const TypeSpec &spec, FnType &out, bool isResult);
-  FnType checkExpr(FnExpr &e);
-  FnType checkBinary(FnExpr &e);
-  FnType checkMatMul(FnExpr &e, FnExpr &lhs, FnExpr &rhs);
-  FnType checkCall(FnExpr &e);
-  /// Type of an elementwise combination of `a` and `b` (same shape and
-  /// element type; sparse with the same format stays sparse).
-  FnType elementwise(FnExpr &e, const FnType &a, const FnType &b);
-  bool expectArgs(FnExpr &e, size_t n, bool kwargs = false);
-  /// `beta =` and `alpha =` of addmm and sspaddmm.
-  bool scaleKwargs(FnExpr &e);
-  /// Makes `r`, the type of product `e` (smm, hspmm, sspaddmm), sparse: in
-  /// the sparse factor's format, or @coo(1) for `hybridRows`.
-  bool sparseProduct(FnExpr &e, FnType &r, bool hybridRows);
-  /// narrow(a, dim, start, length): literal integers, inside a's shape.
-  FnType checkNarrow(FnExpr &e);
-  /// cat(a, b, ..., dim = d): one format, equal other dimensions.
-  FnType checkCat(FnExpr &e);
-  bool sameElem(SMLoc loc, const FnType &a, const FnType &b);
-  FnType invalid() { return FnType(); }
-  /// Parameter and dimension names become C names of the kernel's entry
-  /// point (docs/sparse-ops.md): they must be valid and distinct there.
-  void checkCNames();
-
-  FnDecl &fn;
-  DiagEngine &diags;
-  llvm::StringMap<FnType> scope;
-  /// Checking the argument of to_dense(transpose(...)).
-  bool transposeToDense = false;
-};
+namespace sparsec::ast::fnsema {
 
 bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
   bool ok = true;
   out = FnType();
-  if (spec.elem != ElemType::F32 && spec.elem != ElemType::F64) {
-    diags.error(spec.loc, "kernel tensors must be f32 or f64, got '" +
+  // i64: a dense vector of indices (index_select), or the [count, rank]
+  // coordinates of nonzero(...) as a result, count a new name.
+  bool indices = spec.elem == ElemType::I64 && isResult;
+  if (spec.elem == ElemType::I64 &&
+          (isResult ? spec.dims.size() != 2 || !spec.dims[0].isSymbolic ||
+                          llvm::is_contained(fn.symbols, spec.dims[0].symbol) ||
+                          spec.dims[1].isSymbolic
+                    : spec.dims.size() != 1) ||
+      (spec.elem == ElemType::I64 &&
+       spec.encoding.kind != EncodingKind::None)) {
+    diags.error(spec.loc,
+                isResult ? "an i64 result is the coordinates of nonzero(...): "
+                           "i64[n, rank] with n a new name (the count, known "
+                           "at run time)"
+                         : "an i64 parameter must be a dense vector of "
+                           "indices (i64[K]), the index of index_select");
+    return false;
+  }
+  if (spec.elem != ElemType::F32 && spec.elem != ElemType::F64 &&
+      spec.elem != ElemType::I64) {
+    diags.error(spec.loc, "kernel tensors must be f32 or f64 (or i64 "
+                          "indices), got '" +
                               elemTypeName(spec.elem) + "'");
     ok = false;
   }
@@ -97,7 +62,7 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
     FnDim dim;
     if (d.isSymbolic) {
       dim.symbol = d.symbol;
-      if (isResult && !llvm::is_contained(fn.symbols, d.symbol)) {
+      if (isResult && !indices && !llvm::is_contained(fn.symbols, d.symbol)) {
         diags.error(d.loc, "dimension '" + d.symbol + "' of the result of '" +
                                fn.name +
                                "' is not a dimension of any parameter");
@@ -144,9 +109,9 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
   }
   case EncodingKind::COO:
     // @coo(k): the first k dimensions sparse, the rest dense; on a matrix
-    // @coo(2) is @coo and @coo(1) stores whole rows.
+    // @coo(2) is @coo and @coo(1) stores whole rows; rank 3: @coo(3).
     if (spec.encoding.params.empty() ||
-        (spec.encoding.params[0] == 2 && spec.dims.size() == 2)) {
+        size_t(spec.encoding.params[0]) == spec.dims.size()) {
       out.format = FnFormat::COO;
       break;
     }
@@ -158,7 +123,7 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
                 "encoding '@coo(" + Twine(spec.encoding.params[0]) +
                     ")' of a kernel tensor of " + Twine(spec.dims.size()) +
                     " dimensions is not supported yet (use @coo(1) or "
-                    "@coo(2) on a matrix)");
+                    "@coo(2) on a matrix, @coo on 3 dimensions)");
     return false;
   case EncodingKind::NM: {
     out.format = FnFormat::NM;
@@ -183,10 +148,12 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
   }
   }
   if (out.isSparse()) {
-    if (out.getRank() != 2) {
-      diags.error(spec.encoding.loc, "a sparse kernel tensor must have 2 "
-                                     "dimensions, got " +
-                                         Twine(out.getRank()));
+    if (out.getRank() != 2 &&
+        (out.getRank() != 3 || out.format != FnFormat::COO)) {
+      diags.error(spec.encoding.loc,
+                  "a sparse kernel tensor must have 2 dimensions (3 with "
+                  "@coo), got " +
+                      Twine(out.getRank()));
       ok = false;
     }
     for (size_t i = 0; i < spec.dims.size(); ++i)
@@ -197,8 +164,15 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
         ok = false;
       }
   }
+  if (ok && isResult && out.isSparse() && out.getRank() == 3) {
+    diags.error(spec.encoding.loc, "a 3-dimensional @coo result is not "
+                                   "supported (bmm gives a dense result)");
+    ok = false;
+  }
   if (ok)
     out.elem = spec.elem;
+  if (indices)
+    out.format = FnFormat::Indices;
   return ok;
 }
 
@@ -224,6 +198,10 @@ void FnChecker::check() {
     scope[s.name] = t;
   }
   FnType t = checkExpr(*fn.ret);
+  // nonzero(...): the count is named by the result type.
+  if (t.format == FnFormat::Indices && fn.resultType.format == t.format &&
+      fn.resultType.shape[1] == t.shape[1])
+    t.shape[0] = fn.resultType.shape[0];
   if (t.isValid() && resultOk && t != fn.resultType) {
     diags.error(fn.retLoc, "'" + fn.name + "' returns " + fnTypeToString(t) +
                                " but its result type is " +
@@ -396,95 +374,6 @@ bool FnChecker::sparseProduct(FnExpr &e, FnType &r, bool hybridRows) {
   return true;
 }
 
-FnType FnChecker::checkNarrow(FnExpr &e) {
-  if (!expectArgs(e, 4))
-    return invalid();
-  int64_t v[3];
-  for (int k = 0; k < 3; ++k) {
-    const FnExpr &n = *e.args[k + 1];
-    if (n.op != FnOp::Number || n.number != std::floor(n.number) ||
-        n.number < 0 || n.number > double(kMaxElements)) {
-      diags.error(n.loc, "the dimension, start and length of 'narrow' must "
-                         "be non-negative integers");
-      return invalid();
-    }
-    v[k] = static_cast<int64_t>(n.number);
-  }
-  e.args.resize(1);
-  FnType a = checkExpr(*e.args[0]);
-  if (!a.isValid())
-    return invalid();
-  if (a.format == FnFormat::RowCOO || a.format == FnFormat::BSR) {
-    diags.error(e.loc, "'narrow' needs a dense, @csr, @csc or @coo tensor, "
-                       "got " +
-                           fnTypeToString(a));
-    return invalid();
-  }
-  e.dim = v[0];
-  e.start = v[1];
-  if (e.dim >= a.getRank() || a.shape[e.dim].isSymbolic() || v[2] < 1 ||
-      e.start + v[2] > a.shape[e.dim].value) {
-    diags.error(e.loc, "'narrow' of dimension " + Twine(v[0]) + " from " +
-                           Twine(v[1]) + " with length " + Twine(v[2]) +
-                           " is outside " + fnTypeToString(a) +
-                           " (the dimension must be literal, the length "
-                           "at least 1)");
-    return invalid();
-  }
-  a.shape[e.dim].value = v[2];
-  return a;
-}
-
-FnType FnChecker::checkCat(FnExpr &e) {
-  e.dim = 0;
-  for (const FnExpr::KwArg &kw : e.kwargs) {
-    if (kw.name != "dim" || kw.value != std::floor(kw.value) || kw.value < 0) {
-      diags.error(kw.loc, "'cat' takes one keyword argument, dim = a "
-                          "non-negative integer");
-      return invalid();
-    }
-    e.dim = static_cast<int64_t>(kw.value);
-  }
-  if (e.args.size() < 2) {
-    diags.error(e.loc, "'cat' needs at least two tensors");
-    return invalid();
-  }
-  FnType r;
-  for (std::unique_ptr<FnExpr> &arg : e.args) {
-    FnType a = checkExpr(*arg);
-    if (!a.isValid())
-      return invalid();
-    if (a.format == FnFormat::RowCOO || a.format == FnFormat::BSR ||
-        e.dim >= a.getRank() || a.shape[e.dim].isSymbolic()) {
-      diags.error(arg->loc, "'cat' needs dense, @csr, @csc or @coo tensors "
-                            "with a literal dimension " +
-                                Twine(e.dim) + ", got " + fnTypeToString(a));
-      return invalid();
-    }
-    if (!r.isValid()) {
-      r = a;
-      continue;
-    }
-    FnType same = a;
-    same.shape[e.dim] = r.shape[e.dim];
-    if (same != r) {
-      diags.error(arg->loc, "the tensors of 'cat' must have one element "
-                            "type, format and shape but dimension " +
-                                Twine(e.dim) + ", got " + fnTypeToString(r) +
-                                " and " + fnTypeToString(a));
-      return invalid();
-    }
-    r.shape[e.dim].value += a.shape[e.dim].value;
-  }
-  if (r.shape[e.dim].value > kMaxElements) {
-    diags.error(e.loc, "'cat' makes dimension " + Twine(e.dim) +
-                           " larger "
-                           "than 2^31");
-    return invalid();
-  }
-  return r;
-}
-
 FnType FnChecker::checkCall(FnExpr &e) {
   // clone(a) is a (copy of) a; norm(a) is sqrt(sum(a * a)) (its gradient
   // follows).
@@ -520,6 +409,9 @@ FnType FnChecker::checkCall(FnExpr &e) {
              .Cases({"softmax", "log_softmax"}, FnOp::Softmax)
              .Case("narrow", FnOp::Narrow)
              .Case("cat", FnOp::Cat)
+             .Case("index_select", FnOp::IndexSelect)
+             .Case("nonzero", FnOp::NonZero)
+             .Case("bmm", FnOp::Bmm)
              .Case("transpose", FnOp::Transpose)
              .Case("to_dense", FnOp::ToDense)
              .Default(llvm::is_contained(fnMapNames(), e.name) ? FnOp::Map
@@ -529,8 +421,8 @@ FnType FnChecker::checkCall(FnExpr &e) {
     diags.error(e.loc, "unknown kernel operation '" + e.name +
                            "'; expected mm, addmm, smm, hspmm, sspaddmm, "
                            "pow, sum, max, min, norm, softmax, log_softmax, "
-                           "narrow, cat, clone, "
-                           "transpose, "
+                           "narrow, cat, index_select, nonzero, bmm, "
+                           "clone, transpose, "
                            "to_dense or an elementwise function (" +
                            llvm::join(fnMapNames(), ", ") + ")");
     return invalid();
@@ -582,6 +474,12 @@ FnType FnChecker::checkCall(FnExpr &e) {
     return checkNarrow(e);
   case FnOp::Cat:
     return checkCat(e);
+  case FnOp::IndexSelect:
+    return checkIndexSelect(e);
+  case FnOp::NonZero:
+    return checkNonZero(e);
+  case FnOp::Bmm:
+    return checkBmm(e);
   case FnOp::Sum:
   case FnOp::Reduce:
   case FnOp::Softmax: {
@@ -711,12 +609,32 @@ FnType FnChecker::checkExpr(FnExpr &e) {
     bool allowed = (e.op == FnOp::MatMul && i == 0) ||
                    (e.op == FnOp::AddMM && i == 1) || e.op == FnOp::Sum ||
                    e.op == FnOp::ToDense;
-    if (e.args[i]->type.format == FnFormat::NM && !allowed) {
-      diags.error(
-          e.args[i]->loc,
-          "an @nm tensor can only be the left factor of '@', mm or "
-          "addmm, summed or densified, not an operand of " +
-              (e.name.empty() ? opSpelling(e.op).str() : "'" + e.name + "'"));
+    const FnType &at = e.args[i]->type;
+    std::string user =
+        e.name.empty() ? opSpelling(e.op).str() : "'" + e.name + "'";
+    if (at.format == FnFormat::Indices) {
+      diags.error(e.args[i]->loc, "the coordinates of nonzero(...) can only "
+                                  "be returned by a kernel, not used by " +
+                                      user);
+      t = invalid();
+    } else if (at.isInteger() && !(e.op == FnOp::IndexSelect && i == 1)) {
+      diags.error(e.args[i]->loc, "an i64 tensor can only be the index of "
+                                  "index_select, not an operand of " +
+                                      user);
+      t = invalid();
+    } else if (at.isSparse() && at.getRank() == 3 &&
+               !(e.op == FnOp::Bmm && i == 0) && e.op != FnOp::ToDense) {
+      diags.error(e.args[i]->loc,
+                  "a 3-dimensional @coo tensor can only be the first factor "
+                  "of bmm or densified, not an operand of " +
+                      user);
+      t = invalid();
+    }
+    if (at.format == FnFormat::NM && !allowed) {
+      diags.error(e.args[i]->loc,
+                  "an @nm tensor can only be the left factor of '@', mm or "
+                  "addmm, summed or densified, not an operand of " +
+                      user);
       t = invalid();
     }
   }
@@ -769,7 +687,7 @@ void FnChecker::checkCNames() {
   }
 }
 
-} // namespace
+} // namespace sparsec::ast::fnsema
 
 void ast::checkFns(Module &m, DiagEngine &diags) {
   llvm::StringMap<const FnDecl *> seen;
@@ -780,7 +698,7 @@ void ast::checkFns(Module &m, DiagEngine &diags) {
       diags.note(it->second->loc, "previous definition is here");
       continue;
     }
-    FnChecker(*fn, diags).check();
+    fnsema::FnChecker(*fn, diags).check();
   }
   if (!diags.hasErrors())
     deriveGradients(m, diags);
