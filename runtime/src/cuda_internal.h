@@ -88,6 +88,23 @@ void sparsec__cuda_record(const char *fmt, ...) SPARSEC_PRINTF(1, 2);
  * CUDA call only). */
 void sparsec__cuda_set_device(int ordinal);
 
+/* `n` contiguous values of a parameter on the device, their gradient and
+ * the optimizer state at the same offsets (0 where a state is not kept):
+ * sparsec__span with device pointers. */
+typedef struct sparsec__cuda_span {
+  CUdeviceptr p, g;
+  CUdeviceptr s[SPARSEC_NSTATE];
+  int64_t n;
+} sparsec__cuda_span;
+
+/* One optimizer step on the device (cuda_optim.c, kernels in
+ * runtime/cuda/optim.cu), the same arithmetic as sparsec__opt_span on the
+ * CPU: `init` and `sparse_form` as there. Synchronous. Returns SPARSEC_OK,
+ * or SPARSEC_ERR_CUDA with the message set (no driver or device, a failed
+ * launch, a runtime built without nvcc, row-wise Adagrad). */
+int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
+                           int sparse_form);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@
 #ifndef SPARSEC_RUNTIME_INTERNAL_H
 #define SPARSEC_RUNTIME_INTERNAL_H
 
+#include "optim_elem.h"
 #include "sparsec/runtime.h"
 
 #include <stddef.h>
@@ -342,35 +343,9 @@ void sparsec__prune_step(sparsec_model *m, int64_t t);
 
 /*===-- Optimizers (optim*.c) ---------------------------------------------===*/
 
-/* Hyper-parameters of one step, cast to float as ATen casts scalars for f32
- * parameters (derived quantities are computed in double first, as Python
- * computes them in torch.optim). */
-typedef struct sparsec__opt {
-  const sparsec_optimizer_desc *d;
-  sparsec_optimizer_kind kind;
-  int64_t step; /* 1-based index of the step being taken */
-  double lr;    /* scheduled learning rate of this step */
-  float neg_lr; /* -lr */
-  float momentum, one_minus_dampening;
-  float l2; /* weight decay added to the gradient (every kind but AdamW) */
-  int nesterov, maximize, centered, amsgrad;
-  float eps, alpha, one_minus_alpha;
-  float beta1, one_minus_beta1, beta2, one_minus_beta2;
-  float neg_clr;         /* Adagrad: -lr / (1 + (step - 1) lr_decay) */
-  float bias2_sqrt;      /* Adam: sqrt(1 - beta2^step) */
-  float neg_step_size;   /* Adam: -lr / (1 - beta1^step) */
-  float sparse_neg_step; /* SparseAdam: -lr sqrt(1 - beta2^step) / (1 - beta1^step) */
-  float decay;           /* AdamW: 1 - lr weight_decay */
-} sparsec__opt;
-
+/* sparsec__opt, sparsec__grad and the per-value updates: optim_elem.h. */
 sparsec__opt sparsec__opt_make(const sparsec_optimizer_desc *d, double lr, int64_t step);
 
-/* The gradient PyTorch's step works with: negated when maximizing, plus
- * the L2 term (g.add(p, alpha=weight_decay)). */
-static inline float sparsec__grad(const sparsec__opt *o, float grad, float p) {
-  const float g = o->maximize ? -grad : grad;
-  return o->l2 != 0.0f ? g + o->l2 * p : g;
-}
 /* State kind `k` is kept by optimizer `d` (for a parameter of any layout). */
 int sparsec__opt_keeps(const sparsec_optimizer_desc *d, int k);
 const char *sparsec__state_name(int k);

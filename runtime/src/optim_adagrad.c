@@ -19,11 +19,6 @@
 
 #include <math.h>
 
-static inline float sparsec__adagrad_update(float p, float g, float std, float neg_clr,
-                                            int sparse_form) {
-  return sparse_form ? p + neg_clr * (g / std) : p + (neg_clr * g) / std;
-}
-
 void sparsec__adagrad_span(const sparsec__opt *o, const sparsec__span *s, int sparse_form) {
   const float eps = o->eps, neg_clr = o->neg_clr;
   const float *grad = s->g;
@@ -46,11 +41,8 @@ void sparsec__adagrad_span(const sparsec__opt *o, const sparsec__span *s, int sp
     }
     return;
   }
+  const sparsec__opt oc = *o; /* a local: no aliasing with p */
   float *sum = s->s[SPARSEC_ST_SUM];
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = sparsec__grad(o, grad[i], p[i]);
-    sum[i] = sum[i] + g * g;
-    const float std = sqrtf(sum[i]) + eps;
-    p[i] = sparsec__adagrad_update(p[i], g, std, neg_clr, sparse_form);
-  }
+  for (int64_t i = 0; i < n; ++i)
+    sparsec__adagrad_elem(&oc, p, grad, sum, i, sparse_form);
 }

@@ -26,40 +26,11 @@
 #include <math.h>
 
 void sparsec__adam_span(const sparsec__opt *o, const sparsec__span *s, int sparse_form) {
-  const float b1 = o->beta1, b2 = o->beta2, omb1 = o->one_minus_beta1, omb2 = o->one_minus_beta2;
-  const float eps = o->eps;
-  const int adamw = o->kind == SPARSEC_OPT_ADAMW;
-  const float *grad = s->g;
-  float *p = s->p, *m = s->s[SPARSEC_ST_EXP_AVG], *v = s->s[SPARSEC_ST_EXP_AVG_SQ];
+  const sparsec__opt oc = *o; /* a local: no aliasing with p */
+  float *m = s->s[SPARSEC_ST_EXP_AVG], *v = s->s[SPARSEC_ST_EXP_AVG_SQ];
   float *vmax = s->s[SPARSEC_ST_MAX_EXP_AVG_SQ];
-  for (int64_t i = 0; i < s->n; ++i) {
-    const float g = sparsec__grad(o, grad[i], p[i]);
-    if (adamw)
-      p[i] = p[i] * o->decay;
-    float mi, vi;
-    if (sparse_form) {
-      const float old_m = m[i], old_v = v[i];
-      const float upd_m = (g - old_m) * omb1, upd_v = (g * g - old_v) * omb2;
-      m[i] = old_m + upd_m;
-      v[i] = old_v + upd_v;
-      mi = upd_m + old_m;
-      vi = upd_v + old_v;
-    } else {
-      mi = m[i] * b1 + omb1 * g;
-      vi = v[i] * b2 + (omb2 * g) * g;
-      m[i] = mi;
-      v[i] = vi;
-    }
-    if (o->amsgrad) {
-      if (!(vmax[i] >= vi)) /* torch.maximum: NaN propagates */
-        vmax[i] = vi;
-      vi = vmax[i];
-    }
-    if (sparse_form)
-      p[i] = p[i] + (mi / (sqrtf(vi) + eps)) * o->sparse_neg_step;
-    else
-      p[i] = p[i] + (o->neg_step_size * mi) / (sqrtf(vi) / o->bias2_sqrt + eps);
-  }
+  for (int64_t i = 0; i < s->n; ++i)
+    sparsec__adam_elem(&oc, s->p, s->g, m, v, vmax, i, sparse_form);
 }
 
 /* k skipped steps, from step t - k to t - 1 (t = o->step), with a zero

@@ -19,32 +19,11 @@
 #include <math.h>
 
 void sparsec__rmsprop_span(const sparsec__opt *o, const sparsec__span *s) {
-  const float alpha = o->alpha, one_minus_alpha = o->one_minus_alpha, eps = o->eps;
-  const float mom = o->momentum, neg_lr = o->neg_lr;
-  const float *grad = s->g;
-  float *p = s->p, *sq = s->s[SPARSEC_ST_SQUARE_AVG], *ga = s->s[SPARSEC_ST_GRAD_AVG];
+  const sparsec__opt oc = *o; /* a local: no aliasing with p */
+  float *sq = s->s[SPARSEC_ST_SQUARE_AVG], *ga = s->s[SPARSEC_ST_GRAD_AVG];
   float *buf = s->s[SPARSEC_ST_MOMENTUM];
-  for (int64_t i = 0; i < s->n; ++i) {
-    const float g = sparsec__grad(o, grad[i], p[i]);
-    const float v = sq[i] * alpha + (one_minus_alpha * g) * g;
-    sq[i] = v;
-    float avg;
-    if (o->centered) {
-      const float a = ga[i] * alpha + one_minus_alpha * g;
-      ga[i] = a;
-      avg = sqrtf(v + (-1.0f * a) * a);
-    } else {
-      avg = sqrtf(v);
-    }
-    avg = avg + eps;
-    if (mom > 0.0f) {
-      const float b = buf[i] * mom + g / avg;
-      buf[i] = b;
-      p[i] = p[i] + neg_lr * b;
-    } else {
-      p[i] = p[i] + (neg_lr * g) / avg;
-    }
-  }
+  for (int64_t i = 0; i < s->n; ++i)
+    sparsec__rmsprop_elem(&oc, s->p, s->g, sq, ga, buf, i);
 }
 
 void sparsec__rmsprop_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k) {

@@ -41,15 +41,9 @@ void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init) 
     }
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    float g = sparsec__grad(o, grad[i], p[i]);
-    if (mom != 0.0f) {
-      float b = init ? buf[i] * mom + one_minus_damp * g : g;
-      buf[i] = b;
-      g = o->nesterov ? g + mom * b : b;
-    }
-    p[i] = p[i] + neg_lr * g;
-  }
+  const sparsec__opt oc = *o; /* a local: no aliasing with p */
+  for (int64_t i = 0; i < n; ++i)
+    sparsec__sgd_elem(&oc, p, grad, buf, i, init);
 }
 
 /* Zero-gradient SGD on (p, buf), exactly:

@@ -1,0 +1,102 @@
+/*===- cuda_optim.c - Optimizer steps on the GPU -------------------*- C -*-===*
+ *
+ * Launches the optimizer kernels of runtime/cuda/optim.cu (PTX embedded at
+ * build time as sparsec__cuda_optim_ptx) on values, gradients and state
+ * that live on the device: one thread per value, the update of
+ * optim_elem.h. The module is JIT-loaded on first use through the mgpu*
+ * layer (cuda_mgpu.c), so failures are recorded per thread the same way
+ * and nothing here needs the CUDA toolkit at run time.
+ *===----------------------------------------------------------------------===*/
+#include "cuda_internal.h"
+
+#include <pthread.h>
+
+extern const char sparsec__cuda_optim_ptx[];
+
+void *mgpuModuleLoadJIT(void *data, int opt_level);
+void *mgpuModuleGetFunction(void *handle, const char *name);
+void mgpuLaunchKernel(void *function, intptr_t gx, intptr_t gy, intptr_t gz, intptr_t bx,
+                      intptr_t by, intptr_t bz, int32_t smem, void *stream, void **params,
+                      void **extra, size_t param_count);
+void mgpuStreamSynchronize(void *s);
+
+enum { kThreads = 256 };
+
+static pthread_once_t module_once = PTHREAD_ONCE_INIT;
+static void *module;
+
+static void load_module(void) {
+  module = mgpuModuleLoadJIT((void *)(uintptr_t)sparsec__cuda_optim_ptx, 3);
+}
+
+int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
+                           int sparse_form) {
+  const char *name;
+  switch (o->kind) {
+  case SPARSEC_OPT_SGD:
+    name = "sparsec_cuda_sgd";
+    break;
+  case SPARSEC_OPT_ADAGRAD:
+    name = "sparsec_cuda_adagrad";
+    break;
+  case SPARSEC_OPT_RMSPROP:
+    name = "sparsec_cuda_rmsprop";
+    break;
+  case SPARSEC_OPT_ADAM:
+  case SPARSEC_OPT_ADAMW:
+    name = "sparsec_cuda_adam";
+    break;
+  default:
+    return sparsec__fail(SPARSEC_ERR_CUDA,
+                         "optimizer step on the GPU: optimizer kind %d has "
+                         "no CUDA kernel (row-wise Adagrad is CPU only)",
+                         (int)o->kind);
+  }
+  if (!sparsec__cuda_optim_ptx[0])
+    return sparsec__fail(SPARSEC_ERR_CUDA, "optimizer step on the GPU: this runtime was built "
+                                           "without the CUDA toolkit (nvcc), so it has no "
+                                           "optimizer kernels");
+  if (s->n <= 0)
+    return SPARSEC_OK;
+  int status = sparsec_cuda_take_error(); /* start from a clean record */
+  (void)status;
+  pthread_once(&module_once, load_module);
+  void *f = mgpuModuleGetFunction(module, name);
+  sparsec__opt arg = *o;
+  CUdeviceptr p = s->p, g = s->g;
+  CUdeviceptr st[SPARSEC_NSTATE];
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    st[k] = s->s[k];
+  int64_t n = s->n;
+  void *params[8] = {&arg, &p, &g};
+  int np = 3;
+  switch (o->kind) {
+  case SPARSEC_OPT_SGD:
+    params[np++] = &st[SPARSEC_ST_MOMENTUM];
+    params[np++] = &n;
+    params[np++] = &init;
+    break;
+  case SPARSEC_OPT_ADAGRAD:
+    params[np++] = &st[SPARSEC_ST_SUM];
+    params[np++] = &n;
+    params[np++] = &sparse_form;
+    break;
+  case SPARSEC_OPT_RMSPROP:
+    params[np++] = &st[SPARSEC_ST_SQUARE_AVG];
+    params[np++] = &st[SPARSEC_ST_GRAD_AVG];
+    params[np++] = &st[SPARSEC_ST_MOMENTUM];
+    params[np++] = &n;
+    break;
+  default: /* Adam, AdamW */
+    params[np++] = &st[SPARSEC_ST_EXP_AVG];
+    params[np++] = &st[SPARSEC_ST_EXP_AVG_SQ];
+    params[np++] = &st[SPARSEC_ST_MAX_EXP_AVG_SQ];
+    params[np++] = &n;
+    params[np++] = &sparse_form;
+    break;
+  }
+  mgpuLaunchKernel(f, (intptr_t)((n + kThreads - 1) / kThreads), 1, 1, kThreads, 1, 1, 0, NULL,
+                   params, NULL, (size_t)np);
+  mgpuStreamSynchronize(NULL);
+  return sparsec_cuda_take_error();
+}

@@ -1,0 +1,229 @@
+/*===- optim_test.c - CUDA optimizer steps against the CPU ones ---*- C -*-===*
+ *
+ * Links the static runtime and runs every optimizer's step on the GPU
+ * (sparsec__cuda_opt_span, kernels of runtime/cuda/optim.cu) and on the CPU
+ * (sparsec__opt_span) from the same values, gradients and state, three
+ * steps in a row, for SGD (plain, momentum with dampening, nesterov, weight
+ * decay + maximize), Adagrad (dense and sparse arithmetic, lr decay,
+ * initial accumulator), RMSprop (plain, centered with momentum), Adam
+ * (dense, amsgrad, SparseAdam arithmetic) and AdamW.
+ *
+ *   optim_test           compares values and every state (relative error
+ *                        <= 1e-5; both run optim_elem.h, so normally the
+ *                        same bits); exit 77 (skipped) without a usable GPU.
+ *   optim_test --no-gpu  on a machine without CUDA: the step fails cleanly
+ *                        ("no CUDA driver"/"no CUDA device") and the
+ *                        embedded PTX holds the four kernels; exit 77 where
+ *                        CUDA is available.
+ *===----------------------------------------------------------------------===*/
+#include "cuda_internal.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char sparsec__cuda_optim_ptx[];
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool hostShared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream);
+void mgpuStreamSynchronize(void *stream);
+
+enum { kN = 100003, kSteps = 3 };
+
+typedef struct {
+  const char *name;
+  sparsec_optimizer_desc d;
+  int sparse_form;
+} Case;
+
+static sparsec_optimizer_desc desc(sparsec_optimizer_kind kind, double lr) {
+  sparsec_optimizer_desc d;
+  memset(&d, 0, sizeof(d));
+  d.kind = kind;
+  d.lr = lr;
+  d.eps = 1e-8;
+  d.alpha = 0.99;
+  d.beta1 = 0.9;
+  d.beta2 = 0.999;
+  return d;
+}
+
+static int cases(Case *c) {
+  int n = 0;
+  c[n] = (Case){"sgd", desc(SPARSEC_OPT_SGD, 0.1), 0};
+  c[++n] = (Case){"sgd momentum dampening", desc(SPARSEC_OPT_SGD, 0.1), 0};
+  c[n].d.momentum = 0.9;
+  c[n].d.dampening = 0.1;
+  c[++n] = (Case){"sgd nesterov", desc(SPARSEC_OPT_SGD, 0.05), 0};
+  c[n].d.momentum = 0.8;
+  c[n].d.nesterov = 1;
+  c[++n] = (Case){"sgd weight decay maximize", desc(SPARSEC_OPT_SGD, 0.1), 0};
+  c[n].d.momentum = 0.5;
+  c[n].d.weight_decay = 0.01;
+  c[n].d.maximize = 1;
+  c[++n] = (Case){"adagrad", desc(SPARSEC_OPT_ADAGRAD, 0.1), 0};
+  c[n].d.lr_decay = 0.01;
+  c[n].d.initial_accumulator_value = 0.1;
+  c[n].d.eps = 1e-10;
+  c[++n] = (Case){"adagrad sparse form", desc(SPARSEC_OPT_ADAGRAD, 0.1), 1};
+  c[n].d.eps = 1e-10;
+  c[++n] = (Case){"rmsprop", desc(SPARSEC_OPT_RMSPROP, 0.01), 0};
+  c[++n] =
+      (Case){"rmsprop centered momentum", desc(SPARSEC_OPT_RMSPROP, 0.01), 0};
+  c[n].d.centered = 1;
+  c[n].d.momentum = 0.9;
+  c[n].d.weight_decay = 0.001;
+  c[++n] = (Case){"adam", desc(SPARSEC_OPT_ADAM, 1e-3), 0};
+  c[++n] = (Case){"adam amsgrad", desc(SPARSEC_OPT_ADAM, 1e-3), 0};
+  c[n].d.amsgrad = 1;
+  c[n].d.weight_decay = 0.01;
+  c[++n] = (Case){"sparse adam", desc(SPARSEC_OPT_ADAM, 1e-3), 1};
+  c[++n] = (Case){"adamw", desc(SPARSEC_OPT_ADAMW, 1e-3), 0};
+  c[n].d.weight_decay = 0.01;
+  return n + 1;
+}
+
+static float uniform(unsigned *state) {
+  *state = *state * 1664525u + 1013904223u;
+  return (float)((*state >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* Host arrays of one case: values, gradient and every state. */
+typedef struct {
+  float *a[2 + SPARSEC_NSTATE];
+} Arrays;
+
+static double max_rel_diff(const float *x, const float *y, int64_t n,
+                           int64_t *differing) {
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double err = fabs((double)x[i] - y[i]) / (1.0 + fabs((double)y[i]));
+    if (memcmp(&x[i], &y[i], sizeof(float)) != 0)
+      ++*differing;
+    if (!(err <= worst))
+      worst = err; /* also NaN */
+  }
+  return worst;
+}
+
+static int run_case(const Case *c) {
+  const size_t bytes = sizeof(float) * kN;
+  Arrays cpu, back;
+  void *dev[2 + SPARSEC_NSTATE];
+  unsigned seed = 12345;
+  for (int k = 0; k < 2 + SPARSEC_NSTATE; ++k) {
+    cpu.a[k] = malloc(bytes);
+    back.a[k] = malloc(bytes);
+    const int is_state = k >= 2;
+    for (int64_t i = 0; i < kN; ++i)
+      cpu.a[k][i] = is_state ? (k - 2 == SPARSEC_ST_SUM
+                                    ? (float)c->d.initial_accumulator_value
+                                    : 0.0f)
+                             : uniform(&seed);
+    dev[k] = mgpuMemAlloc(bytes, NULL, false);
+    mgpuMemcpy(dev[k], cpu.a[k], bytes, NULL);
+  }
+  double worst = 0;
+  int64_t differing = 0;
+  int status = sparsec_cuda_take_error();
+  for (int64_t step = 1; step <= kSteps && status == SPARSEC_OK; ++step) {
+    for (int64_t i = 0; i < kN; ++i) /* a new gradient */
+      cpu.a[1][i] = uniform(&seed);
+    mgpuMemcpy(dev[1], cpu.a[1], bytes, NULL);
+    mgpuStreamSynchronize(NULL);
+    sparsec__opt o = sparsec__opt_make(&c->d, c->d.lr, step);
+    sparsec__span hs = {cpu.a[0], cpu.a[1], {0}, NULL, kN};
+    sparsec__cuda_span ds = {(CUdeviceptr)(uintptr_t)dev[0],
+                             (CUdeviceptr)(uintptr_t)dev[1],
+                             {0},
+                             kN};
+    for (int k = 0; k < SPARSEC_NSTATE; ++k) {
+      hs.s[k] = cpu.a[2 + k];
+      ds.s[k] = (CUdeviceptr)(uintptr_t)dev[2 + k];
+    }
+    const int init = step > 1;
+    sparsec__opt_span(&o, &hs, init, c->sparse_form);
+    status = sparsec__cuda_opt_span(&o, &ds, init, c->sparse_form);
+    for (int k = 0; k < 2 + SPARSEC_NSTATE && status == SPARSEC_OK; ++k) {
+      if (k == 1)
+        continue;
+      mgpuMemcpy(back.a[k], dev[k], bytes, NULL);
+      mgpuStreamSynchronize(NULL);
+      status = sparsec_cuda_take_error();
+      double w = max_rel_diff(back.a[k], cpu.a[k], kN, &differing);
+      if (!(w <= worst))
+        worst = w;
+    }
+  }
+  int ok = status == SPARSEC_OK && worst <= 1e-5;
+  printf("%s: %s, %d steps of %d values: max relative difference CUDA vs CPU "
+         "%.3g (%lld values "
+         "differ in some bit)%s%s\n",
+         ok ? "PASS" : "FAIL", c->name, kSteps, kN, worst, (long long)differing,
+         status == SPARSEC_OK ? "" : ", CUDA error: ",
+         status == SPARSEC_OK ? "" : sparsec_last_error());
+  for (int k = 0; k < 2 + SPARSEC_NSTATE; ++k) {
+    mgpuMemFree(dev[k], NULL);
+    free(cpu.a[k]);
+    free(back.a[k]);
+  }
+  return ok;
+}
+
+static int no_gpu_mode(void) {
+  if (sparsec_cuda_available() == SPARSEC_OK) {
+    printf("SKIP: this machine has CUDA; the no-GPU path is not testable\n");
+    return 77;
+  }
+  int ok = 1;
+  const char *kernels[] = {"sparsec_cuda_sgd(", "sparsec_cuda_adagrad(",
+                           "sparsec_cuda_rmsprop(", "sparsec_cuda_adam("};
+  if (!sparsec__cuda_optim_ptx[0]) {
+    printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
+  } else {
+    for (int i = 0; i < 4; ++i) {
+      char entry[64];
+      snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
+      const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
+      printf("%s: embedded PTX has %s\n", found ? "PASS" : "FAIL", entry);
+      ok = ok && found;
+    }
+  }
+  Case c[16];
+  const int n = cases(c);
+  for (int i = 0; i < n; ++i) {
+    sparsec__opt o = sparsec__opt_make(&c[i].d, c[i].d.lr, 1);
+    sparsec__cuda_span s = {1, 2, {3, 4, 5, 6, 7, 8, 9}, kN};
+    int status = sparsec__cuda_opt_span(&o, &s, 0, c[i].sparse_form);
+    const char *why = sparsec_last_error();
+    const int clean =
+        status == SPARSEC_ERR_CUDA &&
+        (strstr(why, "no CUDA driver") || strstr(why, "no CUDA device") ||
+         strstr(why, "without the CUDA toolkit"));
+    printf("%s: %s without a GPU -> %d, \"%s\"\n", clean ? "PASS" : "FAIL",
+           c[i].name, status, why);
+    ok = ok && clean;
+  }
+  return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--no-gpu") == 0)
+    return no_gpu_mode();
+  if (sparsec_cuda_available() != SPARSEC_OK) {
+    printf("SKIP: %s\n", sparsec_last_error());
+    return 77;
+  }
+  char info[256];
+  if (sparsec_cuda_device_info(info, sizeof(info)) == SPARSEC_OK)
+    printf("device: %s\n", info);
+  Case c[16];
+  const int n = cases(c);
+  int failed = 0;
+  for (int i = 0; i < n; ++i)
+    failed += !run_case(&c[i]);
+  printf("%d of %d optimizer cases match the CPU\n", n - failed, n);
+  return failed ? 1 : 0;
+}
