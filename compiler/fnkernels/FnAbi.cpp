@@ -458,28 +458,21 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
             os << "  if ((sfn_st = sfn_check_index(" << q << ", \"" << name
                << "\", " << name << ", " << dimExpr(p.type.shape[0]) << ", "
                << size << ")))\n    return sfn_st;\n";
-    if (fn.resultType.format == FnFormat::Indices) {
+    if (sparseResult) {
+      bool indices = fn.resultType.format == FnFormat::Indices;
       std::string bound = NnzBound(fn).of(*fn.ret);
       os << "  if (!out_nnz)\n    return sfn_fail(1, \"%s: 'out_nnz' is "
             "NULL\", "
          << q << ");\n"
          << "  if (out_cap < " << bound << ")\n"
          << "    return sfn_fail(2, \"%s: out_cap = %lld is less than the "
-            "bound %lld of the nonzeros\", "
-         << q << ", (long long)out_cap, (long long)(" << bound << "));\n"
-         << "  if ((sfn_st = sfn_check_ptr(" << q
-         << ", \"out\", out, out_cap)))"
-         << "\n    return sfn_st;\n";
-    } else if (sparseResult) {
-      std::string bound = NnzBound(fn).of(*fn.ret);
-      os << "  if (!out_nnz)\n    return sfn_fail(1, \"%s: 'out_nnz' is "
-            "NULL\", "
-         << q << ");\n"
-         << "  if (out_cap < " << bound << ")\n"
-         << "    return sfn_fail(2, \"%s: out_cap = %lld is less than the "
-            "bound %lld of the result's entries\", "
-         << q << ", (long long)out_cap, (long long)(" << bound << "));\n";
-      if (!isCoo(fn.resultType.format))
+            "bound %lld of the "
+         << (indices ? "nonzeros" : "result's entries") << "\", " << q
+         << ", (long long)out_cap, (long long)(" << bound << "));\n";
+      if (indices)
+        os << "  if ((sfn_st = sfn_check_ptr(" << q
+           << ", \"out\", out, out_cap)))\n    return sfn_st;\n";
+      else if (!isCoo(fn.resultType.format))
         os << "  if ((sfn_st = sfn_check_ptr(" << q
            << ", \"out_pos\", out_pos, "
            << "1)) || (sfn_st = sfn_check_ptr(" << q
@@ -488,8 +481,9 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
         os << "  if ((sfn_st = sfn_check_ptr(" << q
            << ", \"out_indices\", out_indices, out_cap)))\n    return "
               "sfn_st;\n";
-      os << "  if ((sfn_st = sfn_check_ptr(" << q
-         << ", \"out_val\", out_val, out_cap)))\n    return sfn_st;\n";
+      if (!indices)
+        os << "  if ((sfn_st = sfn_check_ptr(" << q
+           << ", \"out_val\", out_val, out_cap)))\n    return sfn_st;\n";
     } else {
       os << "  if ((sfn_st = sfn_check_ptr(" << q << ", \"out\", out, 1";
       for (const FnDim &d : fn.resultType.shape)

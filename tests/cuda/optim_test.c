@@ -17,6 +17,7 @@
  *                        CUDA is available.
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
+#include "cuda_test.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -173,10 +174,8 @@ static int run_case(const Case *c) {
 }
 
 static int no_gpu_mode(void) {
-  if (sparsec_cuda_available() == SPARSEC_OK) {
-    printf("SKIP: this machine has CUDA; the no-GPU path is not testable\n");
+  if (cuda_test_need_no_gpu())
     return 77;
-  }
   int ok = 1;
   const char *kernels[] = {"sparsec_cuda_sgd(", "sparsec_cuda_adagrad(",
                            "sparsec_cuda_rmsprop(", "sparsec_cuda_adam("};
@@ -212,13 +211,8 @@ static int no_gpu_mode(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--no-gpu") == 0)
     return no_gpu_mode();
-  if (sparsec_cuda_available() != SPARSEC_OK) {
-    printf("SKIP: %s\n", sparsec_last_error());
+  if (cuda_test_need_gpu())
     return 77;
-  }
-  char info[256];
-  if (sparsec_cuda_device_info(info, sizeof(info)) == SPARSEC_OK)
-    printf("device: %s\n", info);
   Case c[16];
   const int n = cases(c);
   int failed = 0;
