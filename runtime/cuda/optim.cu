@@ -49,4 +49,36 @@ __global__ void sparsec_cuda_adam(sparsec__opt o, float *p, const float *g, floa
     sparsec__adam_elem(&o, p, g, m, v, vmax, i, sparseForm);
 }
 
+// Row-wise Adagrad: block r steps row r of `dim` values with one
+// accumulator per row, the mean of the squared gradients summed in double
+// (a tree here, in order on the CPU: the float result rarely differs).
+__global__ void sparsec_cuda_rowwise_adagrad(sparsec__opt o, float *p, const float *g,
+                                             float *rowSum, int64_t dim, int sparseForm) {
+  __shared__ double partial[256];
+  __shared__ float rowStd;
+  const int64_t base = int64_t(blockIdx.x) * dim;
+  double acc = 0;
+  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+    const float gj = sparsec__grad(&o, g[base + j], p[base + j]);
+    acc += double(gj) * double(gj);
+  }
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half)
+      partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const float sum = sparsec__rowwise_sum(rowSum[blockIdx.x], partial[0], dim);
+    rowSum[blockIdx.x] = sum;
+    rowStd = sqrtf(sum) + o.eps;
+  }
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+    const float gj = sparsec__grad(&o, g[base + j], p[base + j]);
+    p[base + j] = sparsec__adagrad_update(p[base + j], gj, rowStd, o.neg_clr, sparseForm);
+  }
+}
+
 } // extern "C"

@@ -101,9 +101,15 @@ typedef struct sparsec__cuda_span {
  * runtime/cuda/optim.cu), the same arithmetic as sparsec__opt_span on the
  * CPU: `init` and `sparse_form` as there. Synchronous. Returns SPARSEC_OK,
  * or SPARSEC_ERR_CUDA with the message set (no driver or device, a failed
- * launch, a runtime built without nvcc, row-wise Adagrad). */
+ * launch, a runtime built without nvcc; row-wise Adagrad has its own
+ * function below). */
 int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
                            int sparse_form);
+/* Row-wise Adagrad on `rows` contiguous rows of `dim` values at `p` (and
+ * `g`), one accumulator per row at `row_sum`; the arithmetic of the CPU's
+ * row spans (sparsec__adagrad_span with row_sum). */
+int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdeviceptr g,
+                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form);
 
 #ifdef __cplusplus
 }

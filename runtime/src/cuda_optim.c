@@ -29,6 +29,21 @@ static void load_module(void) {
   module = mgpuModuleLoadJIT((void *)(uintptr_t)sparsec__cuda_optim_ptx, 3);
 }
 
+/* Launches kernel `name` of the optimizer module on `grid` blocks of
+ * kThreads and waits for it; the first failure on the way is the status. */
+static int launch(const char *name, int64_t grid, void **params, int np) {
+  if (!sparsec__cuda_optim_ptx[0])
+    return sparsec__fail(SPARSEC_ERR_CUDA, "optimizer step on the GPU: this runtime was built "
+                                           "without the CUDA toolkit (nvcc), so it has no "
+                                           "optimizer kernels");
+  (void)sparsec_cuda_take_error(); /* start from a clean record */
+  pthread_once(&module_once, load_module);
+  void *f = mgpuModuleGetFunction(module, name);
+  mgpuLaunchKernel(f, (intptr_t)grid, 1, 1, kThreads, 1, 1, 0, NULL, params, NULL, (size_t)np);
+  mgpuStreamSynchronize(NULL);
+  return sparsec_cuda_take_error();
+}
+
 int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
                            int sparse_form) {
   const char *name;
@@ -48,20 +63,12 @@ int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, i
     break;
   default:
     return sparsec__fail(SPARSEC_ERR_CUDA,
-                         "optimizer step on the GPU: optimizer kind %d has "
-                         "no CUDA kernel (row-wise Adagrad is CPU only)",
+                         "optimizer step on the GPU: optimizer kind %d has no per-value "
+                         "kernel (row-wise Adagrad: sparsec__cuda_rowwise_adagrad)",
                          (int)o->kind);
   }
-  if (!sparsec__cuda_optim_ptx[0])
-    return sparsec__fail(SPARSEC_ERR_CUDA, "optimizer step on the GPU: this runtime was built "
-                                           "without the CUDA toolkit (nvcc), so it has no "
-                                           "optimizer kernels");
   if (s->n <= 0)
     return SPARSEC_OK;
-  int status = sparsec_cuda_take_error(); /* start from a clean record */
-  (void)status;
-  pthread_once(&module_once, load_module);
-  void *f = mgpuModuleGetFunction(module, name);
   sparsec__opt arg = *o;
   CUdeviceptr p = s->p, g = s->g;
   CUdeviceptr st[SPARSEC_NSTATE];
@@ -95,8 +102,14 @@ int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, i
     params[np++] = &sparse_form;
     break;
   }
-  mgpuLaunchKernel(f, (intptr_t)((n + kThreads - 1) / kThreads), 1, 1, kThreads, 1, 1, 0, NULL,
-                   params, NULL, (size_t)np);
-  mgpuStreamSynchronize(NULL);
-  return sparsec_cuda_take_error();
+  return launch(name, (n + kThreads - 1) / kThreads, params, np);
+}
+
+int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdeviceptr g,
+                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form) {
+  if (rows <= 0 || dim <= 0)
+    return SPARSEC_OK;
+  sparsec__opt arg = *o;
+  void *params[6] = {&arg, &p, &g, &row_sum, &dim, &sparse_form};
+  return launch("sparsec_cuda_rowwise_adagrad", rows, params, 6);
 }

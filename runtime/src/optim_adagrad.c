@@ -32,7 +32,7 @@ void sparsec__adagrad_span(const sparsec__opt *o, const sparsec__span *s, int sp
       const float g = sparsec__grad(o, grad[i], p[i]);
       acc += (double)g * (double)g;
     }
-    const float sum = *s->row_sum + (float)(acc / (double)n);
+    const float sum = sparsec__rowwise_sum(*s->row_sum, acc, n);
     *s->row_sum = sum;
     const float std = sqrtf(sum) + eps;
     for (int64_t i = 0; i < n; ++i) {

@@ -71,6 +71,12 @@ static inline SPARSEC_HD float sparsec__adagrad_update(float p, float g, float s
   return sparse_form ? p + neg_clr * (g / std) : p + (neg_clr * g) / std;
 }
 
+/* Row-wise Adagrad: the row's accumulator after a step whose squared
+ * gradients (after sparsec__grad) sum to `acc` over the row's n values. */
+static inline SPARSEC_HD float sparsec__rowwise_sum(float sum, double acc, int64_t n) {
+  return sum + (float)(acc / (double)n);
+}
+
 /* Adagrad on value i with a per-value accumulator `sum`. */
 static inline SPARSEC_HD void sparsec__adagrad_elem(const sparsec__opt *o, float *p,
                                                     const float *grad, float *sum, int64_t i,

@@ -173,16 +173,76 @@ static int run_case(const Case *c) {
   return ok;
 }
 
+/* Row-wise Adagrad on 1000 rows of `dim` values: values and accumulators. */
+static int run_rowwise(int64_t dim, int sparse_form) {
+  const int64_t rows = 1000, n = rows * dim;
+  sparsec_optimizer_desc d = desc(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1);
+  d.lr_decay = 0.01;
+  d.eps = 1e-10;
+  float *host[3], *back[3];
+  void *dev[3];
+  const size_t bytes[3] = {sizeof(float) * n, sizeof(float) * n,
+                           sizeof(float) * rows};
+  unsigned seed = 777;
+  for (int k = 0; k < 3; ++k) {
+    host[k] = malloc(bytes[k]);
+    back[k] = malloc(bytes[k]);
+    for (size_t i = 0; i < bytes[k] / sizeof(float); ++i)
+      host[k][i] = k == 2 ? 0.1f : uniform(&seed);
+    dev[k] = mgpuMemAlloc(bytes[k], NULL, false);
+    mgpuMemcpy(dev[k], host[k], bytes[k], NULL);
+  }
+  mgpuStreamSynchronize(NULL);
+  int status = sparsec_cuda_take_error();
+  double worst = 0;
+  int64_t differing = 0;
+  for (int64_t step = 1; step <= kSteps && status == SPARSEC_OK; ++step) {
+    sparsec__opt o = sparsec__opt_make(&d, d.lr, step);
+    for (int64_t r = 0; r < rows; ++r) {
+      sparsec__span s = {
+          host[0] + r * dim, host[1] + r * dim, {0}, host[2] + r, dim};
+      sparsec__adagrad_span(&o, &s, sparse_form);
+    }
+    status = sparsec__cuda_rowwise_adagrad(
+        &o, (CUdeviceptr)(uintptr_t)dev[0], (CUdeviceptr)(uintptr_t)dev[1],
+        (CUdeviceptr)(uintptr_t)dev[2], rows, dim, sparse_form);
+  }
+  for (int k = 0; k < 3 && status == SPARSEC_OK; k += 2) {
+    mgpuMemcpy(back[k], dev[k], bytes[k], NULL);
+    mgpuStreamSynchronize(NULL);
+    status = sparsec_cuda_take_error();
+    double w = max_rel_diff(back[k], host[k],
+                            (int64_t)(bytes[k] / sizeof(float)), &differing);
+    if (!(w <= worst))
+      worst = w;
+  }
+  int ok = status == SPARSEC_OK && worst <= 1e-5;
+  printf("%s: row-wise adagrad%s, %d steps of %lld rows x %lld: max relative "
+         "difference CUDA vs "
+         "CPU %.3g (%lld values differ in some bit)%s%s\n",
+         ok ? "PASS" : "FAIL", sparse_form ? " sparse form" : "", kSteps,
+         (long long)rows, (long long)dim, worst, (long long)differing,
+         status == SPARSEC_OK ? "" : ", CUDA error: ",
+         status == SPARSEC_OK ? "" : sparsec_last_error());
+  for (int k = 0; k < 3; ++k) {
+    mgpuMemFree(dev[k], NULL);
+    free(host[k]);
+    free(back[k]);
+  }
+  return ok;
+}
+
 static int no_gpu_mode(void) {
   if (cuda_test_need_no_gpu())
     return 77;
   int ok = 1;
   const char *kernels[] = {"sparsec_cuda_sgd(", "sparsec_cuda_adagrad(",
-                           "sparsec_cuda_rmsprop(", "sparsec_cuda_adam("};
+                           "sparsec_cuda_rmsprop(", "sparsec_cuda_adam(",
+                           "sparsec_cuda_rowwise_adagrad("};
   if (!sparsec__cuda_optim_ptx[0]) {
     printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
   } else {
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 5; ++i) {
       char entry[64];
       snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
       const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
@@ -192,10 +252,12 @@ static int no_gpu_mode(void) {
   }
   Case c[16];
   const int n = cases(c);
-  for (int i = 0; i < n; ++i) {
+  c[n] = (Case){"row-wise adagrad", desc(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1), 0};
+  for (int i = 0; i <= n; ++i) {
     sparsec__opt o = sparsec__opt_make(&c[i].d, c[i].d.lr, 1);
     sparsec__cuda_span s = {1, 2, {3, 4, 5, 6, 7, 8, 9}, kN};
-    int status = sparsec__cuda_opt_span(&o, &s, 0, c[i].sparse_form);
+    int status = i < n ? sparsec__cuda_opt_span(&o, &s, 0, c[i].sparse_form)
+                       : sparsec__cuda_rowwise_adagrad(&o, 1, 2, 3, 10, 64, 0);
     const char *why = sparsec_last_error();
     const int clean =
         status == SPARSEC_ERR_CUDA &&
@@ -218,6 +280,7 @@ int main(int argc, char **argv) {
   int failed = 0;
   for (int i = 0; i < n; ++i)
     failed += !run_case(&c[i]);
-  printf("%d of %d optimizer cases match the CPU\n", n - failed, n);
+  failed += !run_rowwise(64, 0) + !run_rowwise(300, 1);
+  printf("%d of %d optimizer cases match the CPU\n", n + 2 - failed, n + 2);
   return failed ? 1 : 0;
 }
