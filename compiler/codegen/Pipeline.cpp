@@ -41,6 +41,7 @@ void ::sparsec::buildLinalgPipeline(OpPassManager &pm) {
   pm.addPass(mlir::sdl::createSdlGenerateRowUpdates());
   pm.addPass(mlir::sdl::createSdlGenerateRiglScores());
   pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+  pm.addPass(mlir::sdl::createSdlLowerQuantizedLinear());
   pm.addPass(mlir::sdl::createSdlLowerFakeQuant());
   pm.addPass(mlir::sdl::createSdlLowerSparseLinear());
   pm.addPass(mlir::sdl::createSdlLowerKWinners());

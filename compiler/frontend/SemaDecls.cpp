@@ -57,10 +57,12 @@ const std::vector<ArgSpec> kSparseLinearArgs =
                      {"sparsity", ArgType::Number, false},
                      {"bias", ArgType::Bool, false},
                      {"connectivity", ArgType::NameOrString, false, true}});
-/// sparse_linear's arguments (the dynamic ones are rejected) and `bits`.
+/// sparse_linear's arguments (the dynamic ones are rejected), `bits` and
+/// `inference` (auto | int8 | f32: how `<Model>_forward` computes the layer).
 const std::vector<ArgSpec> kSparseQuantizedLinearArgs = [] {
   std::vector<ArgSpec> v = kSparseLinearArgs;
   v.push_back({"bits", ArgType::Int, false, true});
+  v.push_back({"inference", ArgType::Name, false, true});
   return v;
 }();
 const ArgSpec kEmbeddingArgs[] = {
@@ -304,8 +306,9 @@ static bool resolveConnectivity(const Argument &a, const Argument *sparsity,
   return true;
 }
 
-/// `bits` (2..8, default 8) of sparse_quantized_linear, which has no
-/// dynamic sparsity yet (args: kSparseQuantizedLinearArgs).
+/// `bits` (2..8, default 8) and `inference` (auto, int8 or f32; read again
+/// by MLIRGen) of sparse_quantized_linear, which has no dynamic sparsity yet
+/// (args: kSparseQuantizedLinearArgs).
 static bool resolveQuantBits(ArrayRef<const Argument *> args, Layer &l,
                              DiagEngine &diags) {
   if (!l.dynamic.empty()) {
@@ -318,6 +321,25 @@ static bool resolveQuantBits(ArrayRef<const Argument *> args, Layer &l,
     diags.error(args[10]->value.loc, "argument 'bits' of "
                                      "'sparse_quantized_linear' must be in "
                                      "[2, 8]");
+    return false;
+  }
+  if (const Argument *a = args[11]; a && a->value.text != "auto" &&
+                                    a->value.text != "int8" &&
+                                    a->value.text != "f32") {
+    diags.error(a->value.loc, "argument 'inference' of "
+                              "'sparse_quantized_linear' must be auto, int8 "
+                              "or f32, got '" +
+                                  a->value.text + "'");
+    return false;
+  }
+  // The int8 forward sums up to `in` products of two levels of at most 127
+  // in an int32 (sdl-lower-quantized-linear; `auto` then takes f32).
+  constexpr int64_t kMaxInt8Inputs = 133143; // (2^31 - 1) / 127^2
+  if (const Argument *a = args[11];
+      a && a->value.text == "int8" && l.in > kMaxInt8Inputs) {
+    diags.error(a->value.loc,
+                "inference = int8 needs in <= " + Twine(kMaxInt8Inputs) +
+                    " (int32 sums of 127 x 127 products), got " + Twine(l.in));
     return false;
   }
   return true;

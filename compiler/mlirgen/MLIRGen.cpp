@@ -422,9 +422,16 @@ Value MLIRGenImpl::genApply(const ast::CallExpr &call, Value x,
           ? csrType(l.out, l.in)
           : RankedTensorType::get({l.out, l.in}, b.getF32Type());
   Value w = getParam(cl, p.name + ".weight", wt);
-  if (l.quantBits) // sparse_quantized_linear: the layer sees Q(W)
+  if (l.quantBits) { // sparse_quantized_linear: the layer sees Q(W)
     w = sdl::FakeQuantRowsOp::create(b, cl, wt, w,
                                      b.getI64IntegerAttr(l.quantBits));
+    // How the forward entry computes it (sdl-lower-quantized-linear); the
+    // keyword-only argument, checked by Sema, is absent for `auto`.
+    for (const ast::Argument &a : p.args)
+      if (a.key == "inference")
+        w.getDefiningOp()->setAttr("sdl.inference",
+                                   b.getStringAttr(a.value.text));
+  }
   Value bias;
   if (l.bias)
     bias = getParam(cl, p.name + ".bias",

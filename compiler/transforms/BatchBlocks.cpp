@@ -95,6 +95,37 @@ void forLoop(OpBuilder &b, Location loc, Value lo, Value hi, LoopBody body) {
                      });
 }
 
+Value loadIndex(OpBuilder &b, Location loc, Value mem, Value i) {
+  Value v = memref::LoadOp::create(b, loc, mem, ValueRange{i});
+  return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v);
+}
+
+std::pair<Value, Value> rowRange(OpBuilder &b, Location loc, Value pos,
+                                 Value row) {
+  Value next = arith::AddIOp::create(b, loc, row, cIdx(b, loc, 1));
+  return {loadIndex(b, loc, pos, row), loadIndex(b, loc, pos, next)};
+}
+
+Value wholeSteps(OpBuilder &b, Location loc, Value lo, Value hi, int64_t n) {
+  Value step = cIdx(b, loc, n);
+  Value span = arith::SubIOp::create(b, loc, hi, lo);
+  return arith::AddIOp::create(
+      b, loc, lo,
+      arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, span, step),
+                            step));
+}
+
+Value accumulate(
+    OpBuilder &b, Location loc, Value lo, Value hi, Value init,
+    llvm::function_ref<Value(OpBuilder &, Location, Value, Value)> step) {
+  auto loop = scf::ForOp::create(
+      b, loc, lo, hi, cIdx(b, loc, 1), ValueRange{init},
+      [&](OpBuilder &nb, Location nl, Value iv, ValueRange acc) {
+        scf::YieldOp::create(nb, nl, ValueRange{step(nb, nl, acc[0], iv)});
+      });
+  return loop.getResult(0);
+}
+
 Value loadVec(OpBuilder &b, Location loc, const Csr &c, Value mem, Value blk,
               Value row) {
   return vector::LoadOp::create(b, loc, c.vec, mem,
@@ -300,30 +331,79 @@ Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c) {
   return asTensor(b, loc, out);
 }
 
+/// A linalg.generic without inputs filling a tensor of type `t` (dynamic
+/// dim `dyn`) element by element with body(indices), marked `mark` =
+/// width: the tensor forms of the layout conversions.
+static Value markedGeneric(
+    OpBuilder &b, Location loc, RankedTensorType t, Value dyn, StringRef mark,
+    int64_t width,
+    llvm::function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  Value empty = tensor::EmptyOp::create(b, loc, t, ValueRange{dyn});
+  int64_t rank = t.getRank();
+  auto g = linalg::GenericOp::create(
+      b, loc, TypeRange{t}, ValueRange{}, ValueRange{empty},
+      ArrayRef<AffineMap>{
+          AffineMap::getMultiDimIdentityMap(rank, b.getContext())},
+      SmallVector<IteratorType>(rank, IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        SmallVector<Value> idx;
+        for (int64_t d = 0; d < rank; ++d)
+          idx.push_back(linalg::IndexOp::create(nb, nl, d));
+        linalg::YieldOp::create(nb, nl, ValueRange{body(nb, nl, idx)});
+      });
+  g->setAttr(mark, b.getI64IntegerAttr(width));
+  return g.getResult(0);
+}
+
+Value toBlocksOp(OpBuilder &b, Location loc, Value x, const Csr &c) {
+  int64_t f = tensorOf(x).getDimSize(1);
+  Value batch = tensor::DimOp::create(b, loc, x, 0);
+  auto t = RankedTensorType::get({ShapedType::kDynamic, f, c.width}, c.elt);
+  return markedGeneric(
+      b, loc, t, numBlocks(b, loc, batch, c.width), kToBlocks, c.width,
+      [&](OpBuilder &nb, Location nl, ValueRange idx) -> Value {
+        Value row = arith::AddIOp::create(
+            nb, nl,
+            arith::MulIOp::create(nb, nl, idx[0], cIdx(nb, nl, c.width)),
+            idx[2]);
+        Value last = arith::SubIOp::create(nb, nl, batch, cIdx(nb, nl, 1));
+        Value v = tensor::ExtractOp::create(
+            nb, nl, x,
+            ValueRange{arith::MinUIOp::create(nb, nl, row, last), idx[1]});
+        Value inside = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult,
+                                             row, batch);
+        Value zero = arith::ConstantOp::create(nb, nl, c.elt,
+                                               nb.getFloatAttr(c.elt, 0.0));
+        return arith::SelectOp::create(nb, nl, inside, v, zero);
+      });
+}
+
 /// [ceil(B / W), F, W] -> [B, F] as a tensor op (type `t`): removed with
 /// its result when nothing uses it, else replaced by storeRows at the end of
 /// the pass.
 Value fromBlocks(OpBuilder &b, Location loc, Value blocks, Value batch,
                  RankedTensorType t, const Csr &c) {
-  Value empty = tensor::EmptyOp::create(b, loc, t, ValueRange{batch});
-  MLIRContext *ctx = b.getContext();
-  auto g = linalg::GenericOp::create(
-      b, loc, TypeRange{t}, ValueRange{}, ValueRange{empty},
-      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
-      SmallVector<IteratorType>(2, IteratorType::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange) {
-        Value row = linalg::IndexOp::create(nb, nl, 0);
-        Value col = linalg::IndexOp::create(nb, nl, 1);
+  return markedGeneric(
+      b, loc, t, batch, kFromBlocks, c.width,
+      [&](OpBuilder &nb, Location nl, ValueRange idx) -> Value {
         Value w = cIdx(nb, nl, c.width);
-        Value blk = arith::DivUIOp::create(nb, nl, row, w);
-        Value lane = arith::RemUIOp::create(nb, nl, row, w);
-        linalg::YieldOp::create(
-            nb, nl,
-            ValueRange{tensor::ExtractOp::create(nb, nl, blocks,
-                                                 ValueRange{blk, col, lane})});
+        Value blk = arith::DivUIOp::create(nb, nl, idx[0], w);
+        Value lane = arith::RemUIOp::create(nb, nl, idx[0], w);
+        return tensor::ExtractOp::create(nb, nl, blocks,
+                                         ValueRange{blk, idx[1], lane});
       });
-  g->setAttr(kFromBlocks, b.getI64IntegerAttr(c.width));
-  return g.getResult(0);
+}
+
+std::pair<Value, Value> blocksOf(Value v, int64_t width) {
+  auto g = v.getDefiningOp<linalg::GenericOp>();
+  auto w = g ? g->getAttrOfType<IntegerAttr>(kFromBlocks) : IntegerAttr();
+  if (!w || (width && w.getInt() != width))
+    return {};
+  Value blocks;
+  g.getRegion().walk([&](tensor::ExtractOp e) { blocks = e.getTensor(); });
+  Value batch =
+      g.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>().getDynamicSizes()[0];
+  return {blocks, batch};
 }
 
 /// Stores the samples of [nb, F, W] blocks `blocks` into the [B, F] buffer

@@ -27,6 +27,8 @@ constexpr int64_t kBlockBits = 2048;
 constexpr int64_t kBlockAlign = 64;
 /// Marks the tensor form of fromBlocks (attribute: the block width).
 constexpr StringLiteral kFromBlocks = "sdl.from_blocks";
+/// Marks the tensor form of toBlocks (attribute: the block width).
+constexpr StringLiteral kToBlocks = "sdl.to_blocks";
 /// Columns of one parallel iteration of the layout conversions and the
 /// elementwise and reduction loops on blocks.
 constexpr int64_t kColumnTile = 64;
@@ -59,6 +61,18 @@ Value numBlocks(OpBuilder &b, Location loc, Value batch, int64_t width);
 /// scf.parallel over [0, n) marked for sparsec-outline-parallel.
 void parallelFor(OpBuilder &b, Location loc, Value n, LoopBody body);
 void forLoop(OpBuilder &b, Location loc, Value lo, Value hi, LoopBody body);
+/// The index stored at `i` of the integer buffer `mem`.
+Value loadIndex(OpBuilder &b, Location loc, Value mem, Value i);
+/// [begin, end) of the stored entries of `row` of a CSR weight with
+/// positions `pos` (a buffer).
+std::pair<Value, Value> rowRange(OpBuilder &b, Location loc, Value pos,
+                                 Value row);
+/// lo + (hi - lo) / n * n: the end of the whole steps of n from lo.
+Value wholeSteps(OpBuilder &b, Location loc, Value lo, Value hi, int64_t n);
+/// Accumulates `step(acc, iv)` over [lo, hi) in a loop-carried value.
+Value accumulate(
+    OpBuilder &b, Location loc, Value lo, Value hi, Value init,
+    llvm::function_ref<Value(OpBuilder &, Location, Value, Value)> step);
 Value loadVec(OpBuilder &b, Location loc, const Csr &c, Value mem, Value blk,
               Value row);
 void storeVec(OpBuilder &b, Location loc, Value v, Value mem, Value blk,
@@ -87,11 +101,19 @@ void storeOrAdd(OpBuilder &b, Location loc, Value first, Value v, Value mem,
                 ValueRange at);
 /// [B, F] -> [ceil(B / W), F, W], padding lanes zero; tiles in parallel.
 Value toBlocks(OpBuilder &b, Location loc, Value x, const Csr &c);
+/// [B, F] -> [ceil(B / W), F, W] as a tensor op, marked kToBlocks, for a
+/// pass that runs before sdl-lower-sparse-linear: that pass replaces it by
+/// the blocks it has for `x` (those of the kernel that computed x), else
+/// by toBlocks.
+Value toBlocksOp(OpBuilder &b, Location loc, Value x, const Csr &c);
 /// [ceil(B / W), F, W] -> [B, F] as a tensor op (type `t`), marked
 /// kFromBlocks: removed with its result when nothing uses it, else replaced
 /// by storeRows at the end of the pass.
 Value fromBlocks(OpBuilder &b, Location loc, Value blocks, Value batch,
                  RankedTensorType t, const Csr &c);
+/// The blocks and the batch size B of `v` if it is the result of fromBlocks
+/// with blocks of `width` lanes (width 0: any), else null values.
+std::pair<Value, Value> blocksOf(Value v, int64_t width = 0);
 /// Stores the samples of blocks `blocks` into the [B, F] buffer `dest`;
 /// tiles in parallel.
 void storeRows(OpBuilder &b, Location loc, Value blocks, Value dest,

@@ -20,7 +20,10 @@
 // parallel). Kernel outputs keep their blocks, and relu / relu_grad of
 // values with blocks are computed on the blocks, as is reduce_batch (the
 // bias gradient), so a chain of layers converts activations only where
-// something else reads them; a [B, F] form nothing reads is erased. Where
+// something else reads them; a [B, F] form nothing reads is erased. Blocks
+// made by an earlier pass (sdl-lower-quantized-linear: a fromBlocks result,
+// and toBlocksOp for its inputs, replaced here by the blocks at hand) join
+// the same chain. Where
 // they are the only user of a kernel's result, relu and relu_grad are
 // applied by the kernel as it stores its tiles (Epilogue), and the bias
 // gradient of a dy whose weight gradient is computed here is summed by that
@@ -118,17 +121,12 @@ struct CsrBuffers {
       mask = buffer(b, loc, c.mask);
   }
 
-  Value loadIndex(OpBuilder &b, Location loc, Value mem, Value i) const {
-    Value v = memref::LoadOp::create(b, loc, mem, ValueRange{i});
-    return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v);
-  }
   /// [begin, end) of the stored entries of `row`.
   std::pair<Value, Value> rowRange(OpBuilder &b, Location loc,
                                    Value row) const {
     if (c.isDense())
       return {cIdx(b, loc, 0), cIdx(b, loc, c.cols)};
-    Value next = arith::AddIOp::create(b, loc, row, cIdx(b, loc, 1));
-    return {loadIndex(b, loc, pos, row), loadIndex(b, loc, pos, next)};
+    return blocks::rowRange(b, loc, pos, row);
   }
   Value column(OpBuilder &b, Location loc, Value k) const {
     return c.isDense() ? k : loadIndex(b, loc, crd, k);
@@ -157,18 +155,6 @@ struct CsrBuffers {
     return arith::MulFOp::create(b, loc, v, m);
   }
 };
-
-/// Accumulates `step(acc, iv)` over [lo, hi) in a loop-carried vector.
-Value accumulate(
-    OpBuilder &b, Location loc, Value lo, Value hi, Value init,
-    llvm::function_ref<Value(OpBuilder &, Location, Value, Value)> step) {
-  auto loop = scf::ForOp::create(
-      b, loc, lo, hi, cIdx(b, loc, 1), ValueRange{init},
-      [&](OpBuilder &nb, Location nl, Value iv, ValueRange acc) {
-        scf::YieldOp::create(nb, nl, ValueRange{step(nb, nl, acc[0], iv)});
-      });
-  return loop.getResult(0);
-}
 
 /// acc + broadcast(w) * v
 Value fmaBroadcast(OpBuilder &b, Location loc, const Csr &c, Value w, Value v,
@@ -219,7 +205,10 @@ struct BlockCache {
     if (it != blocks.end() && dom.properlyDominates(it->second.blocks, at))
       return it->second;
     Blocked d;
-    if (auto r = x.getDefiningOp<ReluOp>()) {
+    if (auto [blk, batch] = blocksOf(x, c.width); blk) {
+      // Made by an earlier pass (sdl-lower-quantized-linear).
+      d = {blk, batch};
+    } else if (auto r = x.getDefiningOp<ReluOp>()) {
       if (Blocked in = find(b, loc, r.getInput(), c))
         d = {mapBlocks(b, loc, c, {in.blocks},
                        [&](OpBuilder &nb, Location nl, ValueRange a) {
@@ -653,8 +642,24 @@ FailureOr<Value> lowerReduceBatch(OpBuilder &b, ReduceBatchOp op,
   return asTensor(b, loc, out);
 }
 
+/// The blocks of the input of a toBlocksOp (made by an earlier pass): the
+/// cached ones, or a conversion.
+FailureOr<Value> lowerToBlocks(OpBuilder &b, linalg::GenericOp g,
+                               BlockCache &cache) {
+  int64_t width = g->getAttrOfType<IntegerAttr>(kToBlocks).getInt();
+  Value x;
+  g.getRegion().walk([&](tensor::ExtractOp e) { x = e.getTensor(); });
+  auto t = tensorOf(x);
+  Type elt = t.getElementType();
+  Csr c{Value(),         Value(), Value(), 0,
+        t.getDimSize(1), width,   elt,     VectorType::get({width}, elt)};
+  return cache.get(b, g.getLoc(), x, c).blocks;
+}
+
 /// Lowers `op` if it is one of the kernels handled here.
 FailureOr<Value> lowerOp(OpBuilder &b, Operation *op, BlockCache &cache) {
+  if (auto g = dyn_cast<linalg::GenericOp>(op))
+    return lowerToBlocks(b, g, cache);
   if (auto o = dyn_cast<ReduceBatchOp>(op))
     return lowerReduceBatch(b, o, cache);
   if (auto o = dyn_cast<LinearOp>(op)) {
@@ -708,10 +713,7 @@ void materializeRows(IRRewriter &rewriter, linalg::GenericOp g) {
   int64_t width = g->getAttrOfType<IntegerAttr>(kFromBlocks).getInt();
   Csr c{Value(), Value(), Value(), 0, t.getDimSize(1), width, elt,
         VectorType::get({width}, elt)};
-  Value batch = g.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>()
-                    .getDynamicSizes()[0];
-  Value blocks;
-  g.getRegion().walk([&](tensor::ExtractOp e) { blocks = e.getTensor(); });
+  auto [blocks, batch] = blocksOf(g.getResult(0));
   Value dest = resultBuffer(rewriter, loc, g.getResult(0),
                             MemRefType::get(t.getShape(), elt), {batch});
   storeRows(rewriter, loc, blocks, dest, batch, c);
@@ -725,7 +727,8 @@ struct SdlLowerSparseLinear
     getOperation().walk([&](Operation *op) {
       if (isa<LinearOp, LinearGradInputOp, LinearGradWeightOp, ReduceBatchOp,
               MaskedLinearOp, MaskedLinearGradInputOp,
-              MaskedLinearGradWeightOp>(op))
+              MaskedLinearGradWeightOp>(op) ||
+          (isa<linalg::GenericOp>(op) && op->hasAttr(kToBlocks)))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());

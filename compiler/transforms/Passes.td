@@ -133,6 +133,32 @@ def SdlLowerFakeQuant : Pass<"sdl-lower-fake-quant", "::mlir::ModuleOp"> {
                            "::mlir::sparse_tensor::SparseTensorDialect"];
 }
 
+def SdlLowerQuantizedLinear
+    : Pass<"sdl-lower-quantized-linear", "::mlir::ModuleOp"> {
+  let summary = "int8 inference forward of sparse_quantized_linear layers";
+  let description = [{
+    In the forward entry (`sdl.entry = "forward"`), `sdl.linear` of a
+    rank-2 f32 activation and `sdl.fake_quant_rows` of a CSR weight rebuilt
+    by `sparse_tensor.assemble` becomes an int8 kernel when the op's
+    `sdl.inference` is "int8", or "auto" (the default) and the rule chooses
+    int8: the weight is quantized to int8 levels with one scale per row
+    (the fake quantization's levels), the activation per sample to int8
+    (sx = max |x(b, :)| / 127, 1 for a zero row) in 64-lane batch blocks,
+    the product accumulated in i32 and scaled back,
+    y = acc * s(r) * sx(b) + bias(r). The result keeps its f32 blocks for
+    sdl-lower-sparse-linear. `train` keeps the f32 fake-quantized forward.
+    Runs after sdl-finalize-abi, before sdl-lower-fake-quant.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::sparse_tensor::SparseTensorDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def SdlLowerMaskedLinear : Pass<"sdl-lower-masked-linear", "::mlir::ModuleOp"> {
   let summary = "Lower sdl.masked_linear and its backward ops to linalg";
   let description = [{

@@ -16,6 +16,10 @@ clamped, W_q = q s) and whose weight gradient passes straight through
   output differs from the unquantized layers' (the quantization is real);
 * the pattern's stored-zero rows quantize with scale 1 (no division by 0).
 
+The layers say `inference = f32`, so that `<Model>_forward` too computes
+the fake-quantized f32 forward checked here; the int8 forward (`auto`,
+`int8`) is tested in test_quantized_int8.py.
+
 Run: /usr/bin/python3 -m unittest -v test_quantized  (from tests/e2e)
 """
 import os
@@ -35,9 +39,10 @@ MODEL = """
 model Quant {
   input  x : f32[B, 12]
   target y : i64[B]
-  param fc1 : sparse_quantized_linear(12, 16, sparsity = 0.5)
+  param fc1 : sparse_quantized_linear(12, 16, sparsity = 0.5,
+                                      inference = f32)
   param fc2 : sparse_quantized_linear(16, 5, sparsity = 0.3, bias = false,
-                                      bits = BITS)
+                                      bits = BITS, inference = f32)
   forward {
     h = relu(fc1(x))
     logits = fc2(h)

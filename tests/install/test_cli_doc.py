@@ -69,8 +69,9 @@ class CliDocTest(unittest.TestCase):
         out = run([self.opt, "--help"]).stdout
         names = re.findall(r"^\s+--((?:sdl|sparsec)-[\w-]+|convert-sdl-to-linalg)\s", out, re.M)
         # 15 + sdl-lower-masked-conv2d, sdl-lower-masked-lstm, sparsec-llvm-fn,
-        # sdl-lower-fake-quant, sparsec-hand-over-deallocs
-        self.assertEqual(len(set(names)), 20, names)
+        # sdl-lower-fake-quant, sparsec-hand-over-deallocs,
+        # sdl-lower-quantized-linear
+        self.assertEqual(len(set(names)), 21, names)
         for n in names:
             self.assertTrue("`--%s`" % n in self.doc, n)
 
