@@ -375,7 +375,7 @@ std::vector<FnMemref> sparsec::fnKernelMemrefs(const FnDecl &fn) {
     else
       denseArray(out, param.type, param.name, int(p));
   }
-  if (fn.resultType.isSparse() || fn.resultType.format == FnFormat::Indices)
+  if (fn.resultType.isCounted())
     sparseArrays(out, fn.resultType, "out", "out_cap", -1);
   else
     denseArray(out, fn.resultType, "out", -1);
@@ -406,8 +406,7 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
     std::string kernel = fnKernelSymbol(prefix, fn.name);
     std::vector<FnMemref> arrays = fnKernelMemrefs(fn);
     std::string q = "\"" + prefix.str() + "_" + fn.name + "\"";
-    bool sparseResult =
-        fn.resultType.isSparse() || fn.resultType.format == FnFormat::Indices;
+    bool sparseResult = fn.resultType.isCounted();
     os << "\n"
        << (sparseResult ? "int64_t" : "void") << " _mlir_ciface_" << kernel
        << "(";
@@ -509,12 +508,10 @@ void sparsec::emitFnGlue(const ast::Module &m, StringRef prefix,
                       : (a.param >= 0 && fn.params[a.param].type.isSparse()
                              ? base + "_nnz"
                              : "");
-      if (n.ends_with("_crd0"))
-        ptr = base + "_indices";
-      else if (n.ends_with("_crd1"))
-        ptr = base + "_indices + " + count;
-      else if (n.ends_with("_crd2"))
-        ptr = base + "_indices + 2 * " + count;
+      // COO coordinates of dimension d: row d of the caller's indices.
+      if (n.size() > 4 && n.drop_back().ends_with("_crd") &&
+          llvm::isDigit(n.back()))
+        ptr = base + "_indices + " + n.back() + " * " + count;
       else if (a.param < 0 && fn.resultType.format == FnFormat::Indices &&
                n.ends_with("_crd"))
         ptr = "out";

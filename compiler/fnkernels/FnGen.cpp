@@ -409,7 +409,7 @@ LogicalResult FnGen::gen(const FnDecl &fn, StringRef symbol) {
     argTypes.push_back(MemRefType::get(m.shape, elem));
   }
   bool indices = fn.resultType.format == FnFormat::Indices;
-  bool sparseResult = fn.resultType.isSparse() || indices;
+  bool sparseResult = fn.resultType.isCounted();
   SmallVector<Type> resultTypes;
   if (sparseResult)
     resultTypes.push_back(b.getIndexType());

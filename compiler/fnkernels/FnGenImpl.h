@@ -85,6 +85,8 @@ private:
   /// k + colOff), k < len: multiplying by it selects rows or columns.
   Value selection(const FnType &t, int64_t rows, int64_t cols, int64_t rowOff,
                   int64_t colOff, int64_t len, Location l);
+  /// A tensor<n x elem> of ones (the values of a 0/1 matrix).
+  Value ones(int64_t n, Type elem, Location l);
   /// A tensor<n x index> of f(i).
   Value indexArray(int64_t n, Location l,
                    function_ref<Value(OpBuilder &, Location, Value)> f);

@@ -37,17 +37,13 @@ Value FnGen::indexMatrix(FnFormat format, int64_t rows, int64_t cols, Value idx,
   int64_t k = byRows ? rows : cols;
   FnType t;
   t.elem = elemKind;
-  Type elem = elemType(elemKind);
   t.shape = {FnDim{rows, ""}, FnDim{cols, ""}};
   t.format = byRows ? FnFormat::CSR : FnFormat::CSC;
   Value pos =
       indexArray(k + 1, l, [](OpBuilder &, Location, Value i) { return i; });
-  Value blank = tensor::EmptyOp::create(b, l, RankedTensorType::get({k}, elem),
-                                        ValueRange{});
-  Value ones =
-      linalg::FillOp::create(b, l, constant(elem, 1.0, l), blank).getResult(0);
   Value m = sparse_tensor::AssembleOp::create(b, l, tensorType(t),
-                                              ValueRange{pos, idx}, ones);
+                                              ValueRange{pos, idx},
+                                              ones(k, elemType(elemKind), l));
   if (format == t.format)
     return m;
   t.format = format;
@@ -125,23 +121,15 @@ Value FnGen::genNonZero(const FnExpr &e) {
                      &ctx));
   Value out = tensor::EmptyOp::create(b, l, tensor::getMixedSizes(b, l, a),
                                       elem, coo.getEncoding());
-  unsigned rank = t.getRank();
-  AffineMap id = b.getMultiDimIdentityMap(rank);
-  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-  auto g = linalg::GenericOp::create(
-      b, l, TypeRange{coo}, ValueRange{a}, ValueRange{out},
-      ArrayRef<AffineMap>{id, id}, iters,
-      [&](OpBuilder &nb, Location nl, ValueRange v) {
+  return elementwise(
+      t, a, out, l, [&](OpBuilder &nb, Location nl, ValueRange v) -> Value {
         auto sel = sparse_tensor::SelectOp::create(nb, nl, elem, v[0]);
-        {
-          OpBuilder::InsertionGuard guard(nb);
-          Block *blk = nb.createBlock(&sel.getRegion(), {}, {elem}, {nl});
-          Value keep =
-              arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::UNE,
-                                    blk->getArgument(0), constant(elem, 0, nl));
-          sparse_tensor::YieldOp::create(nb, nl, keep);
-        }
-        linalg::YieldOp::create(nb, nl, sel.getResult());
+        yieldRegion(sel.getRegion(), 1, elem, nl,
+                    [&](OpBuilder &rb, Location rl, ValueRange x) -> Value {
+                      return arith::CmpFOp::create(rb, rl,
+                                                   arith::CmpFPredicate::UNE,
+                                                   x[0], constant(elem, 0, rl));
+                    });
+        return sel.getResult();
       });
-  return g.getResult(0);
 }

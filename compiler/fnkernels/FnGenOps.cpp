@@ -200,12 +200,15 @@ Value FnGen::selection(const FnType &t, int64_t rows, int64_t cols,
     levels = {indexArray(rows + 1, l, clamped(rowOff)),
               indexArray(len, l, plus(colOff))};
   }
-  Type elem = elemType(t.elem);
-  Value blank = tensor::EmptyOp::create(
-      b, l, RankedTensorType::get({len}, elem), ValueRange{});
-  Value ones =
-      linalg::FillOp::create(b, l, constant(elem, 1.0, l), blank).getResult(0);
-  return sparse_tensor::AssembleOp::create(b, l, tensorType(st), levels, ones);
+  return sparse_tensor::AssembleOp::create(b, l, tensorType(st), levels,
+                                           ones(len, elemType(t.elem), l));
+}
+
+Value FnGen::ones(int64_t n, Type elem, Location l) {
+  Value blank = tensor::EmptyOp::create(b, l, RankedTensorType::get({n}, elem),
+                                        ValueRange{});
+  return linalg::FillOp::create(b, l, constant(elem, 1.0, l), blank)
+      .getResult(0);
 }
 
 void FnGen::slice(const FnType &t, int64_t dim, int64_t start,

@@ -85,6 +85,9 @@ struct FnType {
   }
   /// An integer tensor: an index argument (i64) or a nonzero(...) result.
   bool isInteger() const { return isIntegerElemType(elem); }
+  /// A kernel result written into caller arrays of capacity out_cap whose
+  /// used length the kernel returns (sparse, or nonzero's coordinates).
+  bool isCounted() const { return isSparse() || format == FnFormat::Indices; }
   unsigned getRank() const { return static_cast<unsigned>(shape.size()); }
   bool operator==(const FnType &o) const {
     return elem == o.elem && shape == o.shape && format == o.format &&

@@ -36,13 +36,13 @@ bool FnChecker::resolveType(const TypeSpec &spec, FnType &out, bool isResult) {
   // i64: a dense vector of indices (index_select), or the [count, rank]
   // coordinates of nonzero(...) as a result, count a new name.
   bool indices = spec.elem == ElemType::I64 && isResult;
+  bool badShape =
+      isResult ? spec.dims.size() != 2 || !spec.dims[0].isSymbolic ||
+                     llvm::is_contained(fn.symbols, spec.dims[0].symbol) ||
+                     spec.dims[1].isSymbolic
+               : spec.dims.size() != 1;
   if (spec.elem == ElemType::I64 &&
-          (isResult ? spec.dims.size() != 2 || !spec.dims[0].isSymbolic ||
-                          llvm::is_contained(fn.symbols, spec.dims[0].symbol) ||
-                          spec.dims[1].isSymbolic
-                    : spec.dims.size() != 1) ||
-      (spec.elem == ElemType::I64 &&
-       spec.encoding.kind != EncodingKind::None)) {
+      (badShape || spec.encoding.kind != EncodingKind::None)) {
     diags.error(spec.loc,
                 isResult ? "an i64 result is the coordinates of nonzero(...): "
                            "i64[n, rank] with n a new name (the count, known "

@@ -46,20 +46,44 @@ static int launch(const char *name, int64_t grid, void **params, int np) {
 
 int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
                            int sparse_form) {
+  sparsec__opt arg = *o;
+  CUdeviceptr p = s->p, g = s->g;
+  CUdeviceptr st[SPARSEC_NSTATE];
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    st[k] = s->s[k];
+  int64_t n = s->n;
+  /* The kernel's parameters: (o, p, g, its states..., n[, flag]). */
   const char *name;
+  void *params[8] = {&arg, &p, &g};
+  int np = 3;
   switch (o->kind) {
   case SPARSEC_OPT_SGD:
     name = "sparsec_cuda_sgd";
+    params[np++] = &st[SPARSEC_ST_MOMENTUM];
+    params[np++] = &n;
+    params[np++] = &init;
     break;
   case SPARSEC_OPT_ADAGRAD:
     name = "sparsec_cuda_adagrad";
+    params[np++] = &st[SPARSEC_ST_SUM];
+    params[np++] = &n;
+    params[np++] = &sparse_form;
     break;
   case SPARSEC_OPT_RMSPROP:
     name = "sparsec_cuda_rmsprop";
+    params[np++] = &st[SPARSEC_ST_SQUARE_AVG];
+    params[np++] = &st[SPARSEC_ST_GRAD_AVG];
+    params[np++] = &st[SPARSEC_ST_MOMENTUM];
+    params[np++] = &n;
     break;
   case SPARSEC_OPT_ADAM:
   case SPARSEC_OPT_ADAMW:
     name = "sparsec_cuda_adam";
+    params[np++] = &st[SPARSEC_ST_EXP_AVG];
+    params[np++] = &st[SPARSEC_ST_EXP_AVG_SQ];
+    params[np++] = &st[SPARSEC_ST_MAX_EXP_AVG_SQ];
+    params[np++] = &n;
+    params[np++] = &sparse_form;
     break;
   default:
     return sparsec__fail(SPARSEC_ERR_CUDA,
@@ -67,41 +91,8 @@ int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, i
                          "kernel (row-wise Adagrad: sparsec__cuda_rowwise_adagrad)",
                          (int)o->kind);
   }
-  if (s->n <= 0)
+  if (n <= 0)
     return SPARSEC_OK;
-  sparsec__opt arg = *o;
-  CUdeviceptr p = s->p, g = s->g;
-  CUdeviceptr st[SPARSEC_NSTATE];
-  for (int k = 0; k < SPARSEC_NSTATE; ++k)
-    st[k] = s->s[k];
-  int64_t n = s->n;
-  void *params[8] = {&arg, &p, &g};
-  int np = 3;
-  switch (o->kind) {
-  case SPARSEC_OPT_SGD:
-    params[np++] = &st[SPARSEC_ST_MOMENTUM];
-    params[np++] = &n;
-    params[np++] = &init;
-    break;
-  case SPARSEC_OPT_ADAGRAD:
-    params[np++] = &st[SPARSEC_ST_SUM];
-    params[np++] = &n;
-    params[np++] = &sparse_form;
-    break;
-  case SPARSEC_OPT_RMSPROP:
-    params[np++] = &st[SPARSEC_ST_SQUARE_AVG];
-    params[np++] = &st[SPARSEC_ST_GRAD_AVG];
-    params[np++] = &st[SPARSEC_ST_MOMENTUM];
-    params[np++] = &n;
-    break;
-  default: /* Adam, AdamW */
-    params[np++] = &st[SPARSEC_ST_EXP_AVG];
-    params[np++] = &st[SPARSEC_ST_EXP_AVG_SQ];
-    params[np++] = &st[SPARSEC_ST_MAX_EXP_AVG_SQ];
-    params[np++] = &n;
-    params[np++] = &sparse_form;
-    break;
-  }
   return launch(name, (n + kThreads - 1) / kThreads, params, np);
 }
 
