@@ -1,9 +1,11 @@
 //===- Gpu.h - The CUDA target of sparsec -----------------------*- C++ -*-===//
 //
-// The CUDA code path (docs/cuda.md): the sparsec-gpu-forward pass, which
-// lowers the forward entry to host code launching gpu.launch kernels, the
-// pipeline that takes it through NVVM to PTX embedded in a gpu.binary, and
-// the --target parsing shared by the driver and the tests.
+// The CUDA code path (docs/cuda.md): the sparsec-gpu-kernels pass, which
+// lowers the forward and train entries to host code launching gpu.launch
+// kernels, the pipeline that takes it through NVVM to PTX embedded in a
+// gpu.binary, the emulator pipeline that runs the same kernels on the host
+// (sparsec-gpu-emulate), and the --target parsing shared by the driver and
+// the tests.
 //
 //===----------------------------------------------------------------------===//
 
@@ -44,14 +46,23 @@ struct GpuOptions {
 /// Returns true for a well-formed `sm_<digits>` chip name.
 bool isValidCudaArch(llvm::StringRef chip);
 
-/// The pass `sparsec-gpu-forward` (GpuForward.cpp).
-std::unique_ptr<mlir::Pass> createGpuForwardPass();
+/// The pass `sparsec-gpu-kernels` (GpuKernels.cpp).
+std::unique_ptr<mlir::Pass> createGpuKernelsPass();
+
+/// The pass `sparsec-gpu-emulate` (GpuEmulate.cpp).
+std::unique_ptr<mlir::Pass> createGpuEmulatePass();
 
 /// sdl-train -> LLVM dialect with the kernels' PTX in a gpu.binary:
-/// sdl-finalize-abi, sparsec-gpu-forward, gpu-kernel-outlining, NVVM
+/// sdl-finalize-abi, sparsec-gpu-kernels, gpu-kernel-outlining, NVVM
 /// lowering of the gpu.module, host lowering through gpu-to-llvm and
 /// gpu-module-to-binary (format isa: PTX, JIT-compiled by the driver).
 void buildGpuPipeline(mlir::OpPassManager &pm, const GpuOptions &opts);
+
+/// sdl-train -> LLVM dialect with the CUDA functions compiled for the host
+/// (`--cuda-emulate`): sdl-finalize-abi, sparsec-gpu-kernels,
+/// sparsec-gpu-emulate and the host lowering. Same symbols and signatures
+/// as buildGpuPipeline's functions; they take host pointers.
+void buildGpuEmulatePipeline(mlir::OpPassManager &pm);
 
 /// Moves the functions, declarations and gpu.binary ops of `gpu` (after
 /// buildGpuPipeline) into `host` (after the CPU LLVM pipeline), so one LLVM
@@ -67,8 +78,9 @@ mlir::FailureOr<std::string> extractPtx(mlir::ModuleOp module);
 /// LLVM) to `registry`.
 void registerGpuTranslations(mlir::DialectRegistry &registry);
 
-/// Registers sparsec-gpu-forward and the pipeline `sparsec-gpu` (with
-/// default options) for sparsec-opt.
+/// Registers sparsec-gpu-kernels, sparsec-gpu-emulate and the pipelines
+/// `sparsec-gpu` (with default options) and `sparsec-gpu-emulated` for
+/// sparsec-opt.
 void registerGpuPasses();
 
 } // namespace sparsec

@@ -1,13 +1,14 @@
 //===- GpuPipeline.cpp - The CUDA pipeline of sparsec ---------------------===//
 //
 // Part of sparsec. The pipeline of the CUDA target (docs/cuda.md): from
-// sdl-train, sdl-finalize-abi and sparsec-gpu-forward produce host code with
+// sdl-train, sdl-finalize-abi and sparsec-gpu-kernels produce host code with
 // gpu.launch kernels; gpu-kernel-outlining moves the kernels into a
 // gpu.module, which is lowered to the NVVM dialect, given an NVVM target and
 // serialised to PTX by gpu-module-to-binary; the host code is lowered to the
 // LLVM dialect, with gpu-to-llvm turning launches, allocations and copies
-// into calls of the runtime's mgpu* functions. Also --target parsing and the
-// PTX extraction behind --emit=ptx.
+// into calls of the runtime's mgpu* functions. The emulator pipeline
+// (--cuda-emulate) runs the same kernels as host loops instead. Also
+// --target parsing and the PTX extraction behind --emit=ptx.
 //
 //===----------------------------------------------------------------------===//
 
@@ -71,7 +72,7 @@ bool sparsec::isValidCudaArch(llvm::StringRef chip) {
 
 void sparsec::buildGpuPipeline(OpPassManager &pm, const GpuOptions &o) {
   pm.addPass(mlir::sdl::createSdlFinalizeAbi());
-  pm.addPass(createGpuForwardPass());
+  pm.addPass(createGpuKernelsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createCanonicalizerPass());
   // Device code: gpu.module -> NVVM/LLVM dialect.
@@ -101,6 +102,18 @@ void sparsec::buildGpuPipeline(OpPassManager &pm, const GpuOptions &o) {
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
   pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void sparsec::buildGpuEmulatePipeline(OpPassManager &pm) {
+  pm.addPass(mlir::sdl::createSdlFinalizeAbi());
+  pm.addPass(createGpuKernelsPass());
+  pm.addPass(createGpuEmulatePass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 LogicalResult sparsec::mergeGpuModule(ModuleOp host, ModuleOp gpu) {
@@ -142,8 +155,13 @@ void sparsec::registerGpuTranslations(DialectRegistry &registry) {
 }
 
 void sparsec::registerGpuPasses() {
-  PassRegistration<Pass>([] { return createGpuForwardPass(); });
+  PassRegistration<Pass>([] { return createGpuKernelsPass(); });
+  PassRegistration<Pass>([] { return createGpuEmulatePass(); });
   PassPipelineRegistration<>(
       "sparsec-gpu", "sdl-train -> LLVM dialect with PTX (CUDA target)",
       [](OpPassManager &pm) { buildGpuPipeline(pm, GpuOptions()); });
+  PassPipelineRegistration<>(
+      "sparsec-gpu-emulated",
+      "sdl-train -> LLVM dialect, CUDA kernels run on the host (emulator)",
+      [](OpPassManager &pm) { buildGpuEmulatePipeline(pm); });
 }

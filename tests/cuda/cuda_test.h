@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 /* 0 when a GPU is usable (its description printed), else 77. */
-static int cuda_test_need_gpu(void) {
+static inline int cuda_test_need_gpu(void) {
   if (sparsec_cuda_available() != SPARSEC_OK) {
     printf("SKIP: %s\n", sparsec_last_error());
     return 77;
@@ -25,7 +25,7 @@ static int cuda_test_need_gpu(void) {
 }
 
 /* 0 on a machine without CUDA, else 77. */
-static int cuda_test_need_no_gpu(void) {
+static inline int cuda_test_need_no_gpu(void) {
   if (sparsec_cuda_available() == SPARSEC_OK) {
     printf("SKIP: this machine has CUDA; the no-GPU path is not testable\n");
     return 77;

@@ -70,8 +70,9 @@ class CliDocTest(unittest.TestCase):
         names = re.findall(r"^\s+--((?:sdl|sparsec)-[\w-]+|convert-sdl-to-linalg)\s", out, re.M)
         # 15 + sdl-lower-masked-conv2d, sdl-lower-masked-lstm, sparsec-llvm-fn,
         # sdl-lower-fake-quant, sparsec-hand-over-deallocs,
-        # sdl-lower-quantized-linear
-        self.assertEqual(len(set(names)), 21, names)
+        # sdl-lower-quantized-linear, sparsec-gpu-emulate,
+        # sparsec-gpu-emulated
+        self.assertEqual(len(set(names)), 23, names)
         for n in names:
             self.assertTrue("`--%s`" % n in self.doc, n)
 

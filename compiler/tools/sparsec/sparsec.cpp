@@ -127,6 +127,13 @@ static cl::opt<std::string> cudaArch(
     "cuda-arch", cl::desc("GPU architecture of the CUDA kernels (sm_XY)"),
     cl::value_desc("sm_XY"), cl::init("sm_80"), cl::cat(sparsecCategory));
 
+static cl::opt<bool> cudaEmulate(
+    "cuda-emulate",
+    cl::desc("Compile the CUDA functions for the host CPU: each kernel runs "
+             "as loops over its grid and block, on host memory (a test aid "
+             "for machines without a GPU, docs/cuda.md)"),
+    cl::init(false), cl::cat(sparsecCategory));
+
 static cl::opt<std::string>
     modelName("model", cl::desc("Model to compile when the file has several"),
               cl::value_desc("name"), cl::cat(sparsecCategory));
@@ -384,6 +391,17 @@ static bool checkTargets(sparsec::Targets &targets) {
         << "--emit=ptx needs a CUDA target (--target=cuda or cpu,cuda)\n";
     return false;
   }
+  if (cudaEmulate && !targets.cuda) {
+    llvm::WithColor::error()
+        << "--cuda-emulate needs a CUDA target (--target=cpu,cuda)\n";
+    return false;
+  }
+  if (cudaEmulate && emitStage == Stage::PTX) {
+    llvm::WithColor::error()
+        << "--cuda-emulate compiles the CUDA kernels for the host: there is "
+           "no PTX\n";
+    return false;
+  }
   if (targets.cuda && !sparsec::isValidCudaArch(cudaArch)) {
     llvm::WithColor::error() << "invalid --cuda-arch='" << cudaArch
                              << "' (expected sm_XY, e.g. sm_80 or sm_90)\n";
@@ -400,7 +418,12 @@ compileCuda(mlir::ModuleOp module, mlir::TimingScope &timing) {
   gopts.chip = cudaArch;
   if (!runPasses(
           *gpu, "cuda",
-          [&](mlir::OpPassManager &pm) { sparsec::buildGpuPipeline(pm, gopts); },
+          [&](mlir::OpPassManager &pm) {
+            if (cudaEmulate)
+              sparsec::buildGpuEmulatePipeline(pm);
+            else
+              sparsec::buildGpuPipeline(pm, gopts);
+          },
           timing))
     return nullptr;
   return gpu;

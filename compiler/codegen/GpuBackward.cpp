@@ -1,0 +1,310 @@
+//===- GpuBackward.cpp - sdl entry points to gpu.launch: backward ops -----===//
+//
+// Part of sparsec. The kernels EntryLowering (GpuLowering.h) emits for the
+// loss and gradient ops of the train entry. Each follows the arithmetic of
+// the CPU lowering (LowerToLinalg.cpp: the same operations, reductions in
+// the same order) so both devices agree to rounding:
+//
+//   softmax stats            one thread per sample: max and sum of
+//                            exp(x - max) over the classes (shared by the
+//                            loss and its gradient)
+//   cross_entropy_loss       one thread per sample: max + log(sum) - x[t];
+//                            then one thread sums the samples in order and
+//                            divides by the batch
+//   cross_entropy_loss_grad  one thread per logit: (exp(x - max) / sum -
+//                            [c == t]) * (1 / batch)
+//   linear_grad_input        dense: one thread per dx[b, c], sum over the
+//                            outputs; CSR: zero-fill, then one thread per
+//                            (b, r) adding vals[k] * dy[b, r] into dx[b,
+//                            crd[k]] with atomic adds (the transposed
+//                            product; the order of the adds is free)
+//   linear_grad_weight       dense: one thread per dW[r, c], sum over the
+//                            batch; CSR (SDDMM at the weight's pattern): one
+//                            thread per stored entry k, its row found by
+//                            binary search in the positions
+//   reduce_batch             one thread per column, sum over the batch
+//
+// exp and log are math ops; sparsec-gpu-kernels expands them into
+// polynomials (LLVM's NVPTX back end has no exp/log and libdevice is not
+// linked).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/GpuLowering.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace sparsec::cudagen;
+
+namespace {
+
+/// `a * b` accumulated: acc + a * b, as the CPU's linalg bodies.
+Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
+  return arith::AddFOp::create(b, loc, acc,
+                               arith::MulFOp::create(b, loc, x, y));
+}
+
+/// An index as f32 (the batch size as a divisor).
+Value indexToF32(OpBuilder &b, Location loc, Value v) {
+  Value i = arith::IndexCastOp::create(b, loc, b.getI64Type(), v);
+  return arith::SIToFPOp::create(b, loc, b.getF32Type(), i);
+}
+
+bool isRank2F32(Type t) {
+  auto s = dyn_cast<ShapedType>(t);
+  return s && s.getRank() == 2 && s.getElementType().isF32();
+}
+
+} // namespace
+
+std::pair<Value, Value> EntryLowering::softmaxStats(Location loc, Value x) {
+  if (auto it = softmax.find(x); it != softmax.end())
+    return it->second;
+  Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);
+  auto rowType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  Value maxes = temporary(loc, rowType, rows);
+  Value sums = temporary(loc, rowType, rows);
+  launch1D(loc, rows, "softmax_stats", [&](OpBuilder &k, Value i) {
+    Value zero = index(loc, 0);
+    Value m = accumulate(
+        k, loc, zero, cols,
+        f32(k, loc, -std::numeric_limits<float>::infinity()),
+        [&](OpBuilder &l, Value c, Value acc) -> Value {
+          Value v = memref::LoadOp::create(l, loc, x, ValueRange{i, c});
+          return arith::MaximumFOp::create(l, loc, v, acc);
+        });
+    Value s = accumulate(
+        k, loc, zero, cols, f32(k, loc, 0.0f),
+        [&](OpBuilder &l, Value c, Value acc) -> Value {
+          Value v = memref::LoadOp::create(l, loc, x, ValueRange{i, c});
+          Value d = arith::SubFOp::create(l, loc, v, m);
+          return arith::AddFOp::create(l, loc, acc,
+                                       math::ExpOp::create(l, loc, d));
+        });
+    memref::StoreOp::create(k, loc, m, maxes, i);
+    memref::StoreOp::create(k, loc, s, sums, i);
+  });
+  return softmax[x] = {maxes, sums};
+}
+
+LogicalResult EntryLowering::lowerCrossEntropy(sdl::CrossEntropyLossOp op) {
+  Location loc = op.getLoc();
+  if (!isRank2F32(op.getInput().getType()))
+    return op.emitOpError("on the CUDA target needs rank-2 f32 logits");
+  Value x = buffers.lookup(op.getInput());
+  Value t = buffers.lookup(op.getTarget());
+  std::pair<Value, Value> stats = softmaxStats(loc, x);
+  Value maxes = stats.first, sums = stats.second;
+  Value rows = dim(loc, x, 0);
+  Value per = temporary(
+      loc, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()), rows);
+  launch1D(loc, rows, "cross_entropy_rows", [&](OpBuilder &k, Value i) {
+    Value picked = memref::LoadOp::create(
+        k, loc, x, ValueRange{i, loadIndex(k, loc, t, i)});
+    Value lse = arith::AddFOp::create(
+        k, loc, memref::LoadOp::create(k, loc, maxes, i),
+        math::LogOp::create(k, loc, memref::LoadOp::create(k, loc, sums, i)));
+    memref::StoreOp::create(k, loc, arith::SubFOp::create(k, loc, lse, picked),
+                            per, i);
+  });
+  Value loss = resultBuffer(op.getResult(), x);
+  buffers.map(op.getResult(), loss);
+  launch1D(loc, index(loc, 1), "cross_entropy_mean", [&](OpBuilder &k, Value) {
+    Value total =
+        accumulate(k, loc, index(loc, 0), rows, f32(k, loc, 0.0f),
+                   [&](OpBuilder &l, Value r, Value acc) -> Value {
+                     return arith::AddFOp::create(
+                         l, loc, acc, memref::LoadOp::create(l, loc, per, r));
+                   });
+    memref::StoreOp::create(
+        k, loc, arith::DivFOp::create(k, loc, total, indexToF32(k, loc, rows)),
+        loss);
+  });
+  return success();
+}
+
+LogicalResult
+EntryLowering::lowerCrossEntropyGrad(sdl::CrossEntropyLossGradOp op) {
+  Location loc = op.getLoc();
+  if (!isRank2F32(op.getInput().getType()))
+    return op.emitOpError("on the CUDA target needs rank-2 f32 logits");
+  Value x = buffers.lookup(op.getInput());
+  Value t = buffers.lookup(op.getTarget());
+  std::pair<Value, Value> stats = softmaxStats(loc, x);
+  Value maxes = stats.first, sums = stats.second;
+  Value out = resultBuffer(op.getResult(), x);
+  buffers.map(op.getResult(), out);
+  Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);
+  Value invB = arith::DivFOp::create(b, loc, f32(b, loc, 1.0f),
+                                     indexToF32(b, loc, rows));
+  Value total = arith::MulIOp::create(b, loc, rows, cols);
+  launch1D(loc, total, "cross_entropy_grad", [&](OpBuilder &k, Value i) {
+    Value r = arith::DivUIOp::create(k, loc, i, cols);
+    Value c = arith::RemUIOp::create(k, loc, i, cols);
+    Value d = arith::SubFOp::create(
+        k, loc, memref::LoadOp::create(k, loc, x, ValueRange{r, c}),
+        memref::LoadOp::create(k, loc, maxes, r));
+    Value p = arith::DivFOp::create(k, loc, math::ExpOp::create(k, loc, d),
+                                    memref::LoadOp::create(k, loc, sums, r));
+    Value hit = arith::CmpIOp::create(k, loc, arith::CmpIPredicate::eq, c,
+                                      loadIndex(k, loc, t, r));
+    Value one = arith::SelectOp::create(k, loc, hit, f32(k, loc, 1.0f),
+                                        f32(k, loc, 0.0f));
+    memref::StoreOp::create(
+        k, loc,
+        arith::MulFOp::create(k, loc, arith::SubFOp::create(k, loc, p, one),
+                              invB),
+        out, ValueRange{r, c});
+  });
+  return success();
+}
+
+LogicalResult EntryLowering::lowerLinearGradInput(sdl::LinearGradInputOp op) {
+  Location loc = op.getLoc();
+  if (!isRank2F32(op.getType()))
+    return op.emitOpError("on the CUDA target needs a rank-2 f32 result");
+  Value dy = buffers.lookup(op.getGrad());
+  Value dx = resultBuffer(op.getResult(), dy);
+  buffers.map(op.getResult(), dx);
+  Value batch = dim(loc, dy, 0), outs = dim(loc, dy, 1);
+  auto it = csr.find(op.getWeight());
+  if (it != csr.end()) {
+    CsrBuffers w = it->second;
+    zeroFill(loc, dx);
+    Value total = arith::MulIOp::create(b, loc, batch, outs);
+    launch1D(loc, total, "linear_grad_input_csr", [&](OpBuilder &k, Value i) {
+      Value r = arith::RemUIOp::create(k, loc, i, outs);
+      Value s = arith::DivUIOp::create(k, loc, i, outs);
+      Value g = memref::LoadOp::create(k, loc, dy, ValueRange{s, r});
+      Value next = arith::AddIOp::create(k, loc, r, index(loc, 1));
+      scf::ForOp::create(
+          k, loc, loadIndex(k, loc, w.pos, r), loadIndex(k, loc, w.pos, next),
+          index(loc, 1), ValueRange(),
+          [&](OpBuilder &l, Location ll, Value e, ValueRange) {
+            Value v = memref::LoadOp::create(l, ll, w.vals, e);
+            Value col = loadIndex(l, ll, w.crd, e);
+            memref::AtomicRMWOp::create(l, ll, arith::AtomicRMWKind::addf,
+                                        arith::MulFOp::create(l, ll, g, v), dx,
+                                        ValueRange{s, col});
+            scf::YieldOp::create(l, ll);
+          });
+    });
+    return success();
+  }
+  Value w = buffers.lookupOrNull(op.getWeight());
+  if (!w)
+    return op.emitOpError("weight is neither a CSR assemble nor a dense "
+                          "argument; not supported by the CUDA target yet");
+  Value ins = dim(loc, dx, 1);
+  Value total = arith::MulIOp::create(b, loc, batch, ins);
+  launch1D(loc, total, "linear_grad_input_dense", [&](OpBuilder &k, Value i) {
+    Value c = arith::RemUIOp::create(k, loc, i, ins);
+    Value s = arith::DivUIOp::create(k, loc, i, ins);
+    Value acc = accumulate(
+        k, loc, index(loc, 0), outs, f32(k, loc, 0.0f),
+        [&](OpBuilder &l, Value r, Value sum) {
+          return mulAdd(l, loc, sum,
+                        memref::LoadOp::create(l, loc, dy, ValueRange{s, r}),
+                        memref::LoadOp::create(l, loc, w, ValueRange{r, c}));
+        });
+    memref::StoreOp::create(k, loc, acc, dx, ValueRange{s, c});
+  });
+  return success();
+}
+
+LogicalResult EntryLowering::lowerLinearGradWeight(sdl::LinearGradWeightOp op) {
+  Location loc = op.getLoc();
+  Value dy = buffers.lookup(op.getGrad());
+  Value x = buffers.lookup(op.getInput());
+  Value batch = dim(loc, dy, 0);
+  // sum over the batch of dy[b, r] * x[b, c]
+  auto dot = [&](OpBuilder &k, Value r, Value c) {
+    return accumulate(
+        k, loc, index(loc, 0), batch, f32(k, loc, 0.0f),
+        [&](OpBuilder &l, Value s, Value sum) {
+          return mulAdd(l, loc, sum,
+                        memref::LoadOp::create(l, loc, dy, ValueRange{s, r}),
+                        memref::LoadOp::create(l, loc, x, ValueRange{s, c}));
+        });
+  };
+  auto it = csr.find(op.getWeight());
+  if (it == csr.end()) {
+    if (!isRank2F32(op.getType()))
+      return op.emitOpError("on the CUDA target needs a rank-2 f32 result");
+    Value dw = resultBuffer(op.getResult(), dy);
+    buffers.map(op.getResult(), dw);
+    Value ins = dim(loc, dw, 1);
+    Value total = arith::MulIOp::create(b, loc, dim(loc, dw, 0), ins);
+    launch1D(
+        loc, total, "linear_grad_weight_dense", [&](OpBuilder &k, Value i) {
+          Value r = arith::DivUIOp::create(k, loc, i, ins);
+          Value c = arith::RemUIOp::create(k, loc, i, ins);
+          memref::StoreOp::create(k, loc, dot(k, r, c), dw, ValueRange{r, c});
+        });
+    return success();
+  }
+  // The gradient shares the weight's pattern: only its values are new.
+  CsrBuffers grad = it->second;
+  grad.vals = destination.lookup(op.getResult());
+  if (!grad.vals)
+    grad.vals = temporary(loc, cast<MemRefType>(it->second.vals.getType()));
+  csr[op.getResult()] = grad;
+  Value nnz = dim(loc, grad.vals, 0);
+  Value rows =
+      arith::SubIOp::create(b, loc, dim(loc, grad.pos, 0), index(loc, 1));
+  launch1D(loc, nnz, "linear_grad_weight_csr", [&](OpBuilder &k, Value e) {
+    // The row of entry e: the last r with pos[r] <= e (pos[rows] = nnz > e).
+    Type idx = k.getIndexType();
+    auto search = scf::WhileOp::create(
+        k, loc, TypeRange{idx, idx}, ValueRange{index(loc, 0), rows},
+        [&](OpBuilder &l, Location ll, ValueRange lh) {
+          Value span = arith::SubIOp::create(l, ll, lh[1], lh[0]);
+          Value more =
+              arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ugt, span,
+                                    arith::ConstantIndexOp::create(l, ll, 1));
+          scf::ConditionOp::create(l, ll, more, lh);
+        },
+        [&](OpBuilder &l, Location ll, ValueRange lh) {
+          Value mid = arith::DivUIOp::create(
+              l, ll, arith::AddIOp::create(l, ll, lh[0], lh[1]),
+              arith::ConstantIndexOp::create(l, ll, 2));
+          Value le = arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ule,
+                                           loadIndex(l, ll, grad.pos, mid), e);
+          scf::YieldOp::create(
+              l, ll,
+              ValueRange{arith::SelectOp::create(l, ll, le, mid, lh[0]),
+                         arith::SelectOp::create(l, ll, le, lh[1], mid)});
+        });
+    Value r = search.getResult(0);
+    Value c = loadIndex(k, loc, grad.crd, e);
+    memref::StoreOp::create(k, loc, dot(k, r, c), grad.vals, e);
+  });
+  return success();
+}
+
+LogicalResult EntryLowering::lowerReduceBatch(sdl::ReduceBatchOp op) {
+  Location loc = op.getLoc();
+  if (!isRank2F32(op.getInput().getType()))
+    return op.emitOpError("on the CUDA target needs a rank-2 f32 input");
+  Value in = buffers.lookup(op.getInput());
+  Value out = resultBuffer(op.getResult(), in);
+  buffers.map(op.getResult(), out);
+  Value batch = dim(loc, in, 0);
+  launch1D(loc, dim(loc, in, 1), "reduce_batch", [&](OpBuilder &k, Value c) {
+    Value acc =
+        accumulate(k, loc, index(loc, 0), batch, f32(k, loc, 0.0f),
+                   [&](OpBuilder &l, Value s, Value sum) -> Value {
+                     return arith::AddFOp::create(
+                         l, loc, sum,
+                         memref::LoadOp::create(l, loc, in, ValueRange{s, c}));
+                   });
+    memref::StoreOp::create(k, loc, acc, out, c);
+  });
+  return success();
+}

@@ -1,0 +1,112 @@
+//===- GpuLowering.h - sdl entry points to gpu.launch kernels ---*- C++ -*-===//
+//
+// Part of sparsec. The rewrite behind the pass sparsec-gpu-kernels (CUDA
+// target, docs/cuda.md): one entry point (forward or train, after
+// sdl-finalize-abi: sdl ops on tensors between bufferization.to_tensor of
+// its memref arguments and materialize_in_destination into its outputs)
+// becomes host code on memrefs that launches one or two gpu.launch kernels
+// per sdl op. The forward ops' rules are in GpuLowering.cpp, the backward
+// ops' (loss, gradients) in GpuBackward.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SPARSEC_CODEGEN_GPULOWERING_H
+#define SPARSEC_CODEGEN_GPULOWERING_H
+
+#include "sdl/SdlDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+
+#include <string>
+
+namespace sparsec::cudagen {
+
+/// Threads per block of every kernel.
+constexpr int64_t kThreadsPerBlock = 256;
+
+/// The memrefs of a CSR tensor (the weight's sparse_tensor.assemble or the
+/// sampled gradient with the weight's pattern).
+struct CsrBuffers {
+  mlir::Value pos, crd, vals;
+};
+
+/// Lowers one entry point `src` into the (empty) function `dst`, which has
+/// the same signature; its memref arguments are device pointers.
+class EntryLowering {
+public:
+  /// `kernelModule`: the gpu.module the kernels go to (one per model, so
+  /// one PTX image).
+  EntryLowering(mlir::func::FuncOp src, mlir::func::FuncOp dst,
+                llvm::StringRef kernelModule);
+
+  mlir::LogicalResult run();
+
+private:
+  mlir::LogicalResult lower(mlir::Operation *op);
+  mlir::LogicalResult lowerStructural(mlir::Operation *op, bool &handled);
+
+  // Forward ops (GpuLowering.cpp).
+  mlir::LogicalResult lowerLinear(mlir::sdl::LinearOp op);
+  mlir::LogicalResult lowerElementwise(mlir::Operation *op);
+
+  // Backward ops (GpuBackward.cpp).
+  mlir::LogicalResult lowerCrossEntropy(mlir::sdl::CrossEntropyLossOp op);
+  mlir::LogicalResult
+  lowerCrossEntropyGrad(mlir::sdl::CrossEntropyLossGradOp op);
+  mlir::LogicalResult lowerLinearGradInput(mlir::sdl::LinearGradInputOp op);
+  mlir::LogicalResult lowerLinearGradWeight(mlir::sdl::LinearGradWeightOp op);
+  mlir::LogicalResult lowerReduceBatch(mlir::sdl::ReduceBatchOp op);
+  /// Per-sample max and sum of exp(x - max) of the logits `x` [B, C] (one
+  /// kernel, shared by the loss and its gradient).
+  std::pair<mlir::Value, mlir::Value> softmaxStats(mlir::Location loc,
+                                                   mlir::Value x);
+
+  /// The buffer of `v`: its destination argument or a new gpu.alloc shaped
+  /// like `like` (a buffer of the same rank giving the dynamic sizes).
+  mlir::Value resultBuffer(mlir::Value v, mlir::Value like);
+  /// A new gpu.alloc of `type` (`sizes`: its dynamic sizes), freed at the
+  /// return.
+  mlir::Value temporary(mlir::Location loc, mlir::MemRefType type,
+                        mlir::ValueRange sizes = {});
+  /// Emits `if (total > 0)` a 1-D launch over `total` threads, `if (i <
+  /// total)` inside it, and calls `body(i)` there. The kernel is named
+  /// <function>_<N>_<what>.
+  void launch1D(mlir::Location loc, mlir::Value total, llvm::StringRef what,
+                llvm::function_ref<void(mlir::OpBuilder &, mlir::Value)> body);
+  /// Kernel writing 0 to every element of the rank-2 buffer `buf`.
+  void zeroFill(mlir::Location loc, mlir::Value buf);
+  mlir::Value dim(mlir::Location loc, mlir::Value memref, int64_t d);
+  mlir::Value index(mlir::Location loc, int64_t v);
+
+  mlir::func::FuncOp src;
+  mlir::OpBuilder b;
+  mlir::IRMapping buffers; // tensor value -> memref, scalar -> scalar
+  llvm::DenseMap<mlir::Value, CsrBuffers> csr;
+  llvm::DenseMap<mlir::Value, mlir::Value> destination; // value -> output
+  llvm::DenseSet<mlir::Operation *> fused; // relu ops folded into a linear
+  llvm::DenseMap<mlir::Value, std::pair<mlir::Value, mlir::Value>> softmax;
+  llvm::SmallVector<mlir::Value> temporaries;
+  std::string name, kernelModule;
+  unsigned kernels = 0;
+};
+
+/// Loads `mem[at]` (an integer of any width) as an index.
+mlir::Value loadIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value mem,
+                      mlir::ValueRange at);
+/// An f32 constant.
+mlir::Value f32(mlir::OpBuilder &b, mlir::Location loc, float v);
+/// `for k in [lo, hi): acc = step(k, acc)` from `init`; returns acc.
+mlir::Value accumulate(
+    mlir::OpBuilder &b, mlir::Location loc, mlir::Value lo, mlir::Value hi,
+    mlir::Value init,
+    llvm::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Value, mlir::Value)>
+        step);
+
+} // namespace sparsec::cudagen
+
+#endif // SPARSEC_CODEGEN_GPULOWERING_H
