@@ -12,7 +12,8 @@
 # 4. examples/consume_installed (find_package(Sparsec), sparsec_add_model)
 #    is configured, built and run against the prefix; OPTIONS reach sparsec;
 #    touching its .sdl makes `ninja -n` show the sparsec step again;
-# 5. sparsec_add_model(... TARGET cuda) fails with a clear message;
+# 5. sparsec_add_model(... TARGET cuda) builds a library that carries the
+#    CUDA kernels and <Model>_create_on; an unknown TARGET fails clearly;
 # 6. the prefix is moved and still works (relocatable);
 # 7. `pip install ./python` (into a --target dir) gives a package that loads
 #    the model library the consumer project built.
@@ -118,7 +119,7 @@ grep -q "fc1.weight : csr \[32\]\[16\], nnz 256" "$tmp/consume/tiny_mlp.h" ||
   fail "the edited model was not recompiled"
 "$tmp/consume/train_tiny" | tail -n 1
 
-step "TARGET cuda is refused at configure time"
+step "TARGET cuda builds the CUDA kernels into the library"
 mkdir "$tmp/cuda-src"
 cp examples/consume_installed/tiny_mlp.sdl "$tmp/cuda-src/"
 cat >"$tmp/cuda-src/CMakeLists.txt" <<'EOF'
@@ -126,14 +127,24 @@ cmake_minimum_required(VERSION 3.20)
 project(cuda_model LANGUAGES C)
 find_package(Sparsec REQUIRED)
 sparsec_add_model(tiny_cuda tiny_mlp.sdl TARGET cuda)
+add_custom_target(models ALL)
+add_dependencies(models tiny_cuda_generate)
 EOF
-if cmake -G Ninja -S "$tmp/cuda-src" -B "$tmp/cuda" -DCMAKE_PREFIX_PATH="$prefix" \
-    >"$tmp/cuda.log" 2>&1; then
-  fail "TARGET cuda configured"
+cmake -G Ninja -S "$tmp/cuda-src" -B "$tmp/cuda" -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$tmp/cuda.log" 2>&1 || { cat "$tmp/cuda.log"; fail "TARGET cuda did not configure"; }
+ninja -C "$tmp/cuda" >>"$tmp/cuda.log" 2>&1 || { cat "$tmp/cuda.log"; fail "TARGET cuda did not build"; }
+grep -q "int TinyMLP_create_on(uint64_t seed, const char \*device" "$tmp/cuda/tiny_cuda.h" ||
+  fail "no TinyMLP_create_on in the header"
+grep -q "sparsec_gpu_kernel_TinyMLP_train_0_" "$tmp/cuda/libtiny_cuda.so" ||
+  fail "the library carries no CUDA kernels"
+sed -i 's/TARGET cuda/TARGET tpu/' "$tmp/cuda-src/CMakeLists.txt"
+if cmake -G Ninja -S "$tmp/cuda-src" -B "$tmp/tpu" -DCMAKE_PREFIX_PATH="$prefix" \
+    >"$tmp/tpu.log" 2>&1; then
+  fail "TARGET tpu configured"
 fi
-grep -q "CUDA backend not available in this build" "$tmp/cuda.log" ||
-  { cat "$tmp/cuda.log"; fail "no clear CUDA message"; }
-grep "CUDA backend" "$tmp/cuda.log"
+grep -q "unknown TARGET 'tpu' (expected cpu, cuda or" "$tmp/tpu.log" ||
+  { cat "$tmp/tpu.log"; fail "no clear TARGET message"; }
+grep "unknown TARGET" "$tmp/tpu.log"
 
 step "the prefix is relocatable"
 mv "$prefix" "$tmp/moved"

@@ -138,10 +138,13 @@ std::vector<KernelArg> kernelArgs(const ModelAbi &abi, bool train) {
   return args;
 }
 
-void emitTrampoline(const ModelAbi &abi, bool train, llvm::raw_ostream &os) {
+/// The trampoline of `sparsec_kernel_<Model>_{forward,train}` or, with
+/// `prefix` "sparsec_gpu_kernel_", of its CUDA function (same arguments,
+/// device pointers).
+void emitTrampoline(const ModelAbi &abi, bool train, llvm::raw_ostream &os,
+                    llvm::StringRef prefix = "sparsec_kernel_") {
   std::vector<KernelArg> args = kernelArgs(abi, train);
-  std::string fn =
-      "sparsec_kernel_" + abi.name + (train ? "_train" : "_forward");
+  std::string fn = prefix.str() + abi.name + (train ? "_train" : "_forward");
   os << "extern " << (train ? "float" : "void") << " _mlir_ciface_" << fn
      << "(";
   for (size_t i = 0; i < args.size(); ++i)
@@ -308,6 +311,17 @@ void emitEntryPoints(const ModelAbi &abi, bool define, llvm::raw_ostream &os) {
   fn("Creates an instance with parameters initialised from `seed`.",
      "int " + M + "_create(uint64_t seed, " + M + " **out)",
      "return sparsec_create(&" + M + "_desc, seed, (sparsec_model **)out);");
+  fn("Creates an instance on `device`: \"cpu\", or \"cuda\" (parameters, "
+     "gradients and optimizer state on the GPU; needs a library built with "
+     "--target=cpu,cuda).",
+     "int " + M + "_create_on(uint64_t seed, const char *device, " + M +
+         " **out)",
+     "return sparsec_create_on(&" + M + "_desc, " +
+         (abi.cuda ? "&" + M + "_cuda" : std::string("0")) +
+         ", seed, device, (sparsec_model **)out);");
+  fn("The device of an instance: \"cpu\" or \"cuda\".",
+     "int " + M + "_device(const " + M + " *m, const char **device)",
+     "return sparsec_model_device((const sparsec_model *)m, device);");
   fn("Destroys an instance (NULL is accepted).",
      "void " + M + "_destroy(" + M + " *m)", "sparsec_destroy(" + h + ");");
   // With `catchup` optimizers, rows untouched for a while hold their value
@@ -412,6 +426,10 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
   os << "\n";
   emitTrampoline(abi, false, os);
   emitTrampoline(abi, true, os);
+  if (abi.cuda) {
+    emitTrampoline(abi, false, os, "sparsec_gpu_kernel_");
+    emitTrampoline(abi, true, os, "sparsec_gpu_kernel_");
+  }
   for (size_t k = 0; k < abi.params.size(); ++k)
     if (!rowUpdateName(abi, k).empty())
       emitRowTrampoline(abi, k, os);
@@ -459,6 +477,12 @@ void sparsec::emitGlue(const ModelAbi &abi, llvm::raw_ostream &os) {
      << "  " << optimizerInit(abi) << ",\n"
      << "  sparsec_kernel_" << M << "_forward_kernel, sparsec_kernel_" << M
      << "_train_kernel};\n\n";
+  if (abi.cuda)
+    os << "/* The CUDA functions ("
+       << (abi.cudaEmulated ? "--cuda-emulate: run on the host" : "PTX")
+       << "). */\nstatic const sparsec_device_kernels " << M << "_cuda = {\n"
+       << "  sparsec_gpu_kernel_" << M << "_forward_kernel, sparsec_gpu_kernel_"
+       << M << "_train_kernel, " << (abi.cudaEmulated ? 1 : 0) << "};\n\n";
   emitEntryPoints(abi, /*define=*/true, os);
 }
 

@@ -38,6 +38,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <limits>
+#include <tuple>
 
 using namespace mlir;
 using namespace sparsec::cudagen;
@@ -93,14 +94,24 @@ std::pair<Value, Value> EntryLowering::softmaxStats(Location loc, Value x) {
   return softmax[x] = {maxes, sums};
 }
 
+FailureOr<CrossEntropyOperands>
+EntryLowering::crossEntropyOperands(Operation *op, Value logits, Value target) {
+  if (!isRank2F32(logits.getType()))
+    return op->emitOpError("on the CUDA target needs rank-2 f32 logits");
+  CrossEntropyOperands o;
+  o.x = buffers.lookup(logits);
+  o.t = buffers.lookup(target);
+  std::tie(o.maxes, o.sums) = softmaxStats(op->getLoc(), o.x);
+  return o;
+}
+
 LogicalResult EntryLowering::lowerCrossEntropy(sdl::CrossEntropyLossOp op) {
   Location loc = op.getLoc();
-  if (!isRank2F32(op.getInput().getType()))
-    return op.emitOpError("on the CUDA target needs rank-2 f32 logits");
-  Value x = buffers.lookup(op.getInput());
-  Value t = buffers.lookup(op.getTarget());
-  std::pair<Value, Value> stats = softmaxStats(loc, x);
-  Value maxes = stats.first, sums = stats.second;
+  FailureOr<CrossEntropyOperands> ce =
+      crossEntropyOperands(op, op.getInput(), op.getTarget());
+  if (failed(ce))
+    return failure();
+  Value x = ce->x, t = ce->t, maxes = ce->maxes, sums = ce->sums;
   Value rows = dim(loc, x, 0);
   Value per = temporary(
       loc, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()), rows);
@@ -132,12 +143,11 @@ LogicalResult EntryLowering::lowerCrossEntropy(sdl::CrossEntropyLossOp op) {
 LogicalResult
 EntryLowering::lowerCrossEntropyGrad(sdl::CrossEntropyLossGradOp op) {
   Location loc = op.getLoc();
-  if (!isRank2F32(op.getInput().getType()))
-    return op.emitOpError("on the CUDA target needs rank-2 f32 logits");
-  Value x = buffers.lookup(op.getInput());
-  Value t = buffers.lookup(op.getTarget());
-  std::pair<Value, Value> stats = softmaxStats(loc, x);
-  Value maxes = stats.first, sums = stats.second;
+  FailureOr<CrossEntropyOperands> ce =
+      crossEntropyOperands(op, op.getInput(), op.getTarget());
+  if (failed(ce))
+    return failure();
+  Value x = ce->x, t = ce->t, maxes = ce->maxes, sums = ce->sums;
   Value out = resultBuffer(op.getResult(), x);
   buffers.map(op.getResult(), out);
   Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);

@@ -35,6 +35,12 @@ struct CsrBuffers {
   mlir::Value pos, crd, vals;
 };
 
+/// The buffers a cross-entropy op reads: logits [B, C], targets [B] and
+/// their per-sample softmax stats.
+struct CrossEntropyOperands {
+  mlir::Value x, t, maxes, sums;
+};
+
 /// Lowers one entry point `src` into the (empty) function `dst`, which has
 /// the same signature; its memref arguments are device pointers.
 class EntryLowering {
@@ -65,6 +71,11 @@ private:
   /// kernel, shared by the loss and its gradient).
   std::pair<mlir::Value, mlir::Value> softmaxStats(mlir::Location loc,
                                                    mlir::Value x);
+  /// The operands of a cross-entropy op (loss or gradient) with their
+  /// stats; fails with a diagnostic unless the logits are rank-2 f32.
+  mlir::FailureOr<CrossEntropyOperands>
+  crossEntropyOperands(mlir::Operation *op, mlir::Value logits,
+                       mlir::Value target);
 
   /// The buffer of `v`: its destination argument or a new gpu.alloc shaped
   /// like `like` (a buffer of the same rank giving the dynamic sizes).

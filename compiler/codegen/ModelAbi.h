@@ -76,6 +76,11 @@ struct ModelAbi {
   /// Embedding tables are stepped by the generated fused row updates
   /// (sdl-generate-row-updates: `sparsec_kernel_<name>_rows_<k>`).
   bool fusedRows = false;
+  /// The object carries the CUDA functions sparsec_gpu_kernel_<name>_*
+  /// (--target=cpu,cuda), host versions of them with `cudaEmulated`
+  /// (--cuda-emulate); the glue hands them to sparsec_create_on.
+  bool cuda = false;
+  bool cudaEmulated = false;
 };
 
 /// Reads the ABI from a module after sdl-expand-training. Emits an error

@@ -8,6 +8,11 @@
 //
 //   fashion_mnist_train [--epochs N] [--batch N] [--lr X] [--seed N]
 //                       [--data DIR] [--limit N] [--save FILE]
+//                       [--device cpu|cuda]
+//
+// --device cuda trains on the GPU (parameters and optimizer state stay on
+// the device; needs a library built with TARGET cuda, which this example's
+// is, and a CUDA driver: otherwise it says why).
 //
 // Any model with an f32[B, 784] input, an i64[B] target and 10 outputs can
 // be trained by it: compile with -DSPARSEC_MODEL=<Model> and
@@ -50,12 +55,13 @@ struct Options {
   int64_t limit = 0; // 0: all training images
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string save;
+  std::string device = "cpu";
 };
 
 void usage(const char *argv0) {
   std::fprintf(stderr,
                "usage: %s [--epochs N] [--batch N] [--lr X] [--seed N] "
-               "[--data DIR] [--limit N] [--save FILE]\n",
+               "[--data DIR] [--limit N] [--save FILE] [--device cpu|cuda]\n",
                argv0);
 }
 
@@ -84,6 +90,8 @@ bool parseArgs(int argc, char **argv, Options &o) {
       o.data = v;
     else if (a == "--save")
       o.save = v;
+    else if (a == "--device")
+      o.device = v;
     else {
       std::fprintf(stderr, "error: unknown option %s\n", a.c_str());
       return usage(argv[0]), false;
@@ -220,17 +228,19 @@ int main(int argc, char **argv) {
   int64_t n = opt.limit ? std::min(opt.limit, train.count) : train.count;
 
   SPARSEC_MODEL *m = nullptr;
-  if (int s = API(create)(opt.seed, &m))
+  if (int s = API(create_on)(opt.seed, opt.device.c_str(), &m))
     return fail("create", s);
+  const char *device = "";
+  API(device)(m, &device);
   if (opt.lr > 0)
     if (int s = API(set_lr)(m, opt.lr))
       return fail("set_lr", s);
   double lr = 0;
   API(get_lr)(m, &lr);
   std::printf(
-      "Fashion-MNIST, model %s: %lld training / %lld test images, batch %lld, "
-      "lr %g, seed %llu\n",
-      SPARSEC_STR(SPARSEC_MODEL), (long long)n, (long long)test.count,
+      "Fashion-MNIST, model %s on %s: %lld training / %lld test images, "
+      "batch %lld, lr %g, seed %llu\n",
+      SPARSEC_STR(SPARSEC_MODEL), device, (long long)n, (long long)test.count,
       (long long)opt.batch, lr, (unsigned long long)opt.seed);
 
   std::vector<int64_t> order(train.count);

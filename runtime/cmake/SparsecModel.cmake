@@ -5,18 +5,20 @@
 # SparsecConfig.cmake after find_package(Sparsec)), so both behave the same.
 #
 #   sparsec_add_model(<target> <file.sdl>
-#                     [TARGET cpu|cuda]      # back end (default: cpu)
+#                     [TARGET cpu|cuda]      # devices (default: cpu)
 #                     [OPTIONS <arg>...])    # extra sparsec arguments
 #
-# Runs `sparsec <file.sdl> -o lib<target>.so --header=<target>.h [OPTIONS]`
+# Runs `sparsec <file.sdl> -o lib<target>.so --header=<target>.h
+# --target=cpu[,cuda] [OPTIONS]`
 # in the current binary directory and defines <target>, an imported shared
 # library whose include directory holds <target>.h: link it with
 # target_link_libraries(app PRIVATE <target>) and #include "<target>.h".
 # The model is rebuilt when the .sdl file, the sparsec executable or the
 # runtime it links changes. OPTIONS go to sparsec verbatim (e.g. -O2,
 # --generic-cpu, --vl=8, --model=Name); -o, --header and --emit are set by
-# the function and rejected. TARGET cuda fails at configure time: this build
-# has no CUDA back end.
+# the function and rejected. TARGET cuda (or cpu,cuda) builds a library
+# that carries the CPU and the CUDA kernels: the app picks the device with
+# <Model>_create_on (docs/cuda.md).
 #
 # Which sparsec is used (set by the includer; the defaults are the targets of
 # the installed package):
@@ -36,13 +38,17 @@ function(sparsec_add_model target sdl)
     set(arg_TARGET cpu)
   endif()
   string(TOLOWER "${arg_TARGET}" backend)
-  if(backend STREQUAL "cuda")
-    message(FATAL_ERROR "sparsec_add_model(${target}): CUDA backend not "
-      "available in this build (sparsec compiles for the CPU only; use "
-      "TARGET cpu)")
-  elseif(NOT backend STREQUAL "cpu")
+  string(REPLACE " " "" backend "${backend}")
+  # A library always carries the CPU kernels; `cuda` adds the CUDA ones (the
+  # app picks the device with <Model>_create_on, docs/cuda.md).
+  if(backend STREQUAL "cuda" OR backend STREQUAL "cpu,cuda" OR
+     backend STREQUAL "cuda,cpu")
+    set(target_flag --target=cpu,cuda)
+  elseif(backend STREQUAL "cpu")
+    set(target_flag --target=cpu)
+  else()
     message(FATAL_ERROR "sparsec_add_model(${target}): unknown TARGET "
-      "'${arg_TARGET}' (expected cpu or cuda)")
+      "'${arg_TARGET}' (expected cpu, cuda or cpu,cuda)")
   endif()
   foreach(opt IN LISTS arg_OPTIONS)
     if(opt MATCHES "^(-o|--?header|--?emit)($|=)")
@@ -78,7 +84,7 @@ function(sparsec_add_model target sdl)
   # dependencies when they are built in the same project).
   add_custom_command(OUTPUT "${so}" "${h}"
     COMMAND "$<TARGET_FILE:${compiler}>" "${sdl_abs}" -o "${so}"
-            "--header=${h}" ${arg_OPTIONS}
+            "--header=${h}" ${target_flag} ${arg_OPTIONS}
     DEPENDS "${sdl_abs}" "$<TARGET_FILE:${compiler}>"
             "$<TARGET_FILE:${runtime}>" ${SPARSEC_MODEL_DEPENDS}
     COMMENT "sparsec ${sdl} -> lib${target}.so"

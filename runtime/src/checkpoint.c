@@ -474,6 +474,10 @@ SPARSEC_API int sparsec_save(const sparsec_model *m, const char *path) {
   sparsec__clear_error();
   if (!m || !path)
     return sparsec__fail(SPARSEC_ERR_NULL, "save: %s is NULL", m ? "path" : "model");
+  /* A CUDA model: the host copy first (the model's state is unchanged). */
+  int src = sparsec__device_host_sync((sparsec_model *)sparsec__unconst(m));
+  if (src != SPARSEC_OK)
+    return src;
   sparsec__ck_list l;
   sparsec__sbuf h = {NULL, 0, 0, 0};
   uint64_t data_len = 0;

@@ -174,8 +174,12 @@ void mgpuStreamDestroy(void *s) {
 }
 
 void mgpuStreamSynchronize(void *s) {
-  CUDA_ON_HANDLE(s, "mgpuStreamSynchronize", sparsec__cu.StreamSynchronize(s),
-                 "cuStreamSynchronize");
+  /* NULL is the legacy default stream, as for the driver (what a caller
+   * that copied on stream NULL waits for). */
+  if (sparsec__cuda_enter("mgpuStreamSynchronize") != SPARSEC_OK)
+    return;
+  sparsec__cuda_check(sparsec__cu.StreamSynchronize(s), "cuStreamSynchronize");
+  sparsec__cuda_leave();
 }
 
 void mgpuStreamWaitEvent(void *s, void *e) {

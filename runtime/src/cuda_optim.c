@@ -18,7 +18,9 @@ void *mgpuModuleGetFunction(void *handle, const char *name);
 void mgpuLaunchKernel(void *function, intptr_t gx, intptr_t gy, intptr_t gz, intptr_t bx,
                       intptr_t by, intptr_t bz, int32_t smem, void *stream, void **params,
                       void **extra, size_t param_count);
+void *mgpuStreamCreate(void);
 void mgpuStreamSynchronize(void *s);
+void mgpuStreamDestroy(void *s);
 
 enum { kThreads = 256 };
 
@@ -30,7 +32,9 @@ static void load_module(void) {
 }
 
 /* Launches kernel `name` of the optimizer module on `grid` blocks of
- * kThreads and waits for it; the first failure on the way is the status. */
+ * kThreads on a stream of its own and waits for it (the generated code runs
+ * on non-blocking streams, which do not wait for the legacy one); the first
+ * failure on the way is the status. */
 static int launch(const char *name, int64_t grid, void **params, int np) {
   if (!sparsec__cuda_optim_ptx[0])
     return sparsec__fail(SPARSEC_ERR_CUDA, "optimizer step on the GPU: this runtime was built "
@@ -39,8 +43,12 @@ static int launch(const char *name, int64_t grid, void **params, int np) {
   (void)sparsec_cuda_take_error(); /* start from a clean record */
   pthread_once(&module_once, load_module);
   void *f = mgpuModuleGetFunction(module, name);
-  mgpuLaunchKernel(f, (intptr_t)grid, 1, 1, kThreads, 1, 1, 0, NULL, params, NULL, (size_t)np);
-  mgpuStreamSynchronize(NULL);
+  void *stream = mgpuStreamCreate();
+  if (stream) {
+    mgpuLaunchKernel(f, (intptr_t)grid, 1, 1, kThreads, 1, 1, 0, stream, params, NULL, (size_t)np);
+    mgpuStreamSynchronize(stream);
+    mgpuStreamDestroy(stream);
+  }
   return sparsec_cuda_take_error();
 }
 

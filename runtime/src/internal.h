@@ -299,8 +299,29 @@ struct sparsec_model {
   uint64_t seed; /* of create (dynamic sparsity draws) */
   sparsec_kernel_fn forward;
   sparsec_kernel_fn train;
+  struct sparsec__device *dev; /* non-NULL: resident on a CUDA device (device.c) */
 };
 
+/*===-- Models on a CUDA device (device.c) ---------------------------------===*/
+
+typedef struct sparsec__device sparsec__device;
+/* Moves a freshly created model onto the device of `k` (CUDA, or the host
+ * emulator of a --cuda-emulate library); on failure `m->dev` stays NULL. */
+int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k);
+void sparsec__device_free(sparsec_model *m);
+/* Before reading the host copy: downloads what the device changed. */
+int sparsec__device_host_sync(sparsec_model *m);
+/* After the host copy may have been written: the next call uploads it. */
+void sparsec__device_host_written(sparsec_model *m);
+/* forward / train_step of a device model after validation; `bufs` has room
+ * for every argument of the trampoline. */
+int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *inputs,
+                            int64_t out_numel, float *output, void **bufs);
+int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
+                               float *loss, void **bufs);
+
+/* Bytes of one element of `t`. */
+size_t sparsec__dtype_size(sparsec_dtype t);
 /* Checks a descriptor; on failure sets the message and returns a status. */
 int sparsec__validate_desc(const sparsec_model_desc *desc);
 /* Elements of input `in` for `batch` (dims < 0 are the batch); -1 when the

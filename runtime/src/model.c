@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -170,9 +171,38 @@ SPARSEC_API int sparsec_create(const sparsec_model_desc *desc, uint64_t seed, sp
   return SPARSEC_OK;
 }
 
+SPARSEC_API int sparsec_create_on(const sparsec_model_desc *desc,
+                                  const sparsec_device_kernels *cuda, uint64_t seed,
+                                  const char *device, sparsec_model **out) {
+  sparsec__clear_error();
+  if (!out || !device)
+    return sparsec__fail(SPARSEC_ERR_NULL, "create: %s is NULL", out ? "device" : "out");
+  *out = NULL;
+  const int on_cuda = strcmp(device, "cuda") == 0;
+  if (!on_cuda && strcmp(device, "cpu") != 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: unknown device '%s' (expected cpu or cuda)", device);
+  sparsec_model *m;
+  int rc = sparsec_create(desc, seed, &m);
+  if (rc != SPARSEC_OK || !on_cuda) {
+    *out = rc == SPARSEC_OK ? m : NULL;
+    return rc;
+  }
+  rc = sparsec__device_attach(m, cuda);
+  if (rc != SPARSEC_OK) {
+    char why[512];
+    snprintf(why, sizeof(why), "%s", sparsec_last_error());
+    sparsec_destroy(m);
+    return sparsec__fail(rc, "%s", why);
+  }
+  *out = m;
+  return SPARSEC_OK;
+}
+
 SPARSEC_API void sparsec_destroy(sparsec_model *m) {
   if (!m)
     return;
+  sparsec__device_free(m);
   if (m->params) {
     for (int32_t i = 0; i < m->num_params; ++i) {
       sparsec__param *p = &m->params[i];
@@ -287,8 +317,11 @@ SPARSEC_API int sparsec_param_values(sparsec_model *m, const char *name, float *
   if (!values || !count)
     return sparsec__fail(SPARSEC_ERR_NULL, "param_values: NULL output pointer");
   int rc = sparsec__lookup(m, "param_values", name, &i);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__device_host_sync(m);
   if (rc != SPARSEC_OK)
     return rc;
+  sparsec__device_host_written(m); /* the caller may write through it */
   *values = m->params[i].values;
   *count = m->params[i].nnz;
   return SPARSEC_OK;
@@ -317,6 +350,8 @@ SPARSEC_API int sparsec_param_grad(sparsec_model *m, const char *name, const flo
   if (!grad || !count)
     return sparsec__fail(SPARSEC_ERR_NULL, "param_grad: NULL output pointer");
   int rc = sparsec__lookup(m, "param_grad", name, &i);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__device_host_sync(m);
   if (rc != SPARSEC_OK)
     return rc;
   const sparsec__param *p = &m->params[i];

@@ -6,6 +6,7 @@
  * helpers every other file uses.
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
+#include "sparsec/cuda.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@ SPARSEC_API const char *sparsec_status_name(int status) {
     return "SPARSEC_ERR_KERNEL";
   case SPARSEC_ERR_ABI:
     return "SPARSEC_ERR_ABI";
+  case SPARSEC_ERR_CUDA:
+    return "SPARSEC_ERR_CUDA";
   default:
     return "SPARSEC_ERR_UNKNOWN";
   }

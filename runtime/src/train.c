@@ -9,6 +9,8 @@
  * tables up to date (undone if the step then fails), zero-fills every
  * gradient (kernels may accumulate), checks the loss, and only then runs
  * the optimizer step on every parameter (optim.c) and counts the step.
+ * A model resident on a CUDA device takes its own path after validation
+ * (device.c).
  *===----------------------------------------------------------------------===*/
 #include "internal.h"
 
@@ -77,6 +79,13 @@ SPARSEC_API int sparsec_forward(sparsec_model *m, int64_t batch, const void *con
   void **bufs = sparsec__bufs_alloc(stack, n);
   if (!bufs)
     return sparsec__fail(SPARSEC_ERR_NOMEM, "forward: cannot allocate the argument array");
+  if (m->dev) { /* resident on a CUDA device (device.c) */
+    rc = sparsec__device_forward(m, batch, inputs, sparsec__input_numel(&out_desc, batch), output,
+                                 bufs);
+    if (bufs != stack)
+      free(bufs);
+    return rc;
+  }
   int32_t k = 0, j = 0;
   for (int32_t i = 0; i < m->num_inputs; ++i)
     if (!m->inputs[i].is_target)
@@ -148,6 +157,19 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   if (!m->train)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "train_step: model '%s' has no train kernel",
                          m->name);
+  if (m->dev) { /* resident on a CUDA device (device.c): CSR and dense only */
+    int64_t n = 1 + m->num_inputs;
+    for (int32_t i = 0; i < m->num_params; ++i)
+      n += sparsec__param_arrays(&m->params[i]) + 1;
+    void *stack[SPARSEC_STACK_BUFS];
+    void **bufs = sparsec__bufs_alloc(stack, n);
+    if (!bufs)
+      return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
+    rc = sparsec__device_train_step(m, batch, inputs, loss, bufs);
+    if (bufs != stack)
+      free(bufs);
+    return rc;
+  }
 
   const int need_coalesce =
       sparsec__opt_coalesces(&m->opt) && m->opt.sparse_mode != SPARSEC_SPARSE_DENSE;

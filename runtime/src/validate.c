@@ -17,7 +17,7 @@
 static int sparsec__dtype_ok(sparsec_dtype t) { return t >= SPARSEC_F32 && t <= SPARSEC_I64; }
 static int sparsec__dtype_is_int(sparsec_dtype t) { return t == SPARSEC_I32 || t == SPARSEC_I64; }
 
-static size_t sparsec__dtype_size(sparsec_dtype t) {
+size_t sparsec__dtype_size(sparsec_dtype t) {
   return (t == SPARSEC_F64 || t == SPARSEC_I64) ? 8 : 4;
 }
 

@@ -564,6 +564,8 @@ static int runPipeline(const char *argv0) {
   mlir::FailureOr<sparsec::ModelAbi> abi = sparsec::collectModelAbi(*ir);
   if (mlir::failed(abi))
     return 1;
+  abi->cuda = targets.cuda;
+  abi->cudaEmulated = targets.cuda && cudaEmulate;
   if (emitStage == Stage::Header) {
     std::string text;
     llvm::raw_string_ostream os(text);
@@ -578,8 +580,9 @@ static int runPipeline(const char *argv0) {
   if (targets.cuda && emitStage >= Stage::LLVMDialect) {
     if (!targets.cpu) {
       llvm::WithColor::error()
-          << "--target=cuda builds no library yet: the model API runs on the "
-             "CPU; use --target=cpu,cuda (or --emit=ptx)\n";
+          << "--target=cuda alone builds no library: a model library always "
+             "carries the CPU kernels and the app picks the device with "
+             "<Model>_create_on; use --target=cpu,cuda (or --emit=ptx)\n";
       return 1;
     }
     if (!(cuda = compileCuda(*ir, timing)))

@@ -352,6 +352,29 @@ const char *sparsec_status_name(int status);
 
 /* Create an instance; parameters are initialised from `seed` deterministically. */
 int sparsec_create(const sparsec_model_desc *desc, uint64_t seed, sparsec_model **out);
+
+/* The CUDA functions of a library built with `--target=cpu,cuda`: the same
+ * trampoline ABI as sparsec_model_desc's kernels, called with device
+ * pointers (docs/cuda.md). `emulated`: built with --cuda-emulate, the
+ * functions run on the host and "device" memory is host memory. */
+typedef struct sparsec_device_kernels {
+  sparsec_kernel_fn forward;
+  sparsec_kernel_fn train; /* NULL: the model does not train */
+  int32_t emulated;
+} sparsec_device_kernels;
+
+/* sparsec_create on a device: "cpu" (same as sparsec_create; `cuda` may be
+ * NULL) or "cuda": parameters, gradients and optimizer state then live on
+ * the default CUDA device, forward/train_step copy only inputs in and the
+ * output out, and the accessors below read through to the device. Errors:
+ * SPARSEC_ERR_NULL, SPARSEC_ERR_INVALID_ARG (unknown device; a model the
+ * CUDA target cannot train, the message says why), SPARSEC_ERR_CUDA (32,
+ * sparsec/cuda.h: no CUDA kernels in the library, no driver or device, a
+ * failed allocation or copy). */
+int sparsec_create_on(const sparsec_model_desc *desc, const sparsec_device_kernels *cuda,
+                      uint64_t seed, const char *device, sparsec_model **out);
+/* "cpu", "cuda" or "cuda (emulated on the host)". */
+int sparsec_model_device(const sparsec_model *m, const char **device);
 /* Destroy an instance (NULL is accepted). */
 void sparsec_destroy(sparsec_model *m);
 

@@ -49,6 +49,7 @@ TEST(Status, Names) {
   EXPECT_STREQ(sparsec_status_name(SPARSEC_ERR_NOMEM), "SPARSEC_ERR_NOMEM");
   EXPECT_STREQ(sparsec_status_name(SPARSEC_ERR_KERNEL), "SPARSEC_ERR_KERNEL");
   EXPECT_STREQ(sparsec_status_name(SPARSEC_ERR_ABI), "SPARSEC_ERR_ABI");
+  EXPECT_STREQ(sparsec_status_name(32), "SPARSEC_ERR_CUDA");
   EXPECT_STREQ(sparsec_status_name(99), "SPARSEC_ERR_UNKNOWN");
 }
 

@@ -1,0 +1,441 @@
+/*===- device.c - Models resident on a CUDA device ------------------*- C -*-===*
+ *
+ * A model created with sparsec_create_on(..., "cuda", ...) keeps its
+ * parameters, gradients and optimizer state in device memory; forward and
+ * train_step copy only the inputs in and the output (forward) out, run the
+ * compiler's CUDA functions (sparsec_gpu_kernel_<Model>_*, called through
+ * the same trampolines as the CPU kernels, with device pointers) and the
+ * optimizer kernels of runtime/cuda/optim.cu (cuda_optim.c).
+ *
+ * The host copy in sparsec__param stays the model's public face: an
+ * accessor that reads it (param_values, param_grad, param_csr, save) first
+ * downloads what the device changed (`host_stale`), and one that may write
+ * it (param_values, load) marks the device copy stale (`device_stale`), so
+ * the next forward or train_step uploads it again.
+ *
+ * A library compiled with --cuda-emulate carries host versions of the CUDA
+ * functions (every kernel as loops, sparsec-gpu-emulate): its "device"
+ * memory is host memory and its optimizer step the CPU's, so this whole
+ * path - residency, copies, synchronisation, the step driven on device
+ * buffers - runs and is tested on machines without a GPU.
+ *
+ * The CUDA target covers CSR and dense parameters under every per-value
+ * optimizer; what it does not cover is refused at create time with
+ * SPARSEC_ERR_INVALID_ARG (embeddings, buffers - so masks and pruning -,
+ * dynamic sparsity, gradient clipping, row-wise Adagrad on CSR weights).
+ *===----------------------------------------------------------------------===*/
+#include "cuda_internal.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *mgpuStreamCreate(void);
+void mgpuStreamDestroy(void *s);
+void mgpuStreamSynchronize(void *s);
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool host_shared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream);
+void mgpuMemset32(void *dst, unsigned value, size_t count, void *stream);
+
+/* Device copies of one parameter (NULL where the host has none). */
+typedef struct sparsec__dev_param {
+  float *values, *grad;
+  int32_t *positions, *coordinates;
+  float *state[SPARSEC_NSTATE];
+} sparsec__dev_param;
+
+struct sparsec__device {
+  sparsec_device_kernels k;
+  void *stream; /* CUDA: the stream of the runtime's copies */
+  sparsec__dev_param *params;
+  void **inputs;     /* per input: batch-sized device buffer */
+  size_t *input_cap; /* its bytes */
+  void *output;
+  size_t output_cap;
+  int host_stale;   /* the device holds newer values, gradients, state */
+  int device_stale; /* the host holds newer ones */
+};
+
+/*===-- Device memory: the GPU's through mgpu*, or host memory (emulated) --===*/
+
+static void *dev_alloc(sparsec__device *d, size_t bytes) {
+  if (bytes == 0)
+    bytes = 1;
+  return d->k.emulated ? malloc(bytes) : mgpuMemAlloc(bytes, d->stream, false);
+}
+
+static void dev_free(sparsec__device *d, void *p) {
+  if (!p)
+    return;
+  if (d->k.emulated)
+    free(p);
+  else
+    mgpuMemFree(p, d->stream);
+}
+
+/* Copies between host and device (either direction) and waits for it. */
+static void dev_copy(sparsec__device *d, void *dst, const void *src, size_t bytes) {
+  if (bytes == 0 || !dst || !src)
+    return;
+  if (d->k.emulated) {
+    memcpy(dst, src, bytes);
+    return;
+  }
+  mgpuMemcpy(dst, sparsec__unconst(src), bytes, d->stream);
+  mgpuStreamSynchronize(d->stream);
+}
+
+/* Zero-fills `n` floats of device memory (not waited for: the next copy
+ * or the train step's wait does). */
+static void dev_zero(sparsec__device *d, float *p, int64_t n) {
+  if (n <= 0 || !p)
+    return;
+  if (d->k.emulated)
+    memset(p, 0, (size_t)n * sizeof(float));
+  else
+    mgpuMemset32(p, 0u, (size_t)n, d->stream);
+}
+
+/* SPARSEC_OK, or SPARSEC_ERR_CUDA with "<what>: <the first CUDA failure
+ * since the last check>" as the message. */
+static int dev_status(const sparsec__device *d, const char *what) {
+  if (d->k.emulated || sparsec_cuda_take_error() == SPARSEC_OK)
+    return SPARSEC_OK;
+  char why[512];
+  snprintf(why, sizeof(why), "%s", sparsec_last_error());
+  return sparsec__fail(SPARSEC_ERR_CUDA, "%s: %s", what, why);
+}
+
+/*===-- What the device copy holds ------------------------------------------===*/
+
+static size_t floats(int64_t n) { return (size_t)n * sizeof(float); }
+
+/* The arrays of parameter `p` and their device copies, with byte sizes:
+ * values, gradient, positions, coordinates, then each kept state. */
+typedef struct {
+  void *host[4 + SPARSEC_NSTATE];
+  void **dev[4 + SPARSEC_NSTATE];
+  size_t bytes[4 + SPARSEC_NSTATE];
+  int n;
+} sparsec__arrays;
+
+static sparsec__arrays arrays_of(const sparsec_model *m, sparsec__param *p, sparsec__dev_param *q) {
+  sparsec__arrays a;
+  memset(&a, 0, sizeof(a));
+#define SPARSEC_ARRAY(h, dv, b)                                                                    \
+  do {                                                                                             \
+    a.host[a.n] = (h);                                                                             \
+    a.dev[a.n] = (void **)(dv);                                                                    \
+    a.bytes[a.n++] = (b);                                                                          \
+  } while (0)
+  SPARSEC_ARRAY(p->values, &q->values, floats(p->nnz));
+  SPARSEC_ARRAY(p->grad, &q->grad, floats(p->nnz));
+  if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
+    SPARSEC_ARRAY(p->positions, &q->positions, (size_t)(p->rows + 1) * sizeof(int32_t));
+    SPARSEC_ARRAY(p->coordinates, &q->coordinates, (size_t)p->nnz * sizeof(int32_t));
+  }
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    if (p->state[k])
+      SPARSEC_ARRAY(p->state[k], &q->state[k], floats(sparsec__state_elems(&m->opt, p, k)));
+#undef SPARSEC_ARRAY
+  return a;
+}
+
+/* Host -> device for every parameter (after create, load, param_values). */
+static int upload(sparsec_model *m) {
+  sparsec__device *d = m->dev;
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__arrays a = arrays_of(m, &m->params[i], &d->params[i]);
+    for (int j = 0; j < a.n; ++j)
+      dev_copy(d, *a.dev[j], a.host[j], a.bytes[j]);
+  }
+  int rc = dev_status(d, "uploading the parameters to the CUDA device");
+  if (rc == SPARSEC_OK)
+    d->device_stale = 0;
+  return rc;
+}
+
+int sparsec__device_host_sync(sparsec_model *m) {
+  sparsec__device *d = m ? m->dev : NULL;
+  if (!d || !d->host_stale)
+    return SPARSEC_OK;
+  (void)sparsec_cuda_take_error();
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    sparsec__arrays a = arrays_of(m, p, &d->params[i]);
+    for (int j = 0; j < a.n; ++j)
+      if (a.host[j] != p->positions && a.host[j] != p->coordinates)
+        dev_copy(d, a.host[j], *a.dev[j], a.bytes[j]);
+  }
+  int rc = dev_status(d, "reading the parameters back from the CUDA device");
+  if (rc == SPARSEC_OK)
+    d->host_stale = 0;
+  return rc;
+}
+
+void sparsec__device_host_written(sparsec_model *m) {
+  if (m && m->dev)
+    m->dev->device_stale = 1;
+}
+
+/* Uploads the host copy if it is newer (first use, after load, ...). */
+static int ensure_device(sparsec_model *m) { return m->dev->device_stale ? upload(m) : SPARSEC_OK; }
+
+/*===-- Create and destroy ----------------------------------------------------===*/
+
+/* Why `m` cannot live on the device, or NULL. */
+static const char *unsupported(const sparsec_model *m, const char **param) {
+  *param = "";
+  if (m->opt.max_grad_norm > 0.0)
+    return "gradient clipping (max_grad_norm) has no CUDA step yet";
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    const sparsec__param *p = &m->params[i];
+    *param = p->desc.name;
+    if (p->desc.layout != SPARSEC_LAYOUT_CSR && p->desc.layout != SPARSEC_LAYOUT_DENSE)
+      return "only CSR and dense parameters live on the CUDA device yet";
+    if (p->desc.dynamic != SPARSEC_DYNAMIC_NONE)
+      return "dynamic sparsity (SET/RigL) has no CUDA step yet";
+    if (p->desc.layout == SPARSEC_LAYOUT_CSR && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD)
+      return "row-wise Adagrad on a CSR weight has no CUDA step yet";
+  }
+  return NULL;
+}
+
+void sparsec__device_free(sparsec_model *m) {
+  sparsec__device *d = m ? m->dev : NULL;
+  if (!d)
+    return;
+  if (d->params)
+    for (int32_t i = 0; i < m->num_params; ++i) {
+      sparsec__arrays a = arrays_of(m, &m->params[i], &d->params[i]);
+      for (int j = 0; j < a.n; ++j)
+        dev_free(d, *a.dev[j]);
+    }
+  if (d->inputs)
+    for (int32_t i = 0; i < m->num_inputs; ++i)
+      dev_free(d, d->inputs[i]);
+  dev_free(d, d->output);
+  if (d->stream)
+    mgpuStreamDestroy(d->stream);
+  if (!d->k.emulated)
+    (void)sparsec_cuda_take_error(); /* a destroy has no status to report */
+  free(d->params);
+  free(d->inputs);
+  free(d->input_cap);
+  free(d);
+  m->dev = NULL;
+}
+
+int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
+  if (!k || !k->forward)
+    return sparsec__fail(SPARSEC_ERR_CUDA,
+                         "create: model '%s' was compiled without CUDA kernels; compile it with "
+                         "sparsec --target=cpu,cuda",
+                         m->name);
+  const char *param;
+  const char *why = unsupported(m, &param);
+  if (why)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: model '%s' cannot run on CUDA: %s%s%s",
+                         m->name, why, *param ? " (parameter " : "", *param ? param : "");
+  if (!k->emulated) {
+    int rc = sparsec_cuda_available();
+    if (rc != SPARSEC_OK)
+      return rc;
+    (void)sparsec_cuda_take_error();
+  }
+  sparsec__device *d = (sparsec__device *)sparsec__calloc(1, sizeof(*d));
+  if (!d)
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
+  m->dev = d;
+  d->k = *k;
+  d->device_stale = 1;
+  d->params = (sparsec__dev_param *)sparsec__calloc((size_t)m->num_params, sizeof(*d->params));
+  d->inputs = (void **)sparsec__calloc((size_t)m->num_inputs, sizeof(void *));
+  d->input_cap = (size_t *)sparsec__calloc((size_t)m->num_inputs, sizeof(size_t));
+  if (!d->params || !d->inputs || !d->input_cap) {
+    sparsec__device_free(m);
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
+  }
+  if (!k->emulated)
+    d->stream = mgpuStreamCreate();
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__arrays a = arrays_of(m, &m->params[i], &d->params[i]);
+    for (int j = 0; j < a.n; ++j)
+      if (!(*a.dev[j] = dev_alloc(d, a.bytes[j])) && k->emulated) {
+        sparsec__device_free(m);
+        return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device copy of '%s'",
+                             m->params[i].desc.name);
+      }
+  }
+  int rc = dev_status(d, "create: allocating the parameters on the CUDA device");
+  if (rc == SPARSEC_OK)
+    rc = upload(m);
+  if (rc != SPARSEC_OK)
+    sparsec__device_free(m);
+  return rc;
+}
+
+SPARSEC_API int sparsec_model_device(const sparsec_model *m, const char **device) {
+  sparsec__clear_error();
+  if (!m || !device)
+    return sparsec__fail(SPARSEC_ERR_NULL, "device: NULL model or output pointer");
+  *device = !m->dev ? "cpu" : m->dev->k.emulated ? "cuda (emulated on the host)" : "cuda";
+  return SPARSEC_OK;
+}
+
+/*===-- forward and train_step on the device ----------------------------------===*/
+
+/* Device buffer `*buf` of at least `bytes` (grown, never shrunk). */
+static int reserve(sparsec__device *d, void **buf, size_t *cap, size_t bytes, const char *what) {
+  if (*buf && *cap >= bytes)
+    return SPARSEC_OK;
+  dev_free(d, *buf);
+  *cap = 0;
+  if (!(*buf = dev_alloc(d, bytes)))
+    return d->k.emulated
+               ? sparsec__fail(SPARSEC_ERR_NOMEM, "%s: cannot allocate %zu bytes", what, bytes)
+               : dev_status(d, what);
+  *cap = bytes;
+  return SPARSEC_OK;
+}
+
+/* The start of a call: a clean CUDA error record, the host copy uploaded
+ * if it is newer, the call's inputs copied to the device (`with_targets`:
+ * train_step); fills `bufs` from slot 0 with them and then every
+ * parameter's arrays, returns the next slot or -1 with the status in
+ * `*rc`. */
+static int32_t push_inputs(sparsec_model *m, const char *what, int64_t batch,
+                           const void *const *inputs, int with_targets, void **bufs, int *rc) {
+  sparsec__device *d = m->dev;
+  (void)sparsec_cuda_take_error();
+  if ((*rc = ensure_device(m)) != SPARSEC_OK)
+    return -1;
+  int32_t k = 0, j = 0;
+  for (int32_t i = 0; i < m->num_inputs; ++i) {
+    const sparsec_input_desc *in = &m->inputs[i];
+    if (in->is_target && !with_targets)
+      continue;
+    size_t bytes = (size_t)sparsec__input_numel(in, batch) * sparsec__dtype_size(in->dtype);
+    *rc = reserve(d, &d->inputs[i], &d->input_cap[i], bytes, what);
+    if (*rc != SPARSEC_OK)
+      return -1;
+    dev_copy(d, d->inputs[i], inputs[j++], bytes);
+    bufs[k++] = d->inputs[i];
+  }
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__dev_param *q = &d->params[i];
+    if (m->params[i].desc.layout == SPARSEC_LAYOUT_CSR) {
+      bufs[k++] = q->positions;
+      bufs[k++] = q->coordinates;
+    }
+    bufs[k++] = q->values;
+  }
+  return k;
+}
+
+int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *inputs,
+                            int64_t out_numel, float *output, void **bufs) {
+  sparsec__device *d = m->dev;
+  int rc;
+  int32_t k = push_inputs(m, "forward", batch, inputs, 0, bufs, &rc);
+  if (k < 0)
+    return rc;
+  rc = reserve(d, &d->output, &d->output_cap, floats(out_numel), "forward");
+  if (rc != SPARSEC_OK)
+    return rc;
+  bufs[k++] = d->output;
+  int krc = d->k.forward(bufs, batch);
+  rc = dev_status(d, "forward on the CUDA device");
+  if (rc == SPARSEC_OK && krc != 0)
+    rc = sparsec__fail(SPARSEC_ERR_KERNEL, "forward: CUDA kernel of model '%s' failed with code %d",
+                       m->name, krc);
+  if (rc != SPARSEC_OK)
+    return rc;
+  dev_copy(d, output, d->output, floats(out_numel));
+  return dev_status(d, "forward: copying the output from the CUDA device");
+}
+
+/* The optimizer step of parameter `p` on its device copy `q`. */
+static int step_param(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
+                      sparsec__dev_param *q) {
+  sparsec__device *d = m->dev;
+  if (d->k.emulated) {
+    /* The CPU step on the "device" buffers (host memory). */
+    sparsec__param view = *p;
+    view.values = q->values;
+    memcpy(view.state, q->state, sizeof(view.state));
+    sparsec__opt_values(o, &view, q->grad);
+    p->mom_init = view.mom_init;
+    return SPARSEC_OK;
+  }
+  int rc;
+  if (o->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) {
+    rc = sparsec__cuda_rowwise_adagrad(
+        o, (CUdeviceptr)(uintptr_t)q->values, (CUdeviceptr)(uintptr_t)q->grad,
+        (CUdeviceptr)(uintptr_t)q->state[SPARSEC_ST_SUM], p->rows, p->nnz / p->rows, 0);
+  } else {
+    sparsec__cuda_span s;
+    memset(&s, 0, sizeof(s));
+    s.p = (CUdeviceptr)(uintptr_t)q->values;
+    s.g = (CUdeviceptr)(uintptr_t)q->grad;
+    for (int k = 0; k < SPARSEC_NSTATE; ++k)
+      s.s[k] = (CUdeviceptr)(uintptr_t)q->state[k];
+    s.n = p->nnz;
+    rc = sparsec__cuda_opt_span(o, &s, p->mom_init, 0);
+  }
+  if (rc == SPARSEC_OK && o->kind == SPARSEC_OPT_SGD && q->state[SPARSEC_ST_MOMENTUM])
+    p->mom_init = 1;
+  return rc;
+}
+
+int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
+                               float *loss, void **bufs) {
+  sparsec__device *d = m->dev;
+  if (!d->k.train)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "train_step: model '%s' has no CUDA train kernel",
+                         m->name);
+  int rc;
+  int32_t k = push_inputs(m, "train_step", batch, inputs, 1, bufs, &rc);
+  if (k < 0)
+    return rc;
+  /* Gradients zero-filled, as on the CPU (kernels may accumulate). */
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    dev_zero(d, d->params[i].grad, m->params[i].nnz);
+    bufs[k++] = d->params[i].grad;
+  }
+  if (!d->k.emulated)
+    mgpuStreamSynchronize(d->stream);
+  float loss_value = 0.0f;
+  bufs[k++] = &loss_value;
+  int krc = d->k.train(bufs, batch);
+  d->host_stale = 1; /* the gradients changed */
+  rc = dev_status(d, "train_step on the CUDA device");
+  if (rc == SPARSEC_OK && krc != 0)
+    rc = sparsec__fail(SPARSEC_ERR_KERNEL,
+                       "train_step: CUDA kernel of model '%s' failed with code %d", m->name, krc);
+  if (rc != SPARSEC_OK)
+    return rc;
+  *loss = loss_value;
+  if (!isfinite(loss_value))
+    return sparsec__fail(SPARSEC_ERR_NONFINITE,
+                         "train_step: loss is not finite (%g); optimizer step skipped",
+                         (double)loss_value);
+  const sparsec__opt o =
+      sparsec__opt_make(&m->opt, sparsec__scheduled_lr(&m->opt, m->lr, m->step), m->step + 1);
+  for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i)
+    rc = step_param(m, &o, &m->params[i], &d->params[i]);
+  if (rc != SPARSEC_OK) {
+    char why[512];
+    snprintf(why, sizeof(why), "%s", sparsec_last_error());
+    return sparsec__fail(rc,
+                         "train_step: the optimizer step failed on the CUDA device (%s); the "
+                         "model's values on the device are undefined: load a checkpoint or "
+                         "destroy the model",
+                         why);
+  }
+  ++m->step;
+  return SPARSEC_OK;
+}

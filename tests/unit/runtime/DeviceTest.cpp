@@ -1,0 +1,207 @@
+//===- DeviceTest.cpp - sparsec_create_on and device-resident models ------===//
+//
+// sparsec_create_on: the device names, every refusal (unknown device, a
+// library without CUDA kernels, a model the CUDA target cannot train), and
+// the device path of the runtime (device.c) driven through the host
+// emulator (`emulated = 1`: device memory is host memory, the kernels are
+// the test's): it must train exactly as the CPU path, read through to the
+// device in the accessors, upload what the host writes, and leave the model
+// unchanged on a rejected call.
+//
+//===----------------------------------------------------------------------===//
+#include "TestModels.h"
+
+#include "sparsec/cuda.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace sparsec_test;
+
+namespace {
+
+struct ModelPtr {
+  sparsec_model *m = nullptr;
+  ~ModelPtr() { sparsec_destroy(m); }
+};
+
+std::string lastError() { return sparsec_last_error(); }
+
+sparsec_device_kernels emulated(const Desc &d) {
+  return {d.desc.forward, d.desc.train, 1};
+}
+
+/// Status of create_on "cuda" with the emulated kernels of `d`; *out must
+/// stay NULL on failure.
+int createCuda(Desc &d) {
+  d.link();
+  sparsec_device_kernels k = emulated(d);
+  sparsec_model *m = reinterpret_cast<sparsec_model *>(0x1);
+  int rc = sparsec_create_on(&d.desc, &k, 1, "cuda", &m);
+  if (rc != SPARSEC_OK)
+    EXPECT_EQ(m, nullptr);
+  sparsec_destroy(rc == SPARSEC_OK ? m : nullptr);
+  return rc;
+}
+
+std::vector<float> values(sparsec_model *m, const char *name) {
+  float *v = nullptr;
+  int64_t n = 0;
+  EXPECT_EQ(sparsec_param_values(m, name, &v, &n), SPARSEC_OK);
+  return std::vector<float>(v, v + n);
+}
+
+std::vector<float> grad(sparsec_model *m, const char *name) {
+  const float *g = nullptr;
+  int64_t n = 0;
+  EXPECT_EQ(sparsec_param_grad(m, name, &g, &n), SPARSEC_OK);
+  return std::vector<float>(g, g + n);
+}
+
+TEST(Device, CreateOnCpuIsCreate) {
+  Desc d = linearDesc(true);
+  ModelPtr a, b;
+  ASSERT_EQ(sparsec_create_on(&d.desc, nullptr, 5, "cpu", &a.m), SPARSEC_OK);
+  ASSERT_EQ(sparsec_create(&d.desc, 5, &b.m), SPARSEC_OK);
+  EXPECT_EQ(hashModel(a.m), hashModel(b.m));
+  const char *where = nullptr;
+  ASSERT_EQ(sparsec_model_device(a.m, &where), SPARSEC_OK);
+  EXPECT_STREQ(where, "cpu");
+  EXPECT_EQ(sparsec_model_device(nullptr, &where), SPARSEC_ERR_NULL);
+  EXPECT_EQ(sparsec_model_device(a.m, nullptr), SPARSEC_ERR_NULL);
+}
+
+TEST(Device, Refusals) {
+  Desc d = linearDesc(false);
+  sparsec_model *m = reinterpret_cast<sparsec_model *>(0x1);
+  EXPECT_EQ(sparsec_create_on(&d.desc, nullptr, 1, nullptr, &m),
+            SPARSEC_ERR_NULL);
+  EXPECT_EQ(sparsec_create_on(&d.desc, nullptr, 1, "cpu", nullptr),
+            SPARSEC_ERR_NULL);
+  EXPECT_EQ(sparsec_create_on(&d.desc, nullptr, 1, "tpu", &m),
+            SPARSEC_ERR_INVALID_ARG);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(lastError().find("unknown device 'tpu' (expected cpu or cuda)"),
+            std::string::npos);
+  // A library compiled for the CPU only.
+  m = reinterpret_cast<sparsec_model *>(0x1);
+  EXPECT_EQ(sparsec_create_on(&d.desc, nullptr, 1, "cuda", &m),
+            SPARSEC_ERR_CUDA);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(lastError().find("compiled without CUDA kernels; compile it with "
+                             "sparsec --target=cpu,cuda"),
+            std::string::npos)
+      << lastError();
+  // What the CUDA target does not train.
+  Desc emb = embedDesc(SPARSEC_I64);
+  EXPECT_EQ(createCuda(emb), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("only CSR and dense parameters live on the CUDA "
+                             "device yet (parameter emb"),
+            std::string::npos)
+      << lastError();
+  Desc clip = linearDesc(false);
+  clip.desc.optimizer.max_grad_norm = 1.0;
+  EXPECT_EQ(createCuda(clip), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("gradient clipping"), std::string::npos);
+  Desc rowwise = linearDesc(true, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
+  EXPECT_EQ(createCuda(rowwise), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("row-wise Adagrad on a CSR weight"),
+            std::string::npos);
+  // Row-wise Adagrad on a dense weight is fine.
+  Desc dense = linearDesc(false, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
+  EXPECT_EQ(createCuda(dense), SPARSEC_OK) << lastError();
+}
+
+/// Trains a CPU and an emulated-device model from one seed on the same
+/// batches; both run the same kernels and step code, so every bit agrees.
+void expectSameTraining(bool csr, sparsec_optimizer_desc opt) {
+  Desc d = linearDesc(csr, opt);
+  sparsec_device_kernels k = emulated(d);
+  ModelPtr cpu, dev;
+  ASSERT_EQ(sparsec_create(&d.desc, 3, &cpu.m), SPARSEC_OK);
+  ASSERT_EQ(sparsec_create_on(&d.desc, &k, 3, "cuda", &dev.m), SPARSEC_OK)
+      << lastError();
+  const char *where = nullptr;
+  sparsec_model_device(dev.m, &where);
+  EXPECT_STREQ(where, "cuda (emulated on the host)");
+  const int64_t batch = 5;
+  std::vector<float> x(batch * kIn), y(batch * kOut);
+  for (int step = 0; step < 4; ++step) {
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<float>((i * 7 + step * 3) % 11) / 5.0f - 1.0f;
+    for (size_t i = 0; i < y.size(); ++i)
+      y[i] = static_cast<float>((i * 5 + step) % 7) / 3.0f - 1.0f;
+    const void *in[] = {x.data(), y.data()};
+    float lc = 0, ld = 0;
+    ASSERT_EQ(sparsec_train_step(cpu.m, batch, in, &lc), SPARSEC_OK);
+    ASSERT_EQ(sparsec_train_step(dev.m, batch, in, &ld), SPARSEC_OK)
+        << lastError();
+    EXPECT_EQ(lc, ld) << "step " << step;
+  }
+  for (const char *name : {"fc.weight", "fc.bias"}) {
+    EXPECT_EQ(values(cpu.m, name), values(dev.m, name)) << name;
+    EXPECT_EQ(grad(cpu.m, name), grad(dev.m, name)) << name;
+  }
+  EXPECT_EQ(hashModel(cpu.m), hashModel(dev.m));
+  const void *in[] = {x.data()};
+  std::vector<float> oc(batch * kOut), od(batch * kOut);
+  ASSERT_EQ(sparsec_forward(cpu.m, batch, in, oc.data()), SPARSEC_OK);
+  ASSERT_EQ(sparsec_forward(dev.m, batch, in, od.data()), SPARSEC_OK);
+  EXPECT_EQ(oc, od);
+}
+
+TEST(Device, EmulatedTrainsLikeTheCpu) {
+  expectSameTraining(false, makeSgd(0.1, 0.9));
+  expectSameTraining(true, makeSgd(0.1, 0.9, 0.1, 0.01, false));
+  expectSameTraining(true, makeOpt(SPARSEC_OPT_ADAM, 0.05));
+  expectSameTraining(false, makeOpt(SPARSEC_OPT_RMSPROP, 0.01));
+  expectSameTraining(false, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
+}
+
+TEST(Device, HostWritesReachTheDevice) {
+  Desc d = linearDesc(false);
+  sparsec_device_kernels k = emulated(d);
+  ModelPtr dev;
+  ASSERT_EQ(sparsec_create_on(&d.desc, &k, 3, "cuda", &dev.m), SPARSEC_OK);
+  float *b = nullptr;
+  int64_t n = 0;
+  ASSERT_EQ(sparsec_param_values(dev.m, "fc.bias", &b, &n), SPARSEC_OK);
+  for (int64_t i = 0; i < n; ++i)
+    b[i] = 100.0f + static_cast<float>(i);
+  const int64_t batch = 2;
+  std::vector<float> x(batch * kIn, 0.0f), out(batch * kOut);
+  const void *in[] = {x.data()};
+  ASSERT_EQ(sparsec_forward(dev.m, batch, in, out.data()), SPARSEC_OK);
+  for (int o = 0; o < kOut; ++o)
+    EXPECT_EQ(out[o], 100.0f + static_cast<float>(o)); // x = 0: the bias
+}
+
+TEST(Device, RejectedCallsChangeNothing) {
+  Desc d = linearDesc(true, makeOpt(SPARSEC_OPT_ADAM, 0.05));
+  sparsec_device_kernels k = emulated(d);
+  ModelPtr dev;
+  ASSERT_EQ(sparsec_create_on(&d.desc, &k, 3, "cuda", &dev.m), SPARSEC_OK);
+  const int64_t batch = 3;
+  std::vector<float> x(batch * kIn, 0.5f), y(batch * kOut, 1.0f);
+  const void *in[] = {x.data(), y.data()};
+  float loss = 0;
+  ASSERT_EQ(sparsec_train_step(dev.m, batch, in, &loss), SPARSEC_OK);
+  const uint64_t before = hashModel(dev.m);
+  EXPECT_EQ(sparsec_train_step(dev.m, 0, in, &loss), SPARSEC_ERR_INVALID_ARG);
+  x[4] = NAN;
+  EXPECT_EQ(sparsec_train_step(dev.m, batch, in, &loss), SPARSEC_ERR_NONFINITE);
+  x[4] = 0.5f;
+  kernelMode() = KernelMode::NanLoss;
+  EXPECT_EQ(sparsec_train_step(dev.m, batch, in, &loss), SPARSEC_ERR_NONFINITE);
+  kernelMode() = KernelMode::Normal;
+  EXPECT_NE(lastError().find("optimizer step skipped"), std::string::npos);
+  EXPECT_EQ(hashModel(dev.m), before);
+  int64_t steps = 0;
+  sparsec_step_count(dev.m, &steps);
+  EXPECT_EQ(steps, 1);
+}
+
+} // namespace
