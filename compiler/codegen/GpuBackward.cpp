@@ -1,18 +1,11 @@
-//===- GpuBackward.cpp - sdl entry points to gpu.launch: backward ops -----===//
+//===- GpuBackward.cpp - sdl entry points to gpu.launch: layer gradients --===//
 //
 // Part of sparsec. The kernels EntryLowering (GpuLowering.h) emits for the
-// loss and gradient ops of the train entry. Each follows the arithmetic of
-// the CPU lowering (LowerToLinalg.cpp: the same operations, reductions in
-// the same order) so both devices agree to rounding:
+// gradient ops of the train entry (the losses are in GpuLosses.cpp). Each
+// follows the arithmetic of the CPU lowering (LowerToLinalg.cpp: the same
+// operations, reductions in the same order) so both devices agree to
+// rounding:
 //
-//   softmax stats            one thread per sample: max and sum of
-//                            exp(x - max) over the classes (shared by the
-//                            loss and its gradient)
-//   cross_entropy_loss       one thread per sample: max + log(sum) - x[t];
-//                            then one thread sums the samples in order and
-//                            divides by the batch
-//   cross_entropy_loss_grad  one thread per logit: (exp(x - max) / sum -
-//                            [c == t]) * (1 / batch)
 //   linear_grad_input        dense: one thread per dx[b, c], sum over the
 //                            outputs; CSR: zero-fill, then one thread per
 //                            (b, r) adding vals[k] * dy[b, r] into dx[b,
@@ -24,21 +17,13 @@
 //                            binary search in the positions
 //   reduce_batch             one thread per column, sum over the batch
 //
-// exp and log are math ops; sparsec-gpu-kernels expands them into
-// polynomials (LLVM's NVPTX back end has no exp/log and libdevice is not
-// linked).
-//
 //===----------------------------------------------------------------------===//
 
 #include "codegen/GpuLowering.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-
-#include <limits>
-#include <tuple>
 
 using namespace mlir;
 using namespace sparsec::cudagen;
@@ -51,129 +36,7 @@ Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
                                arith::MulFOp::create(b, loc, x, y));
 }
 
-/// An index as f32 (the batch size as a divisor).
-Value indexToF32(OpBuilder &b, Location loc, Value v) {
-  Value i = arith::IndexCastOp::create(b, loc, b.getI64Type(), v);
-  return arith::SIToFPOp::create(b, loc, b.getF32Type(), i);
-}
-
-bool isRank2F32(Type t) {
-  auto s = dyn_cast<ShapedType>(t);
-  return s && s.getRank() == 2 && s.getElementType().isF32();
-}
-
 } // namespace
-
-std::pair<Value, Value> EntryLowering::softmaxStats(Location loc, Value x) {
-  if (auto it = softmax.find(x); it != softmax.end())
-    return it->second;
-  Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);
-  auto rowType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
-  Value maxes = temporary(loc, rowType, rows);
-  Value sums = temporary(loc, rowType, rows);
-  launch1D(loc, rows, "softmax_stats", [&](OpBuilder &k, Value i) {
-    Value zero = index(loc, 0);
-    Value m = accumulate(
-        k, loc, zero, cols,
-        f32(k, loc, -std::numeric_limits<float>::infinity()),
-        [&](OpBuilder &l, Value c, Value acc) -> Value {
-          Value v = memref::LoadOp::create(l, loc, x, ValueRange{i, c});
-          return arith::MaximumFOp::create(l, loc, v, acc);
-        });
-    Value s = accumulate(
-        k, loc, zero, cols, f32(k, loc, 0.0f),
-        [&](OpBuilder &l, Value c, Value acc) -> Value {
-          Value v = memref::LoadOp::create(l, loc, x, ValueRange{i, c});
-          Value d = arith::SubFOp::create(l, loc, v, m);
-          return arith::AddFOp::create(l, loc, acc,
-                                       math::ExpOp::create(l, loc, d));
-        });
-    memref::StoreOp::create(k, loc, m, maxes, i);
-    memref::StoreOp::create(k, loc, s, sums, i);
-  });
-  return softmax[x] = {maxes, sums};
-}
-
-FailureOr<CrossEntropyOperands>
-EntryLowering::crossEntropyOperands(Operation *op, Value logits, Value target) {
-  if (!isRank2F32(logits.getType()))
-    return op->emitOpError("on the CUDA target needs rank-2 f32 logits");
-  CrossEntropyOperands o;
-  o.x = buffers.lookup(logits);
-  o.t = buffers.lookup(target);
-  std::tie(o.maxes, o.sums) = softmaxStats(op->getLoc(), o.x);
-  return o;
-}
-
-LogicalResult EntryLowering::lowerCrossEntropy(sdl::CrossEntropyLossOp op) {
-  Location loc = op.getLoc();
-  FailureOr<CrossEntropyOperands> ce =
-      crossEntropyOperands(op, op.getInput(), op.getTarget());
-  if (failed(ce))
-    return failure();
-  Value x = ce->x, t = ce->t, maxes = ce->maxes, sums = ce->sums;
-  Value rows = dim(loc, x, 0);
-  Value per = temporary(
-      loc, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()), rows);
-  launch1D(loc, rows, "cross_entropy_rows", [&](OpBuilder &k, Value i) {
-    Value picked = memref::LoadOp::create(
-        k, loc, x, ValueRange{i, loadIndex(k, loc, t, i)});
-    Value lse = arith::AddFOp::create(
-        k, loc, memref::LoadOp::create(k, loc, maxes, i),
-        math::LogOp::create(k, loc, memref::LoadOp::create(k, loc, sums, i)));
-    memref::StoreOp::create(k, loc, arith::SubFOp::create(k, loc, lse, picked),
-                            per, i);
-  });
-  Value loss = resultBuffer(op.getResult(), x);
-  buffers.map(op.getResult(), loss);
-  launch1D(loc, index(loc, 1), "cross_entropy_mean", [&](OpBuilder &k, Value) {
-    Value total =
-        accumulate(k, loc, index(loc, 0), rows, f32(k, loc, 0.0f),
-                   [&](OpBuilder &l, Value r, Value acc) -> Value {
-                     return arith::AddFOp::create(
-                         l, loc, acc, memref::LoadOp::create(l, loc, per, r));
-                   });
-    memref::StoreOp::create(
-        k, loc, arith::DivFOp::create(k, loc, total, indexToF32(k, loc, rows)),
-        loss);
-  });
-  return success();
-}
-
-LogicalResult
-EntryLowering::lowerCrossEntropyGrad(sdl::CrossEntropyLossGradOp op) {
-  Location loc = op.getLoc();
-  FailureOr<CrossEntropyOperands> ce =
-      crossEntropyOperands(op, op.getInput(), op.getTarget());
-  if (failed(ce))
-    return failure();
-  Value x = ce->x, t = ce->t, maxes = ce->maxes, sums = ce->sums;
-  Value out = resultBuffer(op.getResult(), x);
-  buffers.map(op.getResult(), out);
-  Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);
-  Value invB = arith::DivFOp::create(b, loc, f32(b, loc, 1.0f),
-                                     indexToF32(b, loc, rows));
-  Value total = arith::MulIOp::create(b, loc, rows, cols);
-  launch1D(loc, total, "cross_entropy_grad", [&](OpBuilder &k, Value i) {
-    Value r = arith::DivUIOp::create(k, loc, i, cols);
-    Value c = arith::RemUIOp::create(k, loc, i, cols);
-    Value d = arith::SubFOp::create(
-        k, loc, memref::LoadOp::create(k, loc, x, ValueRange{r, c}),
-        memref::LoadOp::create(k, loc, maxes, r));
-    Value p = arith::DivFOp::create(k, loc, math::ExpOp::create(k, loc, d),
-                                    memref::LoadOp::create(k, loc, sums, r));
-    Value hit = arith::CmpIOp::create(k, loc, arith::CmpIPredicate::eq, c,
-                                      loadIndex(k, loc, t, r));
-    Value one = arith::SelectOp::create(k, loc, hit, f32(k, loc, 1.0f),
-                                        f32(k, loc, 0.0f));
-    memref::StoreOp::create(
-        k, loc,
-        arith::MulFOp::create(k, loc, arith::SubFOp::create(k, loc, p, one),
-                              invB),
-        out, ValueRange{r, c});
-  });
-  return success();
-}
 
 LogicalResult EntryLowering::lowerLinearGradInput(sdl::LinearGradInputOp op) {
   Location loc = op.getLoc();

@@ -10,8 +10,8 @@
 // read back to the host) and are named sparsec_gpu_kernel_<Model>_forward
 // and sparsec_gpu_kernel_<Model>_train. Every other function of the module
 // is removed; an sdl op without a GPU rule is an error, so a model the CUDA
-// target cannot handle fails to compile instead of miscomputing. exp and
-// log in the kernels are expanded into polynomials (LLVM's NVPTX back end
+// target cannot handle fails to compile instead of miscomputing. exp, log
+// and log1p in the kernels are expanded into polynomials (LLVM's NVPTX back end
 // has no exp/log and libdevice is not linked), so the device and the
 // emulator (sparsec-gpu-emulate) compute the same arithmetic.
 //
@@ -141,11 +141,11 @@ struct GpuKernelsPass
     }
     for (func::FuncOp f : llvm::concat<func::FuncOp>(entries, others))
       f.erase();
-    // exp/log -> polynomials (fma, bit operations, floor in arithmetic), on
-    // the device and in the emulator alike.
+    // exp/log/log1p -> polynomials (fma, bit operations, floor in
+    // arithmetic), on the device and in the emulator alike.
     RewritePatternSet patterns(&getContext());
     populateMathPolynomialApproximationPatterns(patterns, [](StringRef op) {
-      return op == "math.exp" || op == "math.log";
+      return op == "math.exp" || op == "math.log" || op == "math.log1p";
     });
     patterns.add<FloorF32ToArith>(&getContext());
     FrozenRewritePatternSet frozen(std::move(patterns));

@@ -47,6 +47,16 @@ Value sparsec::cudagen::f32(OpBuilder &b, Location loc, float v) {
   return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(v));
 }
 
+Value sparsec::cudagen::indexToF32(OpBuilder &b, Location loc, Value v) {
+  Value i = arith::IndexCastOp::create(b, loc, b.getI64Type(), v);
+  return arith::UIToFPOp::create(b, loc, b.getF32Type(), i);
+}
+
+bool sparsec::cudagen::isRank2F32(Type t) {
+  auto s = dyn_cast<ShapedType>(t);
+  return s && s.getRank() == 2 && s.getElementType().isF32();
+}
+
 Value sparsec::cudagen::accumulate(
     OpBuilder &b, Location loc, Value lo, Value hi, Value init,
     llvm::function_ref<Value(OpBuilder &, Value, Value)> step) {
@@ -345,6 +355,10 @@ LogicalResult EntryLowering::lower(Operation *op) {
     return lowerCrossEntropy(o);
   if (auto o = dyn_cast<sdl::CrossEntropyLossGradOp>(op))
     return lowerCrossEntropyGrad(o);
+  if (isa<sdl::MseLossOp, sdl::BceWithLogitsLossOp>(op))
+    return lowerPointwiseLoss(op, isa<sdl::BceWithLogitsLossOp>(op));
+  if (isa<sdl::MseLossGradOp, sdl::BceWithLogitsLossGradOp>(op))
+    return lowerPointwiseLossGrad(op, isa<sdl::BceWithLogitsLossGradOp>(op));
   if (auto o = dyn_cast<sdl::LinearGradInputOp>(op))
     return lowerLinearGradInput(o);
   if (auto o = dyn_cast<sdl::LinearGradWeightOp>(op))

@@ -5,8 +5,8 @@
 // sdl-finalize-abi: sdl ops on tensors between bufferization.to_tensor of
 // its memref arguments and materialize_in_destination into its outputs)
 // becomes host code on memrefs that launches one or two gpu.launch kernels
-// per sdl op. The forward ops' rules are in GpuLowering.cpp, the backward
-// ops' (loss, gradients) in GpuBackward.cpp.
+// per sdl op. The forward ops' rules are in GpuLowering.cpp, the losses'
+// in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,10 +60,15 @@ private:
   mlir::LogicalResult lowerLinear(mlir::sdl::LinearOp op);
   mlir::LogicalResult lowerElementwise(mlir::Operation *op);
 
-  // Backward ops (GpuBackward.cpp).
+  // Losses (GpuLosses.cpp).
   mlir::LogicalResult lowerCrossEntropy(mlir::sdl::CrossEntropyLossOp op);
   mlir::LogicalResult
   lowerCrossEntropyGrad(mlir::sdl::CrossEntropyLossGradOp op);
+  /// mse_loss / bce_with_logits_loss (`bce`) and their gradients.
+  mlir::LogicalResult lowerPointwiseLoss(mlir::Operation *op, bool bce);
+  mlir::LogicalResult lowerPointwiseLossGrad(mlir::Operation *op, bool bce);
+
+  // Layer gradients (GpuBackward.cpp).
   mlir::LogicalResult lowerLinearGradInput(mlir::sdl::LinearGradInputOp op);
   mlir::LogicalResult lowerLinearGradWeight(mlir::sdl::LinearGradWeightOp op);
   mlir::LogicalResult lowerReduceBatch(mlir::sdl::ReduceBatchOp op);
@@ -111,6 +116,11 @@ mlir::Value loadIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value mem,
                       mlir::ValueRange at);
 /// An f32 constant.
 mlir::Value f32(mlir::OpBuilder &b, mlir::Location loc, float v);
+/// An index as f32 (a count as a divisor; uitofp through i64, as the CPU's
+/// numelF).
+mlir::Value indexToF32(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);
+/// Whether `t` is a rank-2 f32 shaped type.
+bool isRank2F32(mlir::Type t);
 /// `for k in [lo, hi): acc = step(k, acc)` from `init`; returns acc.
 mlir::Value accumulate(
     mlir::OpBuilder &b, mlir::Location loc, mlir::Value lo, mlir::Value hi,

@@ -106,8 +106,8 @@ class Compiled:
     def name(self):
         return self.spec.name
 
-    def instance(self, seed=0):
-        return Model(self.so, self.spec.name, seed)
+    def instance(self, seed=0, device=None):
+        return Model(self.so, self.spec.name, seed, device)
 
 
 def compile_text(text, outdir, stem="model", flags=()):

@@ -1,6 +1,7 @@
 """ctypes access to a sparsec-generated model library (test harness).
 
-Loads `lib<Model>.so`, and wraps the `<Model>_*` C entry points: create,
+Loads `lib<Model>.so`, and wraps the `<Model>_*` C entry points: create
+(or create_on a device),
 forward, train_step, parameter values/CSR structure/gradients by name, lr
 (base and scheduled), catch-up, save, load. Parameters are exposed as zero-copy numpy views.
 """
@@ -19,12 +20,24 @@ class SparsecError(RuntimeError):
 
 
 class Model:
-    def __init__(self, so_path, name, seed=0):
+    def __init__(self, so_path, name, seed=0, device=None):
+        """`device`: None (<Model>_create) or a device name for
+        <Model>_create_on ("cpu", "cuda")."""
         self.lib = C.CDLL(so_path)
         self.name = name
         self._fn("last_error").restype = C.c_char_p
         self.handle = C.c_void_p()
-        self._check(self._fn("create")(C.c_uint64(seed), C.byref(self.handle)))
+        if device is None:
+            status = self._fn("create")(C.c_uint64(seed), C.byref(self.handle))
+        else:
+            status = self._fn("create_on")(C.c_uint64(seed), device.encode(),
+                                           C.byref(self.handle))
+        self._check(status)
+
+    def device(self):
+        where = C.c_char_p()
+        self._check(self._fn("device")(self.handle, C.byref(where)))
+        return where.value.decode()
 
     def _fn(self, suffix):
         return getattr(self.lib, f"{self.name}_{suffix}")
