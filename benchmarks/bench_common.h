@@ -24,6 +24,9 @@ struct Options {
   std::string fashionDir = "/usr/share/datasets/fashion-mnist";
   /// Samples of one P4 epoch (0: the whole training set).
   int64_t epochLimit = 0;
+  /// Device the models are created on (`<Model>_create_on`): "cpu" or
+  /// "cuda" (the libraries are built with TARGET cuda; docs/cuda.md).
+  std::string device = "cpu";
 };
 Options &options();
 
@@ -43,7 +46,7 @@ void check(int status, const char *what, const char *message);
 /// ids/f32 for the embeddings, f32/i64 labels for the MLP): the generated
 /// headers of such models differ only in the model name.
 template <typename Model, typename In0, typename In1> struct ModelApi {
-  int (*create)(uint64_t, Model **);
+  int (*createOn)(uint64_t, const char *, Model **);
   void (*destroy)(Model *);
   int (*forward)(Model *, int64_t, const In0 *, float *);
   int (*trainStep)(Model *, int64_t, const In0 *, const In1 *, float *);
@@ -53,16 +56,19 @@ template <typename Model, typename In0, typename In1> struct ModelApi {
 /// The ModelApi of the model called NAME in its generated header.
 #define SPARSEC_BENCH_API(NAME)                                                \
   {                                                                            \
-    NAME##_create, NAME##_destroy, NAME##_forward, NAME##_train_step,          \
+    NAME##_create_on, NAME##_destroy, NAME##_forward, NAME##_train_step,       \
         NAME##_last_error                                                      \
   }
 
-/// An instance of a model (seed 1), destroyed with the scope.
+/// An instance of a model (seed 1) on options().device, destroyed with the
+/// scope. forward and train_step are synchronous on either device, so wall
+/// time measures them.
 template <typename Model, typename In0, typename In1> class Instance {
 public:
   using Api = ModelApi<Model, In0, In1>;
   explicit Instance(const Api &api) : api(api) {
-    check(api.create(1, &model), "create", api.lastError());
+    check(api.createOn(1, options().device.c_str(), &model), "create",
+          api.lastError());
   }
   ~Instance() { api.destroy(model); }
   Instance(const Instance &) = delete;

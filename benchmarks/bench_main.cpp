@@ -3,6 +3,8 @@
 // main() of sparsec-bench: Google Benchmark's flags plus
 //   --fashion-dir=DIR   Fashion-MNIST IDX files for P4 (default Debian's)
 //   --epoch-limit=N     samples of one P4 epoch (default: all 60,000)
+//   --device=cpu|cuda   device the models run on (default cpu; cuda: the
+//                       GPU, P3 skipped: embeddings have no CUDA path yet)
 // and the helpers declared in bench_common.h. The benchmarks themselves are
 // in bench_layers.cpp (P1, P2, sweep), bench_embedding.cpp (P3),
 // bench_fashion.cpp (P4) and bench_machine.cpp (the roofline's peaks); see
@@ -80,6 +82,13 @@ bool parseOwnFlags(int &argc, char **argv) {
         std::fprintf(stderr, "sparsec-bench: bad value in '%s'\n", a);
         return false;
       }
+    } else if (std::strncmp(a, "--device=", 9) == 0) {
+      o.device = a + 9;
+      if (o.device != "cpu" && o.device != "cuda") {
+        std::fprintf(
+            stderr, "sparsec-bench: unknown device in '%s' (cpu or cuda)\n", a);
+        return false;
+      }
     } else {
       argv[out++] = argv[i];
     }
@@ -99,6 +108,7 @@ int main(int argc, char **argv) {
     return 2;
   benchmark::AddCustomContext("sparsec.fashion_dir",
                               bench::options().fashionDir);
+  benchmark::AddCustomContext("sparsec.device", bench::options().device);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -59,9 +59,12 @@ class Model:
     the model's name, inputs, output and parameters from the C header sparsec
     wrote next to it (``lib<x>.h``, or ``<x>.h`` as ``sparsec_add_model``
     names it; ``header=`` overrides). ``name=``, when given, must match.
+    ``device="cuda"`` creates the instance on the GPU (``<Model>_create_on``;
+    the library must be built with ``--target=cpu,cuda``): parameter views
+    are then host copies that the library keeps in sync (docs/cuda.md).
     """
 
-    def __init__(self, so_path, seed=0, header=None, name=None):
+    def __init__(self, so_path, seed=0, header=None, name=None, device=None):
         self.path = os.path.abspath(so_path)
         self.spec = _header.load_spec(self.path, header)
         if name is not None and name != self.spec.name:
@@ -71,7 +74,14 @@ class Model:
         self._lib = C.CDLL(self.path)
         self._bind()
         self._handle = C.c_void_p()
-        self._check(self._f["create"](C.c_uint64(seed), C.byref(self._handle)))
+        if device is None:
+            self._check(self._f["create"](C.c_uint64(seed), C.byref(self._handle)))
+        else:
+            if "create_on" not in self._f:
+                raise ValueError("%s has no %s_create_on: it was compiled by an older sparsec"
+                                 % (self.path, self.name))
+            self._check(self._f["create_on"](C.c_uint64(seed), str(device).encode(),
+                                             C.byref(self._handle)))
         self._layouts = {p.name: p.layout for p in self.spec.params}
 
     # ctypes prototypes ----------------------------------------------------
@@ -102,6 +112,8 @@ class Model:
         optional = {
             "catch_up": (C.c_int, [P]),
             "current_lr": (C.c_int, [P, C.POINTER(D)]),
+            "create_on": (C.c_int, [C.c_uint64, C.c_char_p, C.POINTER(C.c_void_p)]),
+            "device": (C.c_int, [P, C.POINTER(C.c_char_p)]),
         }
         self._f = {}
         for table, required in ((protos, True), (optional, False)):
@@ -150,6 +162,16 @@ class Model:
 
     def __repr__(self):
         return "<sparsec.Model %s from %s>" % (self.name, self.path)
+
+    @property
+    def device(self):
+        """Where the parameters live: "cpu", "cuda" or "cuda (emulated on
+        the host)" (device= of the constructor; docs/cuda.md)."""
+        if "device" not in self._f:
+            return "cpu"
+        where = C.c_char_p()
+        self._check(self._f["device"](self._h(), C.byref(where)))
+        return where.value.decode()
 
     # Inputs, outputs -------------------------------------------------------
     @property
@@ -438,6 +460,7 @@ def _fmt(shape):
     return "[" + ", ".join("B" if d == -1 else str(d) for d in shape) + "]"
 
 
-def load(so_path, seed=0, header=None, name=None) -> Model:
-    """Opens a model library and creates an instance (see Model)."""
-    return Model(so_path, seed=seed, header=header, name=name)
+def load(so_path, seed=0, header=None, name=None, device=None) -> Model:
+    """Opens a model library and creates an instance (see Model); `device`
+    "cuda" puts it on the GPU (a library built with --target=cpu,cuda)."""
+    return Model(so_path, seed=seed, header=header, name=name, device=device)

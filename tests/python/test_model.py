@@ -177,6 +177,33 @@ class TrainTest(unittest.TestCase):
         self.assertIn("outside [0, 50)", str(e.exception))
 
 
+class DeviceTest(unittest.TestCase):
+    """device= on a library built with --target=cpu,cuda --cuda-emulate (its
+    "GPU" is the host, so this runs anywhere) and on a CPU-only one."""
+
+    def test_device_instances(self):
+        so = sparsec.compile(os.path.join(os.path.dirname(__file__), "models", "tiny.sdl"),
+                             tmpdir(), sparsec=sparsec_exe(),
+                             options=["--target=cpu,cuda", "--cuda-emulate"])
+        cpu = sparsec.load(so, seed=4, device="cpu")
+        dev = sparsec.load(so, seed=4, device="cuda")
+        self.assertEqual(cpu.device, "cpu")
+        self.assertEqual(dev.device, "cuda (emulated on the host)")
+        x, y = tiny_batch(16, seed=3)
+        for _ in range(3):
+            self.assertLess(rel_err(dev.train_step(x, y), cpu.train_step(x, y)), 1e-5)
+        self.assertLess(rel_err(dev.param("fc2.weight"), cpu.param("fc2.weight")), 1e-5)
+        self.assertLess(rel_err(dev.forward(x), cpu.forward(x)), 1e-5)
+        with self.assertRaises(sparsec.SparsecError) as e:
+            sparsec.load(so, device="tpu")
+        self.assertIn("unknown device 'tpu'", str(e.exception))
+        with self.assertRaises(sparsec.SparsecError) as e:
+            sparsec.load(model_so("tiny"), device="cuda")  # built for the CPU only
+        self.assertEqual(e.exception.status, 32)
+        self.assertIn("compiled without CUDA kernels", str(e.exception))
+        self.assertEqual(sparsec.load(model_so("tiny")).device, "cpu")
+
+
 class ErrorTest(unittest.TestCase):
     def setUp(self):
         self.m = sparsec.load(model_so("tiny"))
