@@ -90,13 +90,13 @@ void EntryLowering::launch1D(
     llvm::function_ref<void(OpBuilder &, Value)> body) {
   Value one = index(loc, 1);
   Value threads = index(loc, kThreadsPerBlock);
-  Value blocks = arith::CeilDivUIOp::create(b, loc, total, threads);
-  // An empty batch launches nothing (a zero grid is a launch error).
-  Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, total,
-                                    index(loc, 0));
-  auto guard = scf::IfOp::create(b, loc, any, /*withElseRegion=*/false);
+  // At least one block (a zero grid is a launch error; with total = 0 its
+  // threads all fail the range check). No host branch around the launch:
+  // gpu-async-region then chains every op of the function on one stream
+  // (one create/synchronize per call instead of one per kernel).
+  Value blocks = arith::MaxUIOp::create(
+      b, loc, arith::CeilDivUIOp::create(b, loc, total, threads), one);
   OpBuilder::InsertionGuard g(b);
-  b.setInsertionPointToStart(guard.thenBlock());
   MLIRContext *ctx = b.getContext();
   auto launch = gpu::LaunchOp::create(
       b, loc, blocks, one, one, threads, one, one,

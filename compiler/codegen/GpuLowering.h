@@ -89,9 +89,9 @@ private:
   /// return.
   mlir::Value temporary(mlir::Location loc, mlir::MemRefType type,
                         mlir::ValueRange sizes = {});
-  /// Emits `if (total > 0)` a 1-D launch over `total` threads, `if (i <
-  /// total)` inside it, and calls `body(i)` there. The kernel is named
-  /// <function>_<N>_<what>.
+  /// Emits a 1-D launch over max(total, 1) threads rounded up to blocks,
+  /// `if (i < total)` inside it, and calls `body(i)` there. The kernel is
+  /// named <function>_<N>_<what>.
   void launch1D(mlir::Location loc, mlir::Value total, llvm::StringRef what,
                 llvm::function_ref<void(mlir::OpBuilder &, mlir::Value)> body);
   /// Kernel writing 0 to every element of the rank-2 buffer `buf`.

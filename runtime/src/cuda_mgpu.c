@@ -227,7 +227,10 @@ void *mgpuMemAlloc(uint64_t bytes, void *stream, bool host_shared) {
 }
 
 void mgpuMemFree(void *ptr, void *stream) {
-  (void)stream;
+  /* The generated code frees temporaries on the stream whose kernels may
+   * still read them: wait for it first (cuMemFree is not stream-ordered). */
+  if (ptr && stream)
+    mgpuStreamSynchronize(stream);
   CUDA_ON_HANDLE(ptr, "mgpuMemFree", sparsec__cu.MemFree((CUdeviceptr)(uintptr_t)ptr), "cuMemFree");
 }
 

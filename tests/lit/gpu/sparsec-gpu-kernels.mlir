@@ -37,8 +37,10 @@ module @Gpu {
 //
 // The CSR layer: h is used twice, so relu is not fused.
 // CHECK: %[[H:.+]] = gpu.alloc (%{{.+}}) : memref<?x6xf32>
-// CHECK: scf.if
-// CHECK: gpu.launch {{.*}} module(@sparsec_gpu_kernel_Gpu_kernels) function(@sparsec_gpu_kernel_Gpu_forward_0_linear_csr)
+// At least one block, and no host branch around the launch.
+// CHECK: %[[BLOCKS:.+]] = arith.maxui %{{.+}}, %{{.+}} : index
+// CHECK-NOT: scf.if
+// CHECK: gpu.launch blocks(%{{.+}}) in (%{{.+}} = %[[BLOCKS]], {{.*}} module(@sparsec_gpu_kernel_Gpu_kernels) function(@sparsec_gpu_kernel_Gpu_forward_0_linear_csr)
 // CHECK: memref.load %[[B1]]
 // CHECK: memref.load %[[POS]]
 // CHECK: scf.for
