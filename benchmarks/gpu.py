@@ -62,7 +62,9 @@ def need_gpu(bench):
     try:
         tw.load_torch(os.cpu_count() or 1)
     except tw.TorchMissing as e:
-        sys.exit("gpu.py: %s" % e)
+        print("gpu.py: %s cannot import torch (%s); nothing measured" %
+              (sys.executable, e.__cause__ or e), file=sys.stderr)
+        sys.exit(2)
     torch = tw.torch
     if not torch.cuda.is_available():
         print("gpu.py: torch %s sees no CUDA device; nothing measured" % torch.__version__,

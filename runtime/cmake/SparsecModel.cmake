@@ -18,7 +18,8 @@
 # --generic-cpu, --vl=8, --model=Name); -o, --header and --emit are set by
 # the function and rejected. TARGET cuda (or cpu,cuda) builds a library
 # that carries the CPU and the CUDA kernels: the app picks the device with
-# <Model>_create_on (docs/cuda.md).
+# <Model>_create_on (docs/cuda.md). The list SPARSEC_MODEL_OPTIONS (e.g.
+# -DSPARSEC_MODEL_OPTIONS=--generic-cpu) is added to every model's flags.
 #
 # Which sparsec is used (set by the includer; the defaults are the targets of
 # the installed package):
@@ -84,7 +85,7 @@ function(sparsec_add_model target sdl)
   # dependencies when they are built in the same project).
   add_custom_command(OUTPUT "${so}" "${h}"
     COMMAND "$<TARGET_FILE:${compiler}>" "${sdl_abs}" -o "${so}"
-            "--header=${h}" ${target_flag} ${arg_OPTIONS}
+            "--header=${h}" ${target_flag} ${arg_OPTIONS} ${SPARSEC_MODEL_OPTIONS}
     DEPENDS "${sdl_abs}" "$<TARGET_FILE:${compiler}>"
             "$<TARGET_FILE:${runtime}>" ${SPARSEC_MODEL_DEPENDS}
     COMMENT "sparsec ${sdl} -> lib${target}.so"

@@ -238,8 +238,9 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
   const char *param;
   const char *why = unsupported(m, &param);
   if (why)
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: model '%s' cannot run on CUDA: %s%s%s",
-                         m->name, why, *param ? " (parameter " : "", *param ? param : "");
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "create: model '%s' cannot run on CUDA: %s%s%s%s", m->name, why,
+                         *param ? " (parameter '" : "", param, *param ? "')" : "");
   if (!k->emulated) {
     int rc = sparsec_cuda_available();
     if (rc != SPARSEC_OK)

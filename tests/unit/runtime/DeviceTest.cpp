@@ -99,7 +99,7 @@ TEST(Device, Refusals) {
   Desc emb = embedDesc(SPARSEC_I64);
   EXPECT_EQ(createCuda(emb), SPARSEC_ERR_INVALID_ARG);
   EXPECT_NE(lastError().find("only CSR and dense parameters live on the CUDA "
-                             "device yet (parameter emb"),
+                             "device yet (parameter 'emb.weight')"),
             std::string::npos)
       << lastError();
   Desc clip = linearDesc(false);
