@@ -86,8 +86,8 @@ void storeAt(OpBuilder &b, Location loc, Value v, Value mem, Value r, Value c) {
     memref::StoreOp::create(b, loc, v, mem, ValueRange{r, c});
 }
 
-/// Input and target of a pointwise loss: rank 1 or 2, f32, same shape.
-bool pointwiseOperands(Operation *op) {
+/// Input and target of a pointwise loss: rank 1 or 2, f32, same rank.
+bool isPointwiseLoss(Operation *op) {
   auto x = dyn_cast<RankedTensorType>(op->getOperand(0).getType());
   auto t = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
   return x && t && (x.getRank() == 1 || x.getRank() == 2) &&
@@ -205,16 +205,27 @@ EntryLowering::lowerCrossEntropyGrad(sdl::CrossEntropyLossGradOp op) {
   return success();
 }
 
-LogicalResult EntryLowering::lowerPointwiseLoss(Operation *op, bool bce) {
-  Location loc = op->getLoc();
-  if (!pointwiseOperands(op))
+FailureOr<PointwiseOperands> EntryLowering::pointwiseOperands(Operation *op) {
+  if (!isPointwiseLoss(op))
     return op->emitOpError("on the CUDA target needs a rank-1 or rank-2 f32 "
                            "input and target");
-  Value x = buffers.lookup(op->getOperand(0));
-  Value t = buffers.lookup(op->getOperand(1));
-  bool rank2 = cast<MemRefType>(x.getType()).getRank() == 2;
-  Value rows = dim(loc, x, 0);
-  Value cols = rank2 ? dim(loc, x, 1) : index(loc, 1);
+  Location loc = op->getLoc();
+  PointwiseOperands o;
+  o.x = buffers.lookup(op->getOperand(0));
+  o.t = buffers.lookup(op->getOperand(1));
+  o.rows = dim(loc, o.x, 0);
+  o.cols = cast<MemRefType>(o.x.getType()).getRank() == 2 ? dim(loc, o.x, 1)
+                                                          : index(loc, 1);
+  o.count = arith::MulIOp::create(b, loc, o.rows, o.cols);
+  return o;
+}
+
+LogicalResult EntryLowering::lowerPointwiseLoss(Operation *op, bool bce) {
+  Location loc = op->getLoc();
+  FailureOr<PointwiseOperands> pw = pointwiseOperands(op);
+  if (failed(pw))
+    return failure();
+  Value x = pw->x, t = pw->t, rows = pw->rows, cols = pw->cols;
   Value partial = temporary(
       loc, MemRefType::get({ShapedType::kDynamic}, b.getF64Type()), cols);
   launch1D(loc, cols, bce ? "bce_partials" : "mse_partials",
@@ -237,7 +248,7 @@ LogicalResult EntryLowering::lowerPointwiseLoss(Operation *op, bool bce) {
            });
   Value loss = resultBuffer(op->getResult(0), x);
   buffers.map(op->getResult(0), loss);
-  Value count = arith::MulIOp::create(b, loc, rows, cols);
+  Value count = pw->count;
   launch1D(loc, index(loc, 1), bce ? "bce_mean" : "mse_mean",
            [&](OpBuilder &k, Value) {
              Value total = accumulate(
@@ -254,17 +265,12 @@ LogicalResult EntryLowering::lowerPointwiseLoss(Operation *op, bool bce) {
 
 LogicalResult EntryLowering::lowerPointwiseLossGrad(Operation *op, bool bce) {
   Location loc = op->getLoc();
-  if (!pointwiseOperands(op))
-    return op->emitOpError("on the CUDA target needs a rank-1 or rank-2 f32 "
-                           "input and target");
-  Value x = buffers.lookup(op->getOperand(0));
-  Value t = buffers.lookup(op->getOperand(1));
+  FailureOr<PointwiseOperands> pw = pointwiseOperands(op);
+  if (failed(pw))
+    return failure();
+  Value x = pw->x, t = pw->t, cols = pw->cols, count = pw->count;
   Value out = resultBuffer(op->getResult(0), x);
   buffers.map(op->getResult(0), out);
-  bool rank2 = cast<MemRefType>(x.getType()).getRank() == 2;
-  Value rows = dim(loc, x, 0);
-  Value cols = rank2 ? dim(loc, x, 1) : index(loc, 1);
-  Value count = arith::MulIOp::create(b, loc, rows, cols);
   Value scale = arith::DivFOp::create(b, loc, f32(b, loc, bce ? 1.0f : 2.0f),
                                       indexToF32(b, loc, count));
   launch1D(

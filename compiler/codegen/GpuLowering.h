@@ -41,6 +41,12 @@ struct CrossEntropyOperands {
   mlir::Value x, t, maxes, sums;
 };
 
+/// The buffers of a pointwise loss (MSE, BCE): input and target, rank 1 or
+/// 2 (rank 1: one column), and their element count.
+struct PointwiseOperands {
+  mlir::Value x, t, rows, cols, count;
+};
+
 /// Lowers one entry point `src` into the (empty) function `dst`, which has
 /// the same signature; its memref arguments are device pointers.
 class EntryLowering {
@@ -67,6 +73,7 @@ private:
   /// mse_loss / bce_with_logits_loss (`bce`) and their gradients.
   mlir::LogicalResult lowerPointwiseLoss(mlir::Operation *op, bool bce);
   mlir::LogicalResult lowerPointwiseLossGrad(mlir::Operation *op, bool bce);
+  mlir::FailureOr<PointwiseOperands> pointwiseOperands(mlir::Operation *op);
 
   // Layer gradients (GpuBackward.cpp).
   mlir::LogicalResult lowerLinearGradInput(mlir::sdl::LinearGradInputOp op);

@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// One CUDA kernel per optimizer, one thread per value: the update of
+// One CUDA kernel per optimizer, one thread per value (and the two of
+// gradient clipping): the update of
 // optim_elem.h, the same inline function the CPU spans run (optim_*.c), so
 // with -fmad=false (the C files use -ffp-contract=off) and IEEE division and
 // square root both devices compute the same bits. Compiled by nvcc to PTX
@@ -79,6 +80,33 @@ __global__ void sparsec_cuda_rowwise_adagrad(sparsec__opt o, float *p, const flo
     const float gj = sparsec__grad(&o, g[base + j], p[base + j]);
     p[base + j] = sparsec__adagrad_update(p[base + j], gj, rowStd, o.neg_clr, sparseForm);
   }
+}
+
+// Gradient clipping: *out += the sum of squares of g[0, n) in double, a
+// tree per block (grid-stride) and one double atomic add per block (the CPU
+// sums in order: the float norm rarely differs).
+__global__ void sparsec_cuda_sumsq(const float *g, int64_t n, double *out) {
+  __shared__ double partial[256];
+  double acc = 0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = valueIndex(); i < n; i += stride)
+    acc += double(g[i]) * double(g[i]);
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half)
+      partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    atomicAdd(out, partial[0]);
+}
+
+// g[i] *= c (the clipped gradient).
+__global__ void sparsec_cuda_scale(float *g, int64_t n, float c) {
+  int64_t i = valueIndex();
+  if (i < n)
+    g[i] = g[i] * c;
 }
 
 } // extern "C"

@@ -111,6 +111,11 @@ int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, i
 int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdeviceptr g,
                                   CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form);
 
+/* Gradient clipping on the device: *out (a device double) += the sum of
+ * squares of `n` values at `g`; and g[i] *= c. Synchronous. */
+int sparsec__cuda_sumsq(CUdeviceptr g, int64_t n, CUdeviceptr out);
+int sparsec__cuda_scale(CUdeviceptr g, int64_t n, float c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -112,3 +112,20 @@ int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdevice
   void *params[6] = {&arg, &p, &g, &row_sum, &dim, &sparse_form};
   return launch("sparsec_cuda_rowwise_adagrad", rows, params, 6);
 }
+
+int sparsec__cuda_sumsq(CUdeviceptr g, int64_t n, CUdeviceptr out) {
+  if (n <= 0)
+    return SPARSEC_OK;
+  int64_t grid = (n + kThreads - 1) / kThreads;
+  if (grid > 1024)
+    grid = 1024;
+  void *params[3] = {&g, &n, &out};
+  return launch("sparsec_cuda_sumsq", grid, params, 3);
+}
+
+int sparsec__cuda_scale(CUdeviceptr g, int64_t n, float c) {
+  if (n <= 0)
+    return SPARSEC_OK;
+  void *params[3] = {&g, &n, &c};
+  return launch("sparsec_cuda_scale", (n + kThreads - 1) / kThreads, params, 3);
+}

@@ -22,7 +22,7 @@
  * The CUDA target covers CSR and dense parameters under every per-value
  * optimizer; what it does not cover is refused at create time with
  * SPARSEC_ERR_INVALID_ARG (embeddings, buffers - so masks and pruning -,
- * dynamic sparsity, gradient clipping, row-wise Adagrad on CSR weights).
+ * dynamic sparsity, row-wise Adagrad on CSR weights).
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
 
@@ -55,6 +55,7 @@ struct sparsec__device {
   size_t *input_cap; /* its bytes */
   void *output;
   size_t output_cap;
+  void *clip_sum;   /* max_grad_norm: one double, the squared norm */
   int host_stale;   /* the device holds newer values, gradients, state */
   int device_stale; /* the host holds newer ones */
 };
@@ -189,8 +190,6 @@ static int ensure_device(sparsec_model *m) { return m->dev->device_stale ? uploa
 /* Why `m` cannot live on the device, or NULL. */
 static const char *unsupported(const sparsec_model *m, const char **param) {
   *param = "";
-  if (m->opt.max_grad_norm > 0.0)
-    return "gradient clipping (max_grad_norm) has no CUDA step yet";
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
     *param = p->desc.name;
@@ -218,6 +217,7 @@ void sparsec__device_free(sparsec_model *m) {
     for (int32_t i = 0; i < m->num_inputs; ++i)
       dev_free(d, d->inputs[i]);
   dev_free(d, d->output);
+  dev_free(d, d->clip_sum);
   if (d->stream)
     mgpuStreamDestroy(d->stream);
   if (!d->k.emulated)
@@ -238,9 +238,8 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
   const char *param;
   const char *why = unsupported(m, &param);
   if (why)
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
-                         "create: model '%s' cannot run on CUDA: %s%s%s%s", m->name, why,
-                         *param ? " (parameter '" : "", param, *param ? "')" : "");
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: model '%s' cannot run on CUDA: %s%s%s%s",
+                         m->name, why, *param ? " (parameter '" : "", param, *param ? "')" : "");
   if (!k->emulated) {
     int rc = sparsec_cuda_available();
     if (rc != SPARSEC_OK)
@@ -270,6 +269,10 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
         return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device copy of '%s'",
                              m->params[i].desc.name);
       }
+  }
+  if (m->opt.max_grad_norm > 0.0 && !(d->clip_sum = dev_alloc(d, sizeof(double))) && k->emulated) {
+    sparsec__device_free(m);
+    return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
   }
   int rc = dev_status(d, "create: allocating the parameters on the CUDA device");
   if (rc == SPARSEC_OK)
@@ -359,6 +362,40 @@ int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *
   return dev_status(d, "forward: copying the output from the CUDA device");
 }
 
+/* torch.nn.utils.clip_grad_norm_ on the device gradients: the norm over
+ * every parameter, then each gradient scaled when max_norm / (norm + 1e-6)
+ * < 1 (optim.c's clipping, the same coefficient). */
+static int clip(sparsec_model *m) {
+  sparsec__device *d = m->dev;
+  double ss = 0.0;
+  int rc = SPARSEC_OK;
+  if (d->k.emulated) {
+    for (int32_t i = 0; i < m->num_params; ++i)
+      ss += sparsec__sumsq(d->params[i].grad, m->params[i].nnz);
+  } else {
+    const double zero = 0.0;
+    dev_copy(d, d->clip_sum, &zero, sizeof(zero));
+    for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i)
+      rc = sparsec__cuda_sumsq((CUdeviceptr)(uintptr_t)d->params[i].grad, m->params[i].nnz,
+                               (CUdeviceptr)(uintptr_t)d->clip_sum);
+    dev_copy(d, &ss, d->clip_sum, sizeof(ss));
+    if (rc == SPARSEC_OK)
+      rc = dev_status(d, "train_step: the gradient norm on the CUDA device");
+    if (rc != SPARSEC_OK)
+      return rc;
+  }
+  const float coef = sparsec__clip_coef(m, ss);
+  if (!(coef < 1.0f))
+    return SPARSEC_OK;
+  for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i) {
+    if (d->k.emulated)
+      sparsec__scale(d->params[i].grad, m->params[i].nnz, coef);
+    else
+      rc = sparsec__cuda_scale((CUdeviceptr)(uintptr_t)d->params[i].grad, m->params[i].nnz, coef);
+  }
+  return rc;
+}
+
 /* The optimizer step of parameter `p` on its device copy `q`. */
 static int step_param(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
                       sparsec__dev_param *q) {
@@ -424,6 +461,8 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
     return sparsec__fail(SPARSEC_ERR_NONFINITE,
                          "train_step: loss is not finite (%g); optimizer step skipped",
                          (double)loss_value);
+  if (m->opt.max_grad_norm > 0.0 && (rc = clip(m)) != SPARSEC_OK)
+    return rc; /* before the step: the values are unchanged */
   const sparsec__opt o =
       sparsec__opt_make(&m->opt, sparsec__scheduled_lr(&m->opt, m->lr, m->step), m->step + 1);
   for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i)

@@ -266,9 +266,9 @@ typedef struct sparsec__param {
   sparsec__renorm_log renorm; /* max_norm: the last renorm's old rows */
   /* CSR with dynamic sparsity (dynamic.c): scratch allocated at create. */
   struct {
-    uint64_t *lin;  /* 3 * nnz */
-    int64_t *order; /* nnz */
-    float *scratch; /* nnz */
+    uint64_t *lin;   /* 3 * nnz */
+    int64_t *order;  /* nnz */
+    float *scratch;  /* nnz */
     int32_t *coords; /* nnz */
     /* RIGL: a heap of the best growth candidates (score, linear position),
      * one chunk of scores (chunk_rows x in), and the layer's input and
@@ -301,6 +301,13 @@ struct sparsec_model {
   sparsec_kernel_fn train;
   struct sparsec__device *dev; /* non-NULL: resident on a CUDA device (device.c) */
 };
+
+/* Gradient clipping pieces (optim.c): the sum of squares of `n` values in
+ * double, in order; `v *= c`; clip_grad_norm_'s coefficient max_norm /
+ * (sqrt(sumsq) + 1e-6) in float (clip when < 1). */
+double sparsec__sumsq(const float *v, int64_t n);
+void sparsec__scale(float *v, int64_t n, float c);
+float sparsec__clip_coef(const sparsec_model *m, double sumsq);
 
 /*===-- Models on a CUDA device (device.c) ---------------------------------===*/
 

@@ -296,16 +296,21 @@ void sparsec__opt_values(const sparsec__opt *o, sparsec__param *p, const float *
 
 /*===-- The step after the kernel ----------------------------------------------===*/
 
-static double sparsec__sumsq(const float *v, int64_t n) {
+double sparsec__sumsq(const float *v, int64_t n) {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i)
     s += (double)v[i] * (double)v[i];
   return s;
 }
 
-static void sparsec__scale(float *v, int64_t n, float c) {
+void sparsec__scale(float *v, int64_t n, float c) {
   for (int64_t i = 0; i < n; ++i)
     v[i] = v[i] * c;
+}
+
+float sparsec__clip_coef(const sparsec_model *m, double sumsq) {
+  const float total = (float)sqrt(sumsq);
+  return (float)m->opt.max_grad_norm / (total + 1e-6f);
 }
 
 /* torch.nn.utils.clip_grad_norm_: total = ||all gradients||_2 (embedding
@@ -324,8 +329,7 @@ static void sparsec__clip(sparsec_model *m) {
     else
       ss += sparsec__sumsq(p->cur.rows, p->cur.n * p->cur.dim);
   }
-  const float total = (float)sqrt(ss);
-  const float coef = (float)m->opt.max_grad_norm / (total + 1e-6f);
+  const float coef = sparsec__clip_coef(m, ss);
   if (!(coef < 1.0f))
     return;
   for (int32_t i = 0; i < m->num_params; ++i) {

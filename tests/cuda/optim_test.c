@@ -236,13 +236,17 @@ static int no_gpu_mode(void) {
   if (cuda_test_need_no_gpu())
     return 77;
   int ok = 1;
-  const char *kernels[] = {"sparsec_cuda_sgd(", "sparsec_cuda_adagrad(",
-                           "sparsec_cuda_rmsprop(", "sparsec_cuda_adam(",
-                           "sparsec_cuda_rowwise_adagrad("};
+  const char *kernels[] = {"sparsec_cuda_sgd(",
+                           "sparsec_cuda_adagrad(",
+                           "sparsec_cuda_rmsprop(",
+                           "sparsec_cuda_adam(",
+                           "sparsec_cuda_rowwise_adagrad(",
+                           "sparsec_cuda_sumsq(",
+                           "sparsec_cuda_scale("};
   if (!sparsec__cuda_optim_ptx[0]) {
     printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
   } else {
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 7; ++i) {
       char entry[64];
       snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
       const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
@@ -270,6 +274,52 @@ static int no_gpu_mode(void) {
   return ok ? 0 : 1;
 }
 
+/* Gradient clipping's kernels: the squared norm of kN values (double
+ * atomics: relative error <= 1e-12 against the CPU's ordered sum) and the
+ * scaled gradient (bit-equal). */
+static int run_clip(void) {
+  const size_t bytes = sizeof(float) * kN;
+  float *g = malloc(bytes), *back = malloc(bytes);
+  unsigned seed = 99;
+  for (int64_t i = 0; i < kN; ++i)
+    g[i] = uniform(&seed);
+  void *dg = mgpuMemAlloc(bytes, NULL, false),
+       *dsum = mgpuMemAlloc(8, NULL, false);
+  const double zero = 0.0;
+  double sum = -1.0;
+  mgpuMemcpy(dg, g, bytes, NULL);
+  mgpuMemcpy(dsum, (void *)(uintptr_t)&zero, 8, NULL);
+  mgpuStreamSynchronize(NULL);
+  int status = sparsec_cuda_take_error();
+  if (status == SPARSEC_OK)
+    status = sparsec__cuda_sumsq((CUdeviceptr)(uintptr_t)dg, kN,
+                                 (CUdeviceptr)(uintptr_t)dsum);
+  if (status == SPARSEC_OK)
+    status = sparsec__cuda_scale((CUdeviceptr)(uintptr_t)dg, kN, 0.37f);
+  mgpuMemcpy(&sum, dsum, 8, NULL);
+  mgpuMemcpy(back, dg, bytes, NULL);
+  mgpuStreamSynchronize(NULL);
+  if (status == SPARSEC_OK)
+    status = sparsec_cuda_take_error();
+  const double ref = sparsec__sumsq(g, kN);
+  sparsec__scale(g, kN, 0.37f);
+  int64_t differing = 0;
+  for (int64_t i = 0; i < kN; ++i)
+    differing += back[i] != g[i];
+  const int ok =
+      status == SPARSEC_OK && fabs(sum - ref) <= 1e-12 * ref && differing == 0;
+  printf("%s: clipping: squared norm %.17g vs CPU %.17g, %lld scaled values "
+         "differ%s%s\n",
+         ok ? "PASS" : "FAIL", sum, ref, (long long)differing,
+         status == SPARSEC_OK ? "" : ", CUDA error: ",
+         status == SPARSEC_OK ? "" : sparsec_last_error());
+  mgpuMemFree(dg, NULL);
+  mgpuMemFree(dsum, NULL);
+  free(g);
+  free(back);
+  return ok;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--no-gpu") == 0)
     return no_gpu_mode();
@@ -280,7 +330,7 @@ int main(int argc, char **argv) {
   int failed = 0;
   for (int i = 0; i < n; ++i)
     failed += !run_case(&c[i]);
-  failed += !run_rowwise(64, 0) + !run_rowwise(300, 1);
-  printf("%d of %d optimizer cases match the CPU\n", n + 2 - failed, n + 2);
+  failed += !run_rowwise(64, 0) + !run_rowwise(300, 1) + !run_clip();
+  printf("%d of %d optimizer cases match the CPU\n", n + 3 - failed, n + 3);
   return failed ? 1 : 0;
 }

@@ -12,7 +12,8 @@ rounding: the CPU kernels sum in other orders). The models cover every loss
 the CUDA target lowers (cross-entropy, MSE, BCE with logits), CSR and dense
 layers (a CSR layer inside the network, so its input gradient is needed),
 relu/add, and the per-value optimizers with their options (momentum,
-nesterov, weight decay, centered RMSprop, amsgrad, AdamW, Adagrad).
+nesterov, weight decay, centered RMSprop, amsgrad, AdamW, Adagrad) and
+gradient clipping.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -47,7 +48,8 @@ CASES = [
      "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 0.001)"),
     ("ce_adam", "cross_entropy", "i64[B]", 7,
      "adam(lr = 0.01, amsgrad = true, weight_decay = 0.01)"),
-    ("ce_adamw", "cross_entropy", "i64[B]", 7, "adamw(lr = 0.01)"),
+    ("ce_adamw_clip", "cross_entropy", "i64[B]", 7,
+     "adamw(lr = 0.01, clip_grad_norm = 0.05)"),
     ("mse_rmsprop", "mse", "f32[B, 3]", 3,
      "rmsprop(lr = 0.001, centered = true, momentum = 0.5)"),
     ("bce_adagrad", "bce_with_logits", "f32[B, 3]", 3, "adagrad(lr = 0.05)"),
