@@ -32,11 +32,6 @@ using EmbeddingApi = bench::ModelApi<Model, int64_t, float>;
 
 template <typename Model>
 void trainStep(benchmark::State &state, const EmbeddingApi<Model> &api) {
-  if (bench::options().device != "cpu") {
-    state.SkipWithError("P3 has no CUDA path yet: embeddings do not live on "
-                        "the device (docs/cuda.md)");
-    return;
-  }
   bench::Instance<Model, int64_t, float> m(api);
   std::vector<int64_t> ids = bench::zipfIds(kBatch * kBatches, kKeys, kRows, 5);
   std::vector<float> t = bench::randomFloats(kBatch * kDim, 6);

@@ -4,7 +4,7 @@
 //   --fashion-dir=DIR   Fashion-MNIST IDX files for P4 (default Debian's)
 //   --epoch-limit=N     samples of one P4 epoch (default: all 60,000)
 //   --device=cpu|cuda   device the models run on (default cpu; cuda: the
-//                       GPU, P3 skipped: embeddings have no CUDA path yet)
+//                       GPU, docs/cuda.md)
 // and the helpers declared in bench_common.h. The benchmarks themselves are
 // in bench_layers.cpp (P1, P2, sweep), bench_embedding.cpp (P3),
 // bench_fashion.cpp (P4) and bench_machine.cpp (the roofline's peaks); see

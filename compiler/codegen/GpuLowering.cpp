@@ -365,6 +365,18 @@ LogicalResult EntryLowering::lower(Operation *op) {
     return lowerLinearGradWeight(o);
   if (auto o = dyn_cast<sdl::ReduceBatchOp>(op))
     return lowerReduceBatch(o);
+  if (auto o = dyn_cast<sdl::EmbeddingOp>(op))
+    return lowerEmbedding(o);
+  if (auto o = dyn_cast<sdl::EmbeddingGradOp>(op))
+    return lowerEmbeddingGrad(o);
+  if (auto o = dyn_cast<sdl::EmbeddingBagOp>(op))
+    return lowerEmbeddingBag(o);
+  if (auto o = dyn_cast<sdl::EmbeddingBagGradOp>(op))
+    return lowerEmbeddingBagGrad(o);
+  if (auto o = dyn_cast<sdl::ConcatOp>(op))
+    return lowerConcat(o);
+  if (auto o = dyn_cast<sdl::SliceOp>(op))
+    return lowerSlice(o);
   return op->emitOpError("is not supported by the CUDA target yet "
                          "(docs/cuda.md lists what is)");
 }

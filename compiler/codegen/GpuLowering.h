@@ -6,7 +6,8 @@
 // its memref arguments and materialize_in_destination into its outputs)
 // becomes host code on memrefs that launches one or two gpu.launch kernels
 // per sdl op. The forward ops' rules are in GpuLowering.cpp, the losses'
-// in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp.
+// in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp, the
+// embeddings' (and concat/slice) in GpuEmbeddings.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -75,6 +76,14 @@ private:
   mlir::LogicalResult lowerPointwiseLossGrad(mlir::Operation *op, bool bce);
   mlir::FailureOr<PointwiseOperands> pointwiseOperands(mlir::Operation *op);
 
+  // Embeddings, concat and slice (GpuEmbeddings.cpp).
+  mlir::LogicalResult lowerEmbedding(mlir::sdl::EmbeddingOp op);
+  mlir::LogicalResult lowerEmbeddingGrad(mlir::sdl::EmbeddingGradOp op);
+  mlir::LogicalResult lowerEmbeddingBag(mlir::sdl::EmbeddingBagOp op);
+  mlir::LogicalResult lowerEmbeddingBagGrad(mlir::sdl::EmbeddingBagGradOp op);
+  mlir::LogicalResult lowerConcat(mlir::sdl::ConcatOp op);
+  mlir::LogicalResult lowerSlice(mlir::sdl::SliceOp op);
+
   // Layer gradients (GpuBackward.cpp).
   mlir::LogicalResult lowerLinearGradInput(mlir::sdl::LinearGradInputOp op);
   mlir::LogicalResult lowerLinearGradWeight(mlir::sdl::LinearGradWeightOp op);
@@ -104,6 +113,8 @@ private:
   /// Kernel writing 0 to every element of the rank-2 buffer `buf`.
   void zeroFill(mlir::Location loc, mlir::Value buf);
   mlir::Value dim(mlir::Location loc, mlir::Value memref, int64_t d);
+  /// Every size of `memref`.
+  llvm::SmallVector<mlir::Value> dims(mlir::Location loc, mlir::Value memref);
   mlir::Value index(mlir::Location loc, int64_t v);
 
   mlir::func::FuncOp src;

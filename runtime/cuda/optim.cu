@@ -18,6 +18,59 @@
 
 namespace {
 __device__ int64_t valueIndex() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
+
+// The sum of every thread's `v` over the block (a tree in shared memory),
+// returned to every thread.
+__device__ double blockSum(double v) {
+  __shared__ double partial[256];
+  partial[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half)
+      partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  return partial[0];
+}
+
+// Row-wise Adagrad on the block's row of n values at p, gradient grad(j):
+// the mean of the squared gradients summed in double (a tree here, in order
+// on the CPU: the float result rarely differs) updates the row's
+// accumulator, then every value steps; an empty row keeps its accumulator.
+template <typename Grad>
+__device__ void rowwiseStep(const sparsec__opt &o, float *p, int64_t n, float *rowSum,
+                            int sparseForm, Grad grad) {
+  __shared__ float rowStd;
+  double acc = 0;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const float gj = sparsec__grad(&o, grad(j), p[j]);
+    acc += double(gj) * double(gj);
+  }
+  const double total = blockSum(acc);
+  if (n == 0)
+    return;
+  if (threadIdx.x == 0) {
+    const float sum = sparsec__rowwise_sum(*rowSum, total, n);
+    *rowSum = sum;
+    rowStd = sqrtf(sum) + o.eps;
+  }
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const float gj = sparsec__grad(&o, grad(j), p[j]);
+    p[j] = sparsec__adagrad_update(p[j], gj, rowStd, o.neg_clr, sparseForm);
+  }
+}
+
+// The sum of gradient rows g[perm[j]] (j in [lo, hi)) at column d: the
+// first row, then the others added in order (the CPU's coalescing).
+__device__ float segmentSum(const float *g, const uint32_t *perm, uint32_t lo, uint32_t hi,
+                            int64_t dim, int64_t d) {
+  float sum = g[int64_t(perm[lo]) * dim + d];
+  for (uint32_t j = lo + 1; j < hi; ++j)
+    sum += g[int64_t(perm[j]) * dim + d];
+  return sum;
+}
+
 } // namespace
 
 extern "C" {
@@ -50,35 +103,66 @@ __global__ void sparsec_cuda_adam(sparsec__opt o, float *p, const float *g, floa
     sparsec__adam_elem(&o, p, g, m, v, vmax, i, sparseForm);
 }
 
-// Row-wise Adagrad: block r steps row r of `dim` values with one
-// accumulator per row, the mean of the squared gradients summed in double
-// (a tree here, in order on the CPU: the float result rarely differs).
+// Row-wise Adagrad: block r steps row r (values [r * dim, (r + 1) * dim),
+// or a CSR row's [pos[r], pos[r + 1]) when `pos` is given).
 __global__ void sparsec_cuda_rowwise_adagrad(sparsec__opt o, float *p, const float *g,
-                                             float *rowSum, int64_t dim, int sparseForm) {
-  __shared__ double partial[256];
-  __shared__ float rowStd;
-  const int64_t base = int64_t(blockIdx.x) * dim;
-  double acc = 0;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    const float gj = sparsec__grad(&o, g[base + j], p[base + j]);
-    acc += double(gj) * double(gj);
+                                             float *rowSum, int64_t dim, int sparseForm,
+                                             const int32_t *pos) {
+  const int64_t base = pos ? int64_t(pos[blockIdx.x]) : int64_t(blockIdx.x) * dim;
+  const int64_t n = pos ? int64_t(pos[blockIdx.x + 1]) - base : dim;
+  rowwiseStep(o, p + base, n, rowSum + blockIdx.x, sparseForm,
+              [&](int64_t j) { return g[base + j]; });
+}
+
+// Lazy embedding rows: block s steps the row keys[s] of the table with the
+// sum of its gradient rows g[perm[j]] for j in [starts[s], starts[s+1])
+// (batch order, the first row then the others added, as the CPU's
+// coalescing), through the same per-value update as the dense kernels with
+// every array offset to the value (index 0). `coalesced` 0: plain SGD,
+// PyTorch's uncoalesced adds of each row in batch order. The padding row
+// never steps. `init[s]`: the row's momentum buffer holds state.
+__global__ void sparsec_cuda_rows(sparsec__opt o, float *p, const float *g, const uint32_t *perm,
+                                  const uint32_t *starts, const int32_t *keys, const uint32_t *init,
+                                  float *mom, float *sum, float *sq, float *gavg, float *m,
+                                  float *v, float *vmax, int64_t dim, int64_t pad, int coalesced) {
+  const int32_t key = keys[blockIdx.x];
+  if (key == pad)
+    return;
+  const uint32_t lo = starts[blockIdx.x], hi = starts[blockIdx.x + 1];
+  const int64_t base = int64_t(key) * dim;
+  if (!coalesced) {
+    const float negLr = o.maximize ? -o.neg_lr : o.neg_lr;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+      float x = p[base + d];
+      for (uint32_t j = lo; j < hi; ++j)
+        x = x + negLr * g[int64_t(perm[j]) * dim + d];
+      p[base + d] = x;
+    }
+    return;
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half)
-      partial[threadIdx.x] += partial[threadIdx.x + half];
-    __syncthreads();
+  if (o.kind == SPARSEC_OPT_ROWWISE_ADAGRAD) {
+    rowwiseStep(o, p + base, dim, sum + key, 1,
+                [&](int64_t d) { return segmentSum(g, perm, lo, hi, dim, d); });
+    return;
   }
-  if (threadIdx.x == 0) {
-    const float sum = sparsec__rowwise_sum(rowSum[blockIdx.x], partial[0], dim);
-    rowSum[blockIdx.x] = sum;
-    rowStd = sqrtf(sum) + o.eps;
-  }
-  __syncthreads();
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-    const float gj = sparsec__grad(&o, g[base + j], p[base + j]);
-    p[base + j] = sparsec__adagrad_update(p[base + j], gj, rowStd, o.neg_clr, sparseForm);
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    const float gs = segmentSum(g, perm, lo, hi, dim, d);
+    const int64_t at = base + d;
+    switch (o.kind) {
+    case SPARSEC_OPT_SGD:
+      sparsec__sgd_elem(&o, p + at, &gs, mom ? mom + at : nullptr, 0, int(init[blockIdx.x]));
+      break;
+    case SPARSEC_OPT_ADAGRAD:
+      sparsec__adagrad_elem(&o, p + at, &gs, sum + at, 0, 1);
+      break;
+    case SPARSEC_OPT_RMSPROP:
+      sparsec__rmsprop_elem(&o, p + at, &gs, sq + at, gavg ? gavg + at : nullptr,
+                            mom ? mom + at : nullptr, 0);
+      break;
+    default: /* Adam, AdamW: SparseAdam's arithmetic */
+      sparsec__adam_elem(&o, p + at, &gs, m + at, v + at, vmax ? vmax + at : nullptr, 0, 1);
+      break;
+    }
   }
 }
 
@@ -86,20 +170,13 @@ __global__ void sparsec_cuda_rowwise_adagrad(sparsec__opt o, float *p, const flo
 // tree per block (grid-stride) and one double atomic add per block (the CPU
 // sums in order: the float norm rarely differs).
 __global__ void sparsec_cuda_sumsq(const float *g, int64_t n, double *out) {
-  __shared__ double partial[256];
   double acc = 0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = valueIndex(); i < n; i += stride)
     acc += double(g[i]) * double(g[i]);
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half)
-      partial[threadIdx.x] += partial[threadIdx.x + half];
-    __syncthreads();
-  }
+  const double total = blockSum(acc);
   if (threadIdx.x == 0)
-    atomicAdd(out, partial[0]);
+    atomicAdd(out, total);
 }
 
 // g[i] *= c (the clipped gradient).

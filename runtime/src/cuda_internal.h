@@ -106,10 +106,25 @@ typedef struct sparsec__cuda_span {
 int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,
                            int sparse_form);
 /* Row-wise Adagrad on `rows` contiguous rows of `dim` values at `p` (and
- * `g`), one accumulator per row at `row_sum`; the arithmetic of the CPU's
- * row spans (sparsec__adagrad_span with row_sum). */
+ * `g`), or, with `positions` (a CSR weight's i32 row pointers on the
+ * device, else 0), on its rows [pos[r], pos[r+1]); one accumulator per row
+ * at `row_sum`; the arithmetic of the CPU's row spans
+ * (sparsec__adagrad_span with row_sum). */
 int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdeviceptr g,
-                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form);
+                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form,
+                                  CUdeviceptr positions);
+
+/* One lazy step of the embedding rows of one batch (optim.cu
+ * sparsec_cuda_rows): `segments` rows keys[s], each with the sum of the
+ * gradient rows g[perm[j]] for j in [starts[s], starts[s+1]); every array
+ * on the device. The arithmetic of sparsec__opt_rows (sparse form). */
+typedef struct sparsec__cuda_rows_args {
+  CUdeviceptr values, grad, perm, starts, keys, init;
+  CUdeviceptr state[SPARSEC_NSTATE];
+  int64_t dim, padding_idx, segments;
+  int coalesced;
+} sparsec__cuda_rows_args;
+int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a);
 
 /* Gradient clipping on the device: *out (a device double) += the sum of
  * squares of `n` values at `g`; and g[i] *= c. Synchronous. */

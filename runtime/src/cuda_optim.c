@@ -105,12 +105,13 @@ int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, i
 }
 
 int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdeviceptr g,
-                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form) {
-  if (rows <= 0 || dim <= 0)
+                                  CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form,
+                                  CUdeviceptr positions) {
+  if (rows <= 0 || (dim <= 0 && !positions))
     return SPARSEC_OK;
   sparsec__opt arg = *o;
-  void *params[6] = {&arg, &p, &g, &row_sum, &dim, &sparse_form};
-  return launch("sparsec_cuda_rowwise_adagrad", rows, params, 6);
+  void *params[7] = {&arg, &p, &g, &row_sum, &dim, &sparse_form, &positions};
+  return launch("sparsec_cuda_rowwise_adagrad", rows, params, 7);
 }
 
 int sparsec__cuda_sumsq(CUdeviceptr g, int64_t n, CUdeviceptr out) {
@@ -128,4 +129,16 @@ int sparsec__cuda_scale(CUdeviceptr g, int64_t n, float c) {
     return SPARSEC_OK;
   void *params[3] = {&g, &n, &c};
   return launch("sparsec_cuda_scale", (n + kThreads - 1) / kThreads, params, 3);
+}
+
+int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a) {
+  if (a->segments <= 0)
+    return SPARSEC_OK;
+  sparsec__opt arg = *o;
+  sparsec__cuda_rows_args c = *a;
+  void *params[17] = {&arg,           &c.values,   &c.grad,     &c.perm,     &c.starts,
+                      &c.keys,        &c.init,     &c.state[0], &c.state[1], &c.state[2],
+                      &c.state[3],    &c.state[4], &c.state[5], &c.state[6], &c.dim,
+                      &c.padding_idx, &c.coalesced};
+  return launch("sparsec_cuda_rows", a->segments, params, 17);
 }

@@ -20,9 +20,10 @@
  * buffers - runs and is tested on machines without a GPU.
  *
  * The CUDA target covers CSR and dense parameters under every per-value
- * optimizer; what it does not cover is refused at create time with
- * SPARSEC_ERR_INVALID_ARG (embeddings, buffers - so masks and pruning -,
- * dynamic sparsity, row-wise Adagrad on CSR weights).
+ * optimizer and embeddings with sparse = lazy; what it does not cover is
+ * refused at create time with SPARSEC_ERR_INVALID_ARG (other embedding
+ * modes and options, buffers - so masks and pruning -, dynamic sparsity,
+ * clipping with embeddings).
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
 
@@ -40,11 +41,17 @@ void mgpuMemFree(void *ptr, void *stream);
 void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream);
 void mgpuMemset32(void *dst, unsigned value, size_t count, void *stream);
 
-/* Device copies of one parameter (NULL where the host has none). */
+/* Device copies of one parameter (NULL where the host has none). An
+ * embedding's gradient is one row per id of the batch (`grad_cap` bytes,
+ * grown with the batch), and its lazy step reads the batch's order from
+ * perm/starts/keys/init (computed on the host, where the ids are). */
 typedef struct sparsec__dev_param {
   float *values, *grad;
   int32_t *positions, *coordinates;
   float *state[SPARSEC_NSTATE];
+  size_t grad_cap;
+  void *perm, *starts, *keys, *init;
+  size_t perm_cap, starts_cap, keys_cap, init_cap;
 } sparsec__dev_param;
 
 struct sparsec__device {
@@ -133,7 +140,8 @@ static sparsec__arrays arrays_of(const sparsec_model *m, sparsec__param *p, spar
     a.bytes[a.n++] = (b);                                                                          \
   } while (0)
   SPARSEC_ARRAY(p->values, &q->values, floats(p->nnz));
-  SPARSEC_ARRAY(p->grad, &q->grad, floats(p->nnz));
+  if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) /* rows: sized per batch */
+    SPARSEC_ARRAY(p->grad, &q->grad, floats(p->nnz));
   if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
     SPARSEC_ARRAY(p->positions, &q->positions, (size_t)(p->rows + 1) * sizeof(int32_t));
     SPARSEC_ARRAY(p->coordinates, &q->coordinates, (size_t)p->nnz * sizeof(int32_t));
@@ -170,6 +178,8 @@ int sparsec__device_host_sync(sparsec_model *m) {
     for (int j = 0; j < a.n; ++j)
       if (a.host[j] != p->positions && a.host[j] != p->coordinates)
         dev_copy(d, a.host[j], *a.dev[j], a.bytes[j]);
+    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING && p->grad_rows > 0)
+      dev_copy(d, p->grad, d->params[i].grad, floats(p->grad_rows * p->desc.dims[1]));
   }
   int rc = dev_status(d, "reading the parameters back from the CUDA device");
   if (rc == SPARSEC_OK)
@@ -193,12 +203,19 @@ static const char *unsupported(const sparsec_model *m, const char **param) {
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
     *param = p->desc.name;
+    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING) {
+      if (m->opt.sparse_mode != SPARSEC_SPARSE_LAZY)
+        return "embeddings step on the CUDA device with sparse = lazy only yet";
+      if (p->desc.max_norm > 0.0 || p->desc.scale_grad_by_freq)
+        return "max_norm and scale_grad_by_freq have no CUDA path yet";
+      if (m->opt.max_grad_norm > 0.0)
+        return "gradient clipping with embeddings has no CUDA path yet";
+      continue;
+    }
     if (p->desc.layout != SPARSEC_LAYOUT_CSR && p->desc.layout != SPARSEC_LAYOUT_DENSE)
-      return "only CSR and dense parameters live on the CUDA device yet";
+      return "buffers (masks) do not live on the CUDA device yet";
     if (p->desc.dynamic != SPARSEC_DYNAMIC_NONE)
       return "dynamic sparsity (SET/RigL) has no CUDA step yet";
-    if (p->desc.layout == SPARSEC_LAYOUT_CSR && m->opt.kind == SPARSEC_OPT_ROWWISE_ADAGRAD)
-      return "row-wise Adagrad on a CSR weight has no CUDA step yet";
   }
   return NULL;
 }
@@ -212,6 +229,13 @@ void sparsec__device_free(sparsec_model *m) {
       sparsec__arrays a = arrays_of(m, &m->params[i], &d->params[i]);
       for (int j = 0; j < a.n; ++j)
         dev_free(d, *a.dev[j]);
+      sparsec__dev_param *q = &d->params[i];
+      if (m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING)
+        dev_free(d, q->grad);
+      dev_free(d, q->perm);
+      dev_free(d, q->starts);
+      dev_free(d, q->keys);
+      dev_free(d, q->init);
     }
   if (d->inputs)
     for (int32_t i = 0; i < m->num_inputs; ++i)
@@ -413,7 +437,8 @@ static int step_param(sparsec_model *m, const sparsec__opt *o, sparsec__param *p
   if (o->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) {
     rc = sparsec__cuda_rowwise_adagrad(
         o, (CUdeviceptr)(uintptr_t)q->values, (CUdeviceptr)(uintptr_t)q->grad,
-        (CUdeviceptr)(uintptr_t)q->state[SPARSEC_ST_SUM], p->rows, p->nnz / p->rows, 0);
+        (CUdeviceptr)(uintptr_t)q->state[SPARSEC_ST_SUM], p->rows, p->nnz / p->rows, 0,
+        (CUdeviceptr)(uintptr_t)q->positions); /* CSR rows, or 0: dense rows */
   } else {
     sparsec__cuda_span s;
     memset(&s, 0, sizeof(s));
@@ -429,6 +454,88 @@ static int step_param(sparsec_model *m, const sparsec__opt *o, sparsec__param *p
   return rc;
 }
 
+/* Copies `bytes` of host `src` into the device scratch `*buf` (grown). */
+static int upload_scratch(sparsec__device *d, void **buf, size_t *cap, const void *src,
+                          size_t bytes) {
+  int rc = reserve(d, buf, cap, bytes, "train_step");
+  if (rc == SPARSEC_OK)
+    dev_copy(d, *buf, src, bytes);
+  return rc;
+}
+
+/* The lazy step of embedding `p` (sparse = lazy): the batch's ids (host
+ * inputs) sorted on the host, the rows summed and stepped on the device;
+ * the emulator runs the CPU's own sequence (optim.c, optim_sparse.c) on
+ * the device buffers. */
+static int step_rows(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
+                     sparsec__dev_param *q, int64_t batch, const void *const *inputs) {
+  sparsec__device *d = m->dev;
+  const sparsec_input_desc *in = &m->inputs[p->desc.ids_input];
+  const int64_t n = sparsec__input_numel(in, batch), dim = p->desc.dims[1];
+  for (int64_t r = 0; r < n; ++r)
+    p->grad_ids[r] = (int32_t)sparsec__id_at(in, inputs[p->desc.ids_input], r);
+  p->grad_rows = n;
+  if (sparsec__coo_reserve(&p->coo, n, dim) != 0)
+    return sparsec__fail(SPARSEC_ERR_NOMEM,
+                         "train_step: cannot allocate the row order of embedding '%s'",
+                         p->desc.name);
+  const int coalesce = sparsec__opt_coalesces(&m->opt);
+  if (d->k.emulated) {
+    sparsec__param view = *p;
+    view.values = q->values;
+    view.grad = q->grad;
+    memcpy(view.state, q->state, sizeof(view.state));
+    sparsec__emb_grad_prepare(&view);
+    sparsec__coo_grad g = {n, dim, p->grad_ids, q->grad, 0};
+    if (coalesce)
+      sparsec__coo_coalesce(&g, p->desc.dims[0], &view.coo);
+    sparsec__opt_rows(o, &view, &g, 0);
+    return SPARSEC_OK;
+  }
+  sparsec__coo_grad g = {n, dim, p->grad_ids, NULL, 0};
+  const sparsec__coo_order ord = sparsec__coo_sort(&g, &p->coo, 0);
+  /* Per segment: its id and whether the row's momentum buffer holds state
+   * (out_ids / the coalescing rows are free scratch here). */
+  int32_t *keys = p->coo.out_ids;
+  uint32_t *init = (uint32_t *)(void *)p->coo.out_rows;
+  for (int64_t s = 0; s < ord.segments; ++s) {
+    keys[s] = (int32_t)ord.keys[ord.starts[s]];
+    init[s] = p->mom_row_init ? p->mom_row_init[keys[s]] : 0;
+  }
+  int rc = upload_scratch(d, &q->perm, &q->perm_cap, ord.perm, (size_t)n * sizeof(uint32_t));
+  if (rc == SPARSEC_OK)
+    rc = upload_scratch(d, &q->starts, &q->starts_cap, ord.starts,
+                        (size_t)(ord.segments + 1) * sizeof(uint32_t));
+  if (rc == SPARSEC_OK)
+    rc = upload_scratch(d, &q->keys, &q->keys_cap, keys, (size_t)ord.segments * sizeof(int32_t));
+  if (rc == SPARSEC_OK)
+    rc = upload_scratch(d, &q->init, &q->init_cap, init, (size_t)ord.segments * sizeof(uint32_t));
+  if (rc == SPARSEC_OK)
+    rc = dev_status(d, "train_step: the row order on the CUDA device");
+  if (rc != SPARSEC_OK)
+    return rc;
+  sparsec__cuda_rows_args a;
+  memset(&a, 0, sizeof(a));
+  a.values = (CUdeviceptr)(uintptr_t)q->values;
+  a.grad = (CUdeviceptr)(uintptr_t)q->grad;
+  a.perm = (CUdeviceptr)(uintptr_t)q->perm;
+  a.starts = (CUdeviceptr)(uintptr_t)q->starts;
+  a.keys = (CUdeviceptr)(uintptr_t)q->keys;
+  a.init = (CUdeviceptr)(uintptr_t)q->init;
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    a.state[k] = (CUdeviceptr)(uintptr_t)q->state[k];
+  a.dim = dim;
+  a.padding_idx = p->desc.padding_idx;
+  a.segments = ord.segments;
+  a.coalesced = coalesce;
+  rc = sparsec__cuda_rows(o, &a);
+  if (rc == SPARSEC_OK && p->mom_row_init)
+    for (int64_t s = 0; s < ord.segments; ++s)
+      if (keys[s] != p->desc.padding_idx)
+        p->mom_row_init[keys[s]] = 1;
+  return rc;
+}
+
 int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
                                float *loss, void **bufs) {
   sparsec__device *d = m->dev;
@@ -439,10 +546,20 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
   int32_t k = push_inputs(m, "train_step", batch, inputs, 1, bufs, &rc);
   if (k < 0)
     return rc;
-  /* Gradients zero-filled, as on the CPU (kernels may accumulate). */
+  /* Gradients zero-filled, as on the CPU (kernels may accumulate); an
+   * embedding's holds one row per id of the batch. */
   for (int32_t i = 0; i < m->num_params; ++i) {
-    dev_zero(d, d->params[i].grad, m->params[i].nnz);
-    bufs[k++] = d->params[i].grad;
+    sparsec__param *p = &m->params[i];
+    sparsec__dev_param *q = &d->params[i];
+    int64_t n = p->nnz;
+    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING) {
+      n = sparsec__input_numel(&m->inputs[p->desc.ids_input], batch) * p->desc.dims[1];
+      rc = reserve(d, (void **)&q->grad, &q->grad_cap, floats(n), "train_step");
+      if (rc != SPARSEC_OK)
+        return rc;
+    }
+    dev_zero(d, q->grad, n);
+    bufs[k++] = q->grad;
   }
   if (!d->k.emulated)
     mgpuStreamSynchronize(d->stream);
@@ -466,7 +583,9 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
   const sparsec__opt o =
       sparsec__opt_make(&m->opt, sparsec__scheduled_lr(&m->opt, m->lr, m->step), m->step + 1);
   for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i)
-    rc = step_param(m, &o, &m->params[i], &d->params[i]);
+    rc = m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING
+             ? step_rows(m, &o, &m->params[i], &d->params[i], batch, inputs)
+             : step_param(m, &o, &m->params[i], &d->params[i]);
   if (rc != SPARSEC_OK) {
     char why[512];
     snprintf(why, sizeof(why), "%s", sparsec_last_error());

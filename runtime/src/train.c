@@ -157,19 +157,6 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   if (!m->train)
     return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "train_step: model '%s' has no train kernel",
                          m->name);
-  if (m->dev) { /* resident on a CUDA device (device.c): CSR and dense only */
-    int64_t n = 1 + m->num_inputs;
-    for (int32_t i = 0; i < m->num_params; ++i)
-      n += sparsec__param_arrays(&m->params[i]) + 1;
-    void *stack[SPARSEC_STACK_BUFS];
-    void **bufs = sparsec__bufs_alloc(stack, n);
-    if (!bufs)
-      return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
-    rc = sparsec__device_train_step(m, batch, inputs, loss, bufs);
-    if (bufs != stack)
-      free(bufs);
-    return rc;
-  }
 
   const int need_coalesce =
       sparsec__opt_coalesces(&m->opt) && m->opt.sparse_mode != SPARSEC_SPARSE_DENSE;
@@ -186,6 +173,19 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   rc = sparsec__renorm_reserve(m, "train_step", batch);
   if (rc != SPARSEC_OK)
     return rc;
+  if (m->dev) { /* resident on a CUDA device (device.c): no RigL, renorm */
+    int64_t n = 1 + m->num_inputs;
+    for (int32_t i = 0; i < m->num_params; ++i)
+      n += sparsec__param_arrays(&m->params[i]) + 1;
+    void *stack[SPARSEC_STACK_BUFS];
+    void **bufs = sparsec__bufs_alloc(stack, n);
+    if (!bufs)
+      return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
+    rc = sparsec__device_train_step(m, batch, inputs, loss, bufs);
+    if (bufs != stack)
+      free(bufs);
+    return rc;
+  }
   /* RigL layers: buffers for the captured layer input and output gradient. */
   int64_t n = 1 + m->num_inputs;
   for (int32_t i = 0; i < m->num_params; ++i) {

@@ -205,7 +205,7 @@ static int run_rowwise(int64_t dim, int sparse_form) {
     }
     status = sparsec__cuda_rowwise_adagrad(
         &o, (CUdeviceptr)(uintptr_t)dev[0], (CUdeviceptr)(uintptr_t)dev[1],
-        (CUdeviceptr)(uintptr_t)dev[2], rows, dim, sparse_form);
+        (CUdeviceptr)(uintptr_t)dev[2], rows, dim, sparse_form, 0);
   }
   for (int k = 0; k < 3 && status == SPARSEC_OK; k += 2) {
     mgpuMemcpy(back[k], dev[k], bytes[k], NULL);
@@ -241,12 +241,13 @@ static int no_gpu_mode(void) {
                            "sparsec_cuda_rmsprop(",
                            "sparsec_cuda_adam(",
                            "sparsec_cuda_rowwise_adagrad(",
+                           "sparsec_cuda_rows(",
                            "sparsec_cuda_sumsq(",
                            "sparsec_cuda_scale("};
   if (!sparsec__cuda_optim_ptx[0]) {
     printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
   } else {
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < 8; ++i) {
       char entry[64];
       snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
       const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
@@ -260,8 +261,9 @@ static int no_gpu_mode(void) {
   for (int i = 0; i <= n; ++i) {
     sparsec__opt o = sparsec__opt_make(&c[i].d, c[i].d.lr, 1);
     sparsec__cuda_span s = {1, 2, {3, 4, 5, 6, 7, 8, 9}, kN};
-    int status = i < n ? sparsec__cuda_opt_span(&o, &s, 0, c[i].sparse_form)
-                       : sparsec__cuda_rowwise_adagrad(&o, 1, 2, 3, 10, 64, 0);
+    int status = i < n
+                     ? sparsec__cuda_opt_span(&o, &s, 0, c[i].sparse_form)
+                     : sparsec__cuda_rowwise_adagrad(&o, 1, 2, 3, 10, 64, 0, 0);
     const char *why = sparsec_last_error();
     const int clean =
         status == SPARSEC_ERR_CUDA &&

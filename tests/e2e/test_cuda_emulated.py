@@ -11,9 +11,12 @@ parameters and forward output to 1e-4 (the two trajectories drift apart by
 rounding: the CPU kernels sum in other orders). The models cover every loss
 the CUDA target lowers (cross-entropy, MSE, BCE with logits), CSR and dense
 layers (a CSR layer inside the network, so its input gradient is needed),
-relu/add, and the per-value optimizers with their options (momentum,
+relu/add, the per-value optimizers with their options (momentum,
 nesterov, weight decay, centered RMSprop, amsgrad, AdamW, Adagrad) and
-gradient clipping.
+gradient clipping; and embedding models (embedding with a padding row,
+embedding_bag sum/mean/max with and without padding, concat) whose lazy
+sparse rows step under SGD (uncoalesced), SGD with momentum, Adam
+(SparseAdam), Adagrad and row-wise Adagrad.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -57,6 +60,38 @@ CASES = [
 
 STEPS, BATCH = 8, 33
 
+# Embeddings (a table with a padding row, a bag table) concatenated with a
+# dense input, then the network above; lazy sparse gradients.
+EMB = """
+model Rec {{
+  input user : i64[B]
+  input items : i64[B, 5]
+  input dense : f32[B, 6]
+  target click : f32[B, 1]
+  param user_emb : embedding(40, 8, padding_idx = 3)
+  param item_emb : embedding_bag(30, 8, mode = {mode}{bag_pad})
+  param fc1 : sparse_linear(22, 16, sparsity = 0.7)
+  param fc2 : linear(16, 1)
+  forward {{
+    h = concat(user_emb(user), item_emb(items), dense)
+    h = relu(fc1(h))
+    logit = fc2(h)
+    return logit
+  }}
+  loss = bce_with_logits(logit, click)
+  optimizer = {optimizer}
+}}
+"""
+
+EMB_CASES = [
+    # (name, bag mode, bag padding, optimizer)
+    ("sgd_sum", "sum", "", "sgd(lr = 0.1)"),
+    ("momentum_mean", "mean", ", padding_idx = 2", "sgd(lr = 0.05, momentum = 0.9)"),
+    ("adam_max", "max", ", padding_idx = 2", "adam(lr = 0.01)"),
+    ("adagrad_mean", "mean", "", "adagrad(lr = 0.05)"),
+    ("rowwise_sum", "sum", ", padding_idx = 2", "rowwise_adagrad(lr = 0.05)"),
+]
+
 
 class CudaEmulatedTest(unittest.TestCase):
     @classmethod
@@ -84,37 +119,40 @@ class CudaEmulatedTest(unittest.TestCase):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
+    def train_both(self, text, stem, seed, batches):
+        """Compiles `text` with the emulated CUDA functions, trains it on
+        "cpu" and "cuda" from `seed` on the input lists `batches` yields,
+        checks losses, first gradients and final parameters; returns both
+        models (closed by the caller)."""
+        lib = oracle.compile_text(text, f"{self.tmp.name}/{stem}", stem,
+                                  flags=("--target=cpu,cuda", "--cuda-emulate"))
+        cpu = lib.instance(seed=seed, device="cpu")
+        dev = lib.instance(seed=seed, device="cuda")
+        self.assertEqual(cpu.device(), "cpu")
+        self.assertEqual(dev.device(), "cuda (emulated on the host)")
+        names = [p["name"] for p in cpu.param_info()]
+        for step in range(STEPS):
+            inputs = next(batches)
+            lc, ld = cpu.train_step(inputs), dev.train_step(inputs)
+            tol = 1e-5 if step == 0 else 1e-4
+            self.assertLessEqual(self.rel(ld, lc), tol, f"loss of step {step + 1}")
+            if step == 0:
+                for p in names:
+                    self.assertLessEqual(self.rel(dev.grad(p), cpu.grad(p)), 1e-5,
+                                         f"first gradient of {p}")
+        for p in names:
+            self.assertLessEqual(self.rel(dev.values(p), cpu.values(p)), 1e-4, p)
+        self.assertEqual(dev.step_count(), STEPS)
+        return cpu, dev
+
     def test_models_train_alike_on_both_devices(self):
         for name, loss, target, out, opt in CASES:
             self.current = name
             with self.subTest(model=name):
-                text = NET.format(loss=loss, target=target, out=out,
-                                  optimizer=opt)
-                lib = oracle.compile_text(
-                    text, f"{self.tmp.name}/{name}", name,
-                    flags=("--target=cpu,cuda", "--cuda-emulate"))
-                cpu = lib.instance(seed=11, device="cpu")
-                dev = lib.instance(seed=11, device="cuda")
-                self.assertEqual(cpu.device(), "cpu")
-                self.assertEqual(dev.device(), "cuda (emulated on the host)")
-                names = [p["name"] for p in cpu.param_info()]
+                text = NET.format(loss=loss, target=target, out=out, optimizer=opt)
                 rng = np.random.default_rng(5)
-                for step in range(STEPS):
-                    x, y = self.batch(rng, target, out)
-                    lc = cpu.train_step([x, y])
-                    ld = dev.train_step([x, y])
-                    tol = 1e-5 if step == 0 else 1e-4
-                    self.assertLessEqual(self.rel(ld, lc), tol,
-                                         f"loss of step {step + 1}")
-                    if step == 0:
-                        for p in names:
-                            self.assertLessEqual(
-                                self.rel(dev.grad(p), cpu.grad(p)), 1e-5,
-                                f"first gradient of {p}")
-                for p in names:
-                    self.assertLessEqual(
-                        self.rel(dev.values(p), cpu.values(p)), 1e-4, p)
-                self.assertEqual(dev.step_count(), STEPS)
+                batches = (list(self.batch(rng, target, out)) for _ in iter(int, 1))
+                cpu, dev = self.train_both(text, name, 11, batches)
                 x, _ = self.batch(rng, target, out)
                 oc = cpu.forward([x], (BATCH, out))
                 od = dev.forward([x], (BATCH, out))
@@ -122,6 +160,22 @@ class CudaEmulatedTest(unittest.TestCase):
                 cpu.close()
                 dev.close()
 
+    def test_embedding_models_train_alike_on_both_devices(self):
+        rng = np.random.default_rng(17)
+
+        def batches():
+            while True:
+                # Few distinct ids: repeats in every batch, padding ids.
+                yield [rng.integers(0, 8, BATCH).astype(np.int64),
+                       rng.integers(0, 6, (BATCH, 5)).astype(np.int64),
+                       rng.standard_normal((BATCH, 6)).astype(np.float32),
+                       (rng.random((BATCH, 1)) < 0.5).astype(np.float32)]
+        for name, mode, pad, opt in EMB_CASES:
+            with self.subTest(model=name):
+                text = EMB.format(mode=mode, bag_pad=pad, optimizer=opt)
+                cpu, dev = self.train_both(text, "emb_" + name, 3, batches())
+                cpu.close()
+                dev.close()
 
 if __name__ == "__main__":
     unittest.main()

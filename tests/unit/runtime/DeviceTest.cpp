@@ -96,19 +96,23 @@ TEST(Device, Refusals) {
             std::string::npos)
       << lastError();
   // What the CUDA target does not train.
-  Desc emb = embedDesc(SPARSEC_I64);
+  Desc emb = embedDesc(SPARSEC_I64,
+                       makeOpt(SPARSEC_OPT_ADAM, 0.1, SPARSEC_SPARSE_CATCHUP));
   EXPECT_EQ(createCuda(emb), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("only CSR and dense parameters live on the CUDA "
-                             "device yet (parameter 'emb.weight')"),
+  EXPECT_NE(lastError().find("embeddings step on the CUDA device with sparse "
+                             "= lazy only yet (parameter 'emb.weight')"),
             std::string::npos)
       << lastError();
-  Desc rowwise = linearDesc(true, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
-  EXPECT_EQ(createCuda(rowwise), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("row-wise Adagrad on a CSR weight"),
+  Desc renorm = embedDesc(SPARSEC_I64);
+  renorm.params[0].max_norm = 1.0;
+  EXPECT_EQ(createCuda(renorm), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("max_norm and scale_grad_by_freq"),
             std::string::npos);
-  // Row-wise Adagrad on a dense weight is fine.
-  Desc dense = linearDesc(false, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
-  EXPECT_EQ(createCuda(dense), SPARSEC_OK) << lastError();
+  Desc clipEmb = embedDesc(SPARSEC_I64);
+  clipEmb.desc.optimizer.max_grad_norm = 1.0;
+  EXPECT_EQ(createCuda(clipEmb), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("gradient clipping with embeddings"),
+            std::string::npos);
 }
 
 /// Trains a CPU and an emulated-device model from one seed on the same
@@ -159,6 +163,47 @@ TEST(Device, EmulatedTrainsLikeTheCpu) {
   expectSameTraining(true, makeOpt(SPARSEC_OPT_ADAM, 0.05));
   expectSameTraining(false, makeOpt(SPARSEC_OPT_RMSPROP, 0.01));
   expectSameTraining(false, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
+  expectSameTraining(true, makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1));
+}
+
+/// An embedding model (ids [B, 2] into a 10 x 3 table, padding row 4 when
+/// `pad`) on the emulated device against the CPU: the lazy row steps
+/// (duplicate ids in a batch, the padding row frozen), bit-identical.
+void expectSameEmbeddingTraining(sparsec_optimizer_desc opt, bool pad) {
+  Desc d = embedDesc(SPARSEC_I64, opt);
+  if (pad)
+    d.params[0].padding_idx = 4;
+  sparsec_device_kernels k = emulated(d);
+  ModelPtr cpu, dev;
+  ASSERT_EQ(sparsec_create(&d.desc, 9, &cpu.m), SPARSEC_OK);
+  ASSERT_EQ(sparsec_create_on(&d.desc, &k, 9, "cuda", &dev.m), SPARSEC_OK)
+      << lastError();
+  const int64_t batch = 4;
+  std::vector<int64_t> ids(batch * kBag);
+  std::vector<float> y(batch);
+  for (int step = 0; step < 5; ++step) {
+    for (size_t i = 0; i < ids.size(); ++i)
+      ids[i] = static_cast<int64_t>((i * 3 + step * 7) % 6); // repeats, 4
+    for (size_t i = 0; i < y.size(); ++i)
+      y[i] = static_cast<float>(i + step) / 4.0f;
+    const void *in[] = {ids.data(), y.data()};
+    float lc = 0, ld = 0;
+    ASSERT_EQ(sparsec_train_step(cpu.m, batch, in, &lc), SPARSEC_OK);
+    ASSERT_EQ(sparsec_train_step(dev.m, batch, in, &ld), SPARSEC_OK)
+        << lastError();
+    EXPECT_EQ(lc, ld);
+  }
+  EXPECT_EQ(values(cpu.m, "emb.weight"), values(dev.m, "emb.weight"));
+  EXPECT_EQ(grad(cpu.m, "emb.weight"), grad(dev.m, "emb.weight"));
+  EXPECT_EQ(hashModel(cpu.m), hashModel(dev.m));
+}
+
+TEST(Device, EmulatedEmbeddingsStepLikeTheCpu) {
+  expectSameEmbeddingTraining(makeSgd(0.5), false);     // uncoalesced
+  expectSameEmbeddingTraining(makeSgd(0.5, 0.9), true); // row flags
+  expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ADAM, 0.1), true);
+  expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ADAGRAD, 0.1), false);
+  expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1), true);
 }
 
 TEST(Device, HostWritesReachTheDevice) {
