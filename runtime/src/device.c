@@ -492,6 +492,12 @@ static int step_rows(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
     sparsec__opt_rows(o, &view, &g, 0);
     return SPARSEC_OK;
   }
+  /* The padding row's gradient rows read 0, as on the CPU (param_grad);
+   * the step skips that row anyway. */
+  if (p->desc.padding_idx >= 0)
+    for (int64_t r = 0; r < n; ++r)
+      if (p->grad_ids[r] == p->desc.padding_idx)
+        dev_zero(d, q->grad + r * dim, dim);
   sparsec__coo_grad g = {n, dim, p->grad_ids, NULL, 0};
   const sparsec__coo_order ord = sparsec__coo_sort(&g, &p->coo, 0);
   /* Per segment: its id and whether the row's momentum buffer holds state
