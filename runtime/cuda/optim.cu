@@ -166,6 +166,19 @@ __global__ void sparsec_cuda_rows(sparsec__opt o, float *p, const float *g, cons
   }
 }
 
+// sparse = dense: dense[ids[r], d] += rows[r, d], one thread per row
+// value (atomic adds: the order of duplicates is free; the CPU adds them in
+// batch order). The padding row is left 0.
+__global__ void sparsec_cuda_scatter_rows(float *dense, const float *rows, const int32_t *ids,
+                                          int64_t n, int64_t dim, int64_t pad) {
+  const int64_t i = valueIndex();
+  if (i >= n * dim)
+    return;
+  const int32_t id = ids[i / dim];
+  if (id != pad)
+    atomicAdd(dense + int64_t(id) * dim + i % dim, rows[i]);
+}
+
 // Gradient clipping: *out += the sum of squares of g[0, n) in double, a
 // tree per block (grid-stride) and one double atomic add per block (the CPU
 // sums in order: the float norm rarely differs).

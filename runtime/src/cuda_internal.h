@@ -126,6 +126,11 @@ typedef struct sparsec__cuda_rows_args {
 } sparsec__cuda_rows_args;
 int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a);
 
+/* sparse = dense: adds the `n` gradient rows of `dim` values at `rows` into
+ * rows ids[r] of `dense` (zeroed by the caller), the padding row excepted. */
+int sparsec__cuda_scatter_rows(CUdeviceptr dense, CUdeviceptr rows, CUdeviceptr ids, int64_t n,
+                               int64_t dim, int64_t padding_idx);
+
 /* Gradient clipping on the device: *out (a device double) += the sum of
  * squares of `n` values at `g`; and g[i] *= c. Synchronous. */
 int sparsec__cuda_sumsq(CUdeviceptr g, int64_t n, CUdeviceptr out);

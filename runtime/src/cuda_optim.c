@@ -142,3 +142,11 @@ int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a) 
                       &c.padding_idx, &c.coalesced};
   return launch("sparsec_cuda_rows", a->segments, params, 17);
 }
+
+int sparsec__cuda_scatter_rows(CUdeviceptr dense, CUdeviceptr rows, CUdeviceptr ids, int64_t n,
+                               int64_t dim, int64_t padding_idx) {
+  if (n <= 0 || dim <= 0)
+    return SPARSEC_OK;
+  void *params[6] = {&dense, &rows, &ids, &n, &dim, &padding_idx};
+  return launch("sparsec_cuda_scatter_rows", (n * dim + kThreads - 1) / kThreads, params, 6);
+}

@@ -50,6 +50,7 @@ typedef struct sparsec__dev_param {
   int32_t *positions, *coordinates;
   float *state[SPARSEC_NSTATE];
   size_t grad_cap;
+  float *dense_grad; /* sparse = dense: the densified gradient (nnz) */
   void *perm, *starts, *keys, *init;
   size_t perm_cap, starts_cap, keys_cap, init_cap;
 } sparsec__dev_param;
@@ -204,8 +205,8 @@ static const char *unsupported(const sparsec_model *m, const char **param) {
     const sparsec__param *p = &m->params[i];
     *param = p->desc.name;
     if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING) {
-      if (m->opt.sparse_mode != SPARSEC_SPARSE_LAZY)
-        return "embeddings step on the CUDA device with sparse = lazy only yet";
+      if (m->opt.sparse_mode == SPARSEC_SPARSE_CATCHUP)
+        return "embeddings with sparse = catchup have no CUDA path yet";
       if (p->desc.max_norm > 0.0 || p->desc.scale_grad_by_freq)
         return "max_norm and scale_grad_by_freq have no CUDA path yet";
       if (m->opt.max_grad_norm > 0.0)
@@ -232,6 +233,7 @@ void sparsec__device_free(sparsec_model *m) {
       sparsec__dev_param *q = &d->params[i];
       if (m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING)
         dev_free(d, q->grad);
+      dev_free(d, q->dense_grad);
       dev_free(d, q->perm);
       dev_free(d, q->starts);
       dev_free(d, q->keys);
@@ -298,6 +300,14 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
     sparsec__device_free(m);
     return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
   }
+  for (int32_t i = 0; i < m->num_params; ++i)
+    if (m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING &&
+        m->opt.sparse_mode == SPARSEC_SPARSE_DENSE &&
+        !(d->params[i].dense_grad = (float *)dev_alloc(d, floats(m->params[i].nnz))) &&
+        k->emulated) {
+      sparsec__device_free(m);
+      return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
+    }
   int rc = dev_status(d, "create: allocating the parameters on the CUDA device");
   if (rc == SPARSEC_OK)
     rc = upload(m);
@@ -463,6 +473,48 @@ static int upload_scratch(sparsec__device *d, void **buf, size_t *cap, const voi
   return rc;
 }
 
+/* sparse = dense on the device: the batch's rows added into the zeroed
+ * dense gradient, then the dense step of every row but the padding one
+ * (optim.c's sparsec__opt_values, row ranges around it). */
+static int step_dense_rows(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
+                           sparsec__dev_param *q, int64_t n) {
+  sparsec__device *d = m->dev;
+  const int64_t dim = p->desc.dims[1], rows = p->desc.dims[0], pad = p->desc.padding_idx;
+  dev_zero(d, q->dense_grad, p->nnz);
+  int rc = upload_scratch(d, &q->perm, &q->perm_cap, p->grad_ids, (size_t)n * sizeof(int32_t));
+  if (rc == SPARSEC_OK)
+    rc = dev_status(d, "train_step: the ids on the CUDA device");
+  if (rc == SPARSEC_OK)
+    rc = sparsec__cuda_scatter_rows((CUdeviceptr)(uintptr_t)q->dense_grad,
+                                    (CUdeviceptr)(uintptr_t)q->grad,
+                                    (CUdeviceptr)(uintptr_t)q->perm, n, dim, pad);
+  /* Rows [0, pad) and (pad, rows): the padding row never steps. */
+  const int64_t ranges[2][2] = {{0, pad >= 0 ? pad : rows}, {pad >= 0 ? pad + 1 : rows, rows}};
+  for (int k = 0; k < 2 && rc == SPARSEC_OK; ++k) {
+    const int64_t lo = ranges[k][0], hi = ranges[k][1];
+    if (hi <= lo)
+      continue;
+    if (o->kind == SPARSEC_OPT_ROWWISE_ADAGRAD) {
+      rc = sparsec__cuda_rowwise_adagrad(o, (CUdeviceptr)(uintptr_t)(q->values + lo * dim),
+                                         (CUdeviceptr)(uintptr_t)(q->dense_grad + lo * dim),
+                                         (CUdeviceptr)(uintptr_t)(q->state[SPARSEC_ST_SUM] + lo),
+                                         hi - lo, dim, 0, 0);
+      continue;
+    }
+    sparsec__cuda_span s;
+    memset(&s, 0, sizeof(s));
+    s.p = (CUdeviceptr)(uintptr_t)(q->values + lo * dim);
+    s.g = (CUdeviceptr)(uintptr_t)(q->dense_grad + lo * dim);
+    for (int j = 0; j < SPARSEC_NSTATE; ++j)
+      s.s[j] = q->state[j] ? (CUdeviceptr)(uintptr_t)(q->state[j] + lo * dim) : 0;
+    s.n = (hi - lo) * dim;
+    rc = sparsec__cuda_opt_span(o, &s, p->mom_init, 0);
+  }
+  if (rc == SPARSEC_OK && o->kind == SPARSEC_OPT_SGD && q->state[SPARSEC_ST_MOMENTUM])
+    p->mom_init = 1;
+  return rc;
+}
+
 /* The lazy step of embedding `p` (sparse = lazy): the batch's ids (host
  * inputs) sorted on the host, the rows summed and stepped on the device;
  * the emulator runs the CPU's own sequence (optim.c, optim_sparse.c) on
@@ -480,12 +532,20 @@ static int step_rows(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
                          "train_step: cannot allocate the row order of embedding '%s'",
                          p->desc.name);
   const int coalesce = sparsec__opt_coalesces(&m->opt);
+  const int dense = m->opt.sparse_mode == SPARSEC_SPARSE_DENSE;
   if (d->k.emulated) {
     sparsec__param view = *p;
     view.values = q->values;
     view.grad = q->grad;
+    view.dense_grad = q->dense_grad;
     memcpy(view.state, q->state, sizeof(view.state));
     sparsec__emb_grad_prepare(&view);
+    if (dense) { /* the CPU's densify and dense step */
+      sparsec__densify(&view);
+      sparsec__opt_values(o, &view, view.dense_grad);
+      p->mom_init = view.mom_init;
+      return SPARSEC_OK;
+    }
     sparsec__coo_grad g = {n, dim, p->grad_ids, q->grad, 0};
     if (coalesce)
       sparsec__coo_coalesce(&g, p->desc.dims[0], &view.coo);
@@ -498,6 +558,8 @@ static int step_rows(sparsec_model *m, const sparsec__opt *o, sparsec__param *p,
     for (int64_t r = 0; r < n; ++r)
       if (p->grad_ids[r] == p->desc.padding_idx)
         dev_zero(d, q->grad + r * dim, dim);
+  if (dense)
+    return step_dense_rows(m, o, p, q, n);
   sparsec__coo_grad g = {n, dim, p->grad_ids, NULL, 0};
   const sparsec__coo_order ord = sparsec__coo_sort(&g, &p->coo, 0);
   /* Per segment: its id and whether the row's momentum buffer holds state

@@ -308,6 +308,9 @@ struct sparsec_model {
 double sparsec__sumsq(const float *v, int64_t n);
 void sparsec__scale(float *v, int64_t n, float c);
 float sparsec__clip_coef(const sparsec_model *m, double sumsq);
+/* An embedding's densified gradient (sparse = dense): dense_grad zeroed,
+ * then the batch's rows added in batch order (optim.c). */
+void sparsec__densify(sparsec__param *p);
 
 /*===-- Models on a CUDA device (device.c) ---------------------------------===*/
 

@@ -351,7 +351,7 @@ static void sparsec__clip(sparsec_model *m) {
 }
 
 /* The densified gradient of an embedding: rows added in batch order. */
-static void sparsec__densify(sparsec__param *p) {
+void sparsec__densify(sparsec__param *p) {
   const int64_t dim = p->desc.dims[1];
   memset(p->dense_grad, 0, (size_t)p->nnz * sizeof(float));
   for (int64_t i = 0; i < p->grad_rows; ++i) {

@@ -242,12 +242,13 @@ static int no_gpu_mode(void) {
                            "sparsec_cuda_adam(",
                            "sparsec_cuda_rowwise_adagrad(",
                            "sparsec_cuda_rows(",
+                           "sparsec_cuda_scatter_rows(",
                            "sparsec_cuda_sumsq(",
                            "sparsec_cuda_scale("};
   if (!sparsec__cuda_optim_ptx[0]) {
     printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
   } else {
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < 9; ++i) {
       char entry[64];
       snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
       const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;

@@ -16,7 +16,8 @@ nesterov, weight decay, centered RMSprop, amsgrad, AdamW, Adagrad) and
 gradient clipping; and embedding models (embedding with a padding row,
 embedding_bag sum/mean/max with and without padding, concat) whose lazy
 sparse rows step under SGD (uncoalesced), SGD with momentum, Adam
-(SparseAdam), Adagrad and row-wise Adagrad.
+(SparseAdam), Adagrad and row-wise Adagrad, and whose dense gradients
+(sparse = dense) step under Adam and SGD with momentum.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -90,6 +91,9 @@ EMB_CASES = [
     ("adam_max", "max", ", padding_idx = 2", "adam(lr = 0.01)"),
     ("adagrad_mean", "mean", "", "adagrad(lr = 0.05)"),
     ("rowwise_sum", "sum", ", padding_idx = 2", "rowwise_adagrad(lr = 0.05)"),
+    # sparse = dense: the densified gradient, every row but padding steps.
+    ("dense_adam", "mean", ", padding_idx = 2", "adam(lr = 0.01, sparse = dense)"),
+    ("dense_momentum", "sum", "", "sgd(lr = 0.05, momentum = 0.9, sparse = dense)"),
 ]
 
 

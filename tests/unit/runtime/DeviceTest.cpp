@@ -99,8 +99,8 @@ TEST(Device, Refusals) {
   Desc emb = embedDesc(SPARSEC_I64,
                        makeOpt(SPARSEC_OPT_ADAM, 0.1, SPARSEC_SPARSE_CATCHUP));
   EXPECT_EQ(createCuda(emb), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("embeddings step on the CUDA device with sparse "
-                             "= lazy only yet (parameter 'emb.weight')"),
+  EXPECT_NE(lastError().find("embeddings with sparse = catchup have no CUDA "
+                             "path yet (parameter 'emb.weight')"),
             std::string::npos)
       << lastError();
   Desc renorm = embedDesc(SPARSEC_I64);
@@ -204,6 +204,12 @@ TEST(Device, EmulatedEmbeddingsStepLikeTheCpu) {
   expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ADAM, 0.1), true);
   expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ADAGRAD, 0.1), false);
   expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1), true);
+  // sparse = dense: the densified gradient and the dense step.
+  sparsec_optimizer_desc denseMomentum = makeSgd(0.5, 0.9);
+  denseMomentum.sparse_mode = SPARSEC_SPARSE_DENSE;
+  expectSameEmbeddingTraining(denseMomentum, true);
+  expectSameEmbeddingTraining(
+      makeOpt(SPARSEC_OPT_ADAM, 0.1, SPARSEC_SPARSE_DENSE), false);
 }
 
 TEST(Device, HostWritesReachTheDevice) {
