@@ -475,7 +475,7 @@ SPARSEC_API int sparsec_save(const sparsec_model *m, const char *path) {
   if (!m || !path)
     return sparsec__fail(SPARSEC_ERR_NULL, "save: %s is NULL", m ? "path" : "model");
   /* A CUDA model: the host copy first (the model's state is unchanged). */
-  int src = sparsec__device_host_sync((sparsec_model *)sparsec__unconst(m));
+  int src = sparsec__device_host_sync((sparsec_model *)sparsec__unconst(m), SPARSEC_DEV_ALL);
   if (src != SPARSEC_OK)
     return src;
   sparsec__ck_list l;

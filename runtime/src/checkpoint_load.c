@@ -471,10 +471,10 @@ SPARSEC_API int sparsec_load(sparsec_model *m, const char *path) {
     return sparsec__fail(SPARSEC_ERR_NULL, "load: %s is NULL", m ? "path" : "model");
   /* A CUDA model: the host copy is made current and then authoritative, so
    * a failed load leaves it as it was and a good one is uploaded next. */
-  int src = sparsec__device_host_sync(m);
+  int src = sparsec__device_host_sync(m, SPARSEC_DEV_ALL);
   if (src != SPARSEC_OK)
     return src;
-  sparsec__device_host_written(m);
+  sparsec__device_host_written(m, SPARSEC_DEV_ALL);
   unsigned char *buf = NULL;
   size_t size = 0;
   int rc = sparsec__read_file(path, &buf, &size);

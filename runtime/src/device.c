@@ -8,10 +8,12 @@
  * optimizer kernels of runtime/cuda/optim.cu (cuda_optim.c).
  *
  * The host copy in sparsec__param stays the model's public face: an
- * accessor that reads it (param_values, param_grad, param_csr, save) first
- * downloads what the device changed (`host_stale`), and one that may write
- * it (param_values, load) marks the device copy stale (`device_stale`), so
- * the next forward or train_step uploads it again.
+ * accessor that reads it first downloads the kinds of array it reads that
+ * the device changed (`host_stale`: values, gradients, optimizer state;
+ * param_values the values, param_grad the gradients, save everything), and
+ * one that may write it marks those kinds stale on the device
+ * (`device_stale`: param_values the values, load everything), so the next
+ * forward or train_step uploads them again.
  *
  * A library compiled with --cuda-emulate carries host versions of the CUDA
  * functions (every kernel as loops, sparsec-gpu-emulate): its "device"
@@ -122,45 +124,53 @@ static int dev_status(const sparsec__device *d, const char *what) {
 
 static size_t floats(int64_t n) { return (size_t)n * sizeof(float); }
 
-/* The arrays of parameter `p` and their device copies, with byte sizes:
- * values, gradient, positions, coordinates, then each kept state. */
+/* The arrays of parameter `p` and their device copies, with byte sizes and
+ * kinds (SPARSEC_DEV_*): values, gradient, positions, coordinates, then
+ * each kept state. */
 typedef struct {
   void *host[4 + SPARSEC_NSTATE];
   void **dev[4 + SPARSEC_NSTATE];
   size_t bytes[4 + SPARSEC_NSTATE];
+  int kind[4 + SPARSEC_NSTATE];
   int n;
 } sparsec__arrays;
 
 static sparsec__arrays arrays_of(const sparsec_model *m, sparsec__param *p, sparsec__dev_param *q) {
   sparsec__arrays a;
   memset(&a, 0, sizeof(a));
-#define SPARSEC_ARRAY(h, dv, b)                                                                    \
+#define SPARSEC_ARRAY(h, dv, b, k)                                                                 \
   do {                                                                                             \
     a.host[a.n] = (h);                                                                             \
     a.dev[a.n] = (void **)(dv);                                                                    \
+    a.kind[a.n] = (k);                                                                             \
     a.bytes[a.n++] = (b);                                                                          \
   } while (0)
-  SPARSEC_ARRAY(p->values, &q->values, floats(p->nnz));
+  SPARSEC_ARRAY(p->values, &q->values, floats(p->nnz), SPARSEC_DEV_VALUES);
   if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) /* rows: sized per batch */
-    SPARSEC_ARRAY(p->grad, &q->grad, floats(p->nnz));
+    SPARSEC_ARRAY(p->grad, &q->grad, floats(p->nnz), SPARSEC_DEV_GRADS);
   if (p->desc.layout == SPARSEC_LAYOUT_CSR) {
-    SPARSEC_ARRAY(p->positions, &q->positions, (size_t)(p->rows + 1) * sizeof(int32_t));
-    SPARSEC_ARRAY(p->coordinates, &q->coordinates, (size_t)p->nnz * sizeof(int32_t));
+    SPARSEC_ARRAY(p->positions, &q->positions, (size_t)(p->rows + 1) * sizeof(int32_t),
+                  SPARSEC_DEV_PATTERN);
+    SPARSEC_ARRAY(p->coordinates, &q->coordinates, (size_t)p->nnz * sizeof(int32_t),
+                  SPARSEC_DEV_PATTERN);
   }
   for (int k = 0; k < SPARSEC_NSTATE; ++k)
     if (p->state[k])
-      SPARSEC_ARRAY(p->state[k], &q->state[k], floats(sparsec__state_elems(&m->opt, p, k)));
+      SPARSEC_ARRAY(p->state[k], &q->state[k], floats(sparsec__state_elems(&m->opt, p, k)),
+                    SPARSEC_DEV_STATE);
 #undef SPARSEC_ARRAY
   return a;
 }
 
-/* Host -> device for every parameter (after create, load, param_values). */
+/* Host -> device for the kinds of array the host wrote (after create,
+ * load, param_values). */
 static int upload(sparsec_model *m) {
   sparsec__device *d = m->dev;
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__arrays a = arrays_of(m, &m->params[i], &d->params[i]);
     for (int j = 0; j < a.n; ++j)
-      dev_copy(d, *a.dev[j], a.host[j], a.bytes[j]);
+      if (a.kind[j] & d->device_stale)
+        dev_copy(d, *a.dev[j], a.host[j], a.bytes[j]);
   }
   int rc = dev_status(d, "uploading the parameters to the CUDA device");
   if (rc == SPARSEC_OK)
@@ -168,32 +178,34 @@ static int upload(sparsec_model *m) {
   return rc;
 }
 
-int sparsec__device_host_sync(sparsec_model *m) {
+int sparsec__device_host_sync(sparsec_model *m, int kinds) {
   sparsec__device *d = m ? m->dev : NULL;
-  if (!d || !d->host_stale)
+  if (!d || !(d->host_stale & kinds))
     return SPARSEC_OK;
+  kinds &= d->host_stale;
   (void)sparsec_cuda_take_error();
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__param *p = &m->params[i];
     sparsec__arrays a = arrays_of(m, p, &d->params[i]);
     for (int j = 0; j < a.n; ++j)
-      if (a.host[j] != p->positions && a.host[j] != p->coordinates)
+      if (a.kind[j] & kinds)
         dev_copy(d, a.host[j], *a.dev[j], a.bytes[j]);
-    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING && p->grad_rows > 0)
+    if ((kinds & SPARSEC_DEV_GRADS) && p->desc.layout == SPARSEC_LAYOUT_EMBEDDING &&
+        p->grad_rows > 0)
       dev_copy(d, p->grad, d->params[i].grad, floats(p->grad_rows * p->desc.dims[1]));
   }
   int rc = dev_status(d, "reading the parameters back from the CUDA device");
   if (rc == SPARSEC_OK)
-    d->host_stale = 0;
+    d->host_stale &= ~kinds;
   return rc;
 }
 
-void sparsec__device_host_written(sparsec_model *m) {
+void sparsec__device_host_written(sparsec_model *m, int kinds) {
   if (m && m->dev)
-    m->dev->device_stale = 1;
+    m->dev->device_stale |= kinds;
 }
 
-/* Uploads the host copy if it is newer (first use, after load, ...). */
+/* Uploads what the host wrote (first use, after load, ...). */
 static int ensure_device(sparsec_model *m) { return m->dev->device_stale ? upload(m) : SPARSEC_OK; }
 
 /*===-- Create and destroy ----------------------------------------------------===*/
@@ -277,7 +289,7 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
     return sparsec__fail(SPARSEC_ERR_NOMEM, "create: cannot allocate the device model");
   m->dev = d;
   d->k = *k;
-  d->device_stale = 1;
+  d->device_stale = SPARSEC_DEV_ALL;
   d->params = (sparsec__dev_param *)sparsec__calloc((size_t)m->num_params, sizeof(*d->params));
   d->inputs = (void **)sparsec__calloc((size_t)m->num_inputs, sizeof(void *));
   d->input_cap = (size_t *)sparsec__calloc((size_t)m->num_inputs, sizeof(size_t));
@@ -634,7 +646,8 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
   float loss_value = 0.0f;
   bufs[k++] = &loss_value;
   int krc = d->k.train(bufs, batch);
-  d->host_stale = 1; /* the gradients changed */
+  /* The gradients changed; the step then changes values and state. */
+  d->host_stale |= SPARSEC_DEV_VALUES | SPARSEC_DEV_GRADS | SPARSEC_DEV_STATE;
   rc = dev_status(d, "train_step on the CUDA device");
   if (rc == SPARSEC_OK && krc != 0)
     rc = sparsec__fail(SPARSEC_ERR_KERNEL,

@@ -319,10 +319,19 @@ typedef struct sparsec__device sparsec__device;
  * emulator of a --cuda-emulate library); on failure `m->dev` stays NULL. */
 int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k);
 void sparsec__device_free(sparsec_model *m);
-/* Before reading the host copy: downloads what the device changed. */
-int sparsec__device_host_sync(sparsec_model *m);
-/* After the host copy may have been written: the next call uploads it. */
-void sparsec__device_host_written(sparsec_model *m);
+/* Kinds of array a device model keeps (bit mask). */
+enum {
+  SPARSEC_DEV_VALUES = 1,
+  SPARSEC_DEV_GRADS = 2,
+  SPARSEC_DEV_STATE = 4,   /* optimizer state */
+  SPARSEC_DEV_PATTERN = 8, /* CSR positions and coordinates (never change on the device) */
+  SPARSEC_DEV_ALL = 15
+};
+/* Before reading the host copy: downloads the `kinds` the device changed. */
+int sparsec__device_host_sync(sparsec_model *m, int kinds);
+/* After the host copy's `kinds` may have been written: the next call
+ * uploads them. */
+void sparsec__device_host_written(sparsec_model *m, int kinds);
 /* forward / train_step of a device model after validation; `bufs` has room
  * for every argument of the trampoline. */
 int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *inputs,

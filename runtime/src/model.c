@@ -318,10 +318,10 @@ SPARSEC_API int sparsec_param_values(sparsec_model *m, const char *name, float *
     return sparsec__fail(SPARSEC_ERR_NULL, "param_values: NULL output pointer");
   int rc = sparsec__lookup(m, "param_values", name, &i);
   if (rc == SPARSEC_OK)
-    rc = sparsec__device_host_sync(m);
+    rc = sparsec__device_host_sync(m, SPARSEC_DEV_VALUES);
   if (rc != SPARSEC_OK)
     return rc;
-  sparsec__device_host_written(m); /* the caller may write through it */
+  sparsec__device_host_written(m, SPARSEC_DEV_VALUES); /* the caller may write through it */
   *values = m->params[i].values;
   *count = m->params[i].nnz;
   return SPARSEC_OK;
@@ -351,7 +351,7 @@ SPARSEC_API int sparsec_param_grad(sparsec_model *m, const char *name, const flo
     return sparsec__fail(SPARSEC_ERR_NULL, "param_grad: NULL output pointer");
   int rc = sparsec__lookup(m, "param_grad", name, &i);
   if (rc == SPARSEC_OK)
-    rc = sparsec__device_host_sync(m);
+    rc = sparsec__device_host_sync(m, SPARSEC_DEV_GRADS);
   if (rc != SPARSEC_OK)
     return rc;
   const sparsec__param *p = &m->params[i];

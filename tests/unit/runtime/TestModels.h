@@ -366,6 +366,9 @@ inline uint64_t hashModel(sparsec_model *m) {
       h *= 0x100000001B3ull;
     }
   };
+  // A model on a (emulated) device: the host copy of everything, state
+  // included (read below through the internal layout).
+  sparsec__device_host_sync(m, SPARSEC_DEV_ALL);
   int32_t n = 0;
   sparsec_num_params(m, &n);
   for (int32_t i = 0; i < n; ++i) {
