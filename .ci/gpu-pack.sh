@@ -16,8 +16,9 @@ if [ ! -f "$build/build.ninja" ]; then
     -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
     -DSPARSEC_MODEL_OPTIONS=--generic-cpu
 fi
-programs="sparsec-cuda-kernels-test sparsec-cuda-model-test sparsec-cuda-optim-test
-  sparsec-cuda-runtime-tests fashion_mnist_train sparsec-bench"
+programs="sparsec-cuda-kernels-test sparsec-cuda-model-test sparsec-cuda-embed-test
+  sparsec-cuda-optim-test sparsec-cuda-runtime-tests fashion_mnist_train recsys_train
+  sparsec-bench"
 # shellcheck disable=SC2086
 ninja -C "$build" $programs
 grep -q "sparsec_cuda_adam" "$build/runtime/optim.ptx" ||
@@ -25,7 +26,8 @@ grep -q "sparsec_cuda_adam" "$build/runtime/optim.ptx" ||
 rm -rf .gpu
 mkdir -p .gpu/bin .gpu/lib .gpu/data
 for p in $programs; do cp "$build/bin/$p" .gpu/bin/; done
-find "$build/tests/cuda" "$build/examples/fashion_mnist" "$build/benchmarks" \
+find "$build/tests/cuda" "$build/examples/fashion_mnist" "$build/examples/recsys" \
+  "$build/benchmarks" \
   -maxdepth 1 -name 'lib*.so' -exec cp {} .gpu/lib/ \;
 cp "$(ldd "$build/bin/sparsec-bench" | awk '/libbenchmark/ {print $3}')" .gpu/lib/
 cp /usr/share/datasets/fashion-mnist/*.gz .gpu/data/

@@ -5,9 +5,12 @@
 # ${OUT:-.gpu/out}/<name>.log and its tail printed:
 #   kernels  CUDA forward/train functions vs the CPU kernels (all gradients)
 #   model    the model API on the GPU (25 training steps) vs the CPU
+#   embed    embedding rows on the GPU (catch-up, max_norm, frequency
+#            scaling, clipping, a refused step's undo) vs the CPU
 #   optim    every optimizer kernel vs the CPU step
 #   runtime  the driver/mgpu layer on a real device (cuda.CudaRuntime.*)
 #   fashion  the main example: one Fashion-MNIST epoch with --device cuda
+#   recsys   the recommender example (AdamW catch-up) with --device cuda
 #   bench    benchmarks/gpu.py --quick (skipped with --no-bench)
 # Exit status 0 only when every program passed (a program that finds no GPU
 # exits 77 and counts as a failure here). docs/cuda.md, "The GPU suite".
@@ -31,9 +34,11 @@ run() {
 nvidia-smi -L 2>/dev/null || echo "gpu-suite: nvidia-smi not found"
 run kernels .gpu/bin/sparsec-cuda-kernels-test
 run model .gpu/bin/sparsec-cuda-model-test
+run embed .gpu/bin/sparsec-cuda-embed-test
 run optim .gpu/bin/sparsec-cuda-optim-test
 run runtime .gpu/bin/sparsec-cuda-runtime-tests --gtest_filter='CudaRuntime.*'
 run fashion .gpu/bin/fashion_mnist_train --device cuda --epochs 1 --data .gpu/data
+run recsys .gpu/bin/recsys_train --device cuda --steps 400 --check
 if [ "${1:-}" != "--no-bench" ]; then
   run bench env PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --build-dir .gpu --quick \
     --fashion-dir .gpu/data

@@ -6,14 +6,19 @@
 // features. Trains the sparsec-compiled RecSys model on it and reports the
 // training loss and the held-out log-loss and accuracy.
 //
-//   recsys_train [--steps N] [--batch N] [--seed N] [--check]
+//   recsys_train [--steps N] [--batch N] [--seed N] [--device cpu|cuda]
+//   [--check]
 //
 // --check exits with status 1 unless the held-out log-loss beats the
 // constant-CTR baseline by 10% (used by the test suite).
 //
 //===----------------------------------------------------------------------===//
 
+#ifdef RECSYS_HEADER
+#include RECSYS_HEADER /* a library with its CUDA functions emulated */
+#else
 #include "recsys.h"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -104,6 +109,7 @@ int main(int argc, char **argv) {
   int64_t steps = 2000, batch = 256;
   uint64_t seed = 7;
   bool check = false;
+  std::string device = "cpu";
   for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--check") {
@@ -121,9 +127,12 @@ int main(int argc, char **argv) {
       batch = std::atoll(argv[i + 1]);
     else if (a == "--seed")
       seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--device")
+      device = argv[i + 1];
     else {
       std::fprintf(stderr,
-                   "usage: %s [--steps N] [--batch N] [--seed N] [--check]\n",
+                   "usage: %s [--steps N] [--batch N] [--seed N] "
+                   "[--device cpu|cuda] [--check]\n",
                    argv[0]);
       return 2;
     }
@@ -134,14 +143,16 @@ int main(int argc, char **argv) {
   }
   World world(seed);
   RecSys *m = nullptr;
-  if (int s = RecSys_create(seed, &m))
+  if (int s = RecSys_create_on(seed, device.c_str(), &m))
     return fail("create", s);
+  const char *where = "";
+  RecSys_device(m, &where);
 
   std::vector<int64_t> user(batch), items(batch * kBag);
   std::vector<float> dense(batch * kDense), click(batch), logit(batch);
   std::printf("RecSys: %lld steps of %lld synthetic clicks (Zipf users and "
-              "items), AdamW catchup\n",
-              (long long)steps, (long long)batch);
+              "items), AdamW catchup, on %s\n",
+              (long long)steps, (long long)batch, where);
   auto t0 = std::chrono::steady_clock::now();
   double window = 0;
   for (int64_t step = 1; step <= steps; ++step) {

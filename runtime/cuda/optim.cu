@@ -117,14 +117,18 @@ __global__ void sparsec_cuda_rowwise_adagrad(sparsec__opt o, float *p, const flo
 // Lazy embedding rows: block s steps the row keys[s] of the table with the
 // sum of its gradient rows g[perm[j]] for j in [starts[s], starts[s+1])
 // (batch order, the first row then the others added, as the CPU's
-// coalescing), through the same per-value update as the dense kernels with
-// every array offset to the value (index 0). `coalesced` 0: plain SGD,
-// PyTorch's uncoalesced adds of each row in batch order. The padding row
-// never steps. `init[s]`: the row's momentum buffer holds state.
+// coalescing) times `scale` (gradient clipping's coefficient, else 1),
+// through the same per-value update as the dense kernels with every array
+// offset to the value (index 0); `sparseForm` 1: lazy rows (sparse Adagrad,
+// SparseAdam), 0: catch-up rows (the dense arithmetic). `coalesced` 0:
+// plain SGD, PyTorch's uncoalesced adds of each row in batch order. The
+// padding row never steps. `init[s]`: the row's momentum buffer holds
+// state.
 __global__ void sparsec_cuda_rows(sparsec__opt o, float *p, const float *g, const uint32_t *perm,
                                   const uint32_t *starts, const int32_t *keys, const uint32_t *init,
                                   float *mom, float *sum, float *sq, float *gavg, float *m,
-                                  float *v, float *vmax, int64_t dim, int64_t pad, int coalesced) {
+                                  float *v, float *vmax, int64_t dim, int64_t pad, int coalesced,
+                                  int sparseForm, float scale) {
   const int32_t key = keys[blockIdx.x];
   if (key == pad)
     return;
@@ -141,26 +145,27 @@ __global__ void sparsec_cuda_rows(sparsec__opt o, float *p, const float *g, cons
     return;
   }
   if (o.kind == SPARSEC_OPT_ROWWISE_ADAGRAD) {
-    rowwiseStep(o, p + base, dim, sum + key, 1,
-                [&](int64_t d) { return segmentSum(g, perm, lo, hi, dim, d); });
+    rowwiseStep(o, p + base, dim, sum + key, sparseForm,
+                [&](int64_t d) { return segmentSum(g, perm, lo, hi, dim, d) * scale; });
     return;
   }
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-    const float gs = segmentSum(g, perm, lo, hi, dim, d);
+    const float gs = segmentSum(g, perm, lo, hi, dim, d) * scale;
     const int64_t at = base + d;
     switch (o.kind) {
     case SPARSEC_OPT_SGD:
       sparsec__sgd_elem(&o, p + at, &gs, mom ? mom + at : nullptr, 0, int(init[blockIdx.x]));
       break;
     case SPARSEC_OPT_ADAGRAD:
-      sparsec__adagrad_elem(&o, p + at, &gs, sum + at, 0, 1);
+      sparsec__adagrad_elem(&o, p + at, &gs, sum + at, 0, sparseForm);
       break;
     case SPARSEC_OPT_RMSPROP:
       sparsec__rmsprop_elem(&o, p + at, &gs, sq + at, gavg ? gavg + at : nullptr,
                             mom ? mom + at : nullptr, 0);
       break;
-    default: /* Adam, AdamW: SparseAdam's arithmetic */
-      sparsec__adam_elem(&o, p + at, &gs, m + at, v + at, vmax ? vmax + at : nullptr, 0, 1);
+    default: /* Adam, AdamW (lazy: SparseAdam's arithmetic) */
+      sparsec__adam_elem(&o, p + at, &gs, m + at, v + at, vmax ? vmax + at : nullptr, 0,
+                         sparseForm);
       break;
     }
   }
@@ -197,6 +202,81 @@ __global__ void sparsec_cuda_scale(float *g, int64_t n, float c) {
   int64_t i = valueIndex();
   if (i < n)
     g[i] = g[i] * c;
+}
+
+// Clipping of lazy/catch-up embedding gradients: *out += the sum of squares
+// of the coalesced rows (block s: the sum of segment s's gradient rows, as
+// sparsec_cuda_rows reads them), in double, one atomic add per block.
+__global__ void sparsec_cuda_segment_sumsq(const float *g, const uint32_t *perm,
+                                           const uint32_t *starts, int64_t dim, double *out) {
+  const uint32_t lo = starts[blockIdx.x], hi = starts[blockIdx.x + 1];
+  double acc = 0;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+    const float gs = segmentSum(g, perm, lo, hi, dim, d);
+    acc += double(gs) * double(gs);
+  }
+  const double total = blockSum(acc);
+  if (threadIdx.x == 0)
+    atomicAdd(out, total);
+}
+
+// Row snapshots for undoing a failed call: block b copies row rows[b] of
+// every array of `r` to save[b * width, (b + 1) * width) (restore 0), or
+// back (restore 1); `width` is the sum of r.width.
+__global__ void sparsec_cuda_row_snapshot(sparsec__row_arrays r, const int32_t *rows, float *save,
+                                          int64_t width, int restore) {
+  float *buf = save + int64_t(blockIdx.x) * width;
+  const int64_t row = rows[blockIdx.x];
+  for (int k = 0; k < 1 + SPARSEC_NSTATE; ++k) {
+    const int64_t w = r.width[k];
+    if (w == 0)
+      continue;
+    float *a = r.a[k] + row * w;
+    for (int64_t j = threadIdx.x; j < w; j += blockDim.x) {
+      if (restore)
+        a[j] = buf[j];
+      else
+        buf[j] = a[j];
+    }
+    buf += w;
+  }
+}
+
+// Catch-up (optim_sparse.c): block b brings row rows[b] (dim values and
+// their per-value states in `r`) up to date with the map coef[b] the host
+// computed for its gap.
+__global__ void sparsec_cuda_catchup(sparsec__row_arrays r, const int32_t *rows,
+                                     const sparsec__catchup_coef *coef, int64_t dim) {
+  const sparsec__catchup_coef c = coef[blockIdx.x];
+  const int64_t at = int64_t(rows[blockIdx.x]) * dim;
+  float *s[SPARSEC_NSTATE];
+  for (int k = 0; k < SPARSEC_NSTATE; ++k)
+    s[k] = r.a[1 + k] ? r.a[1 + k] + at : nullptr;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    sparsec__catchup_elem(&c, r.a[0] + at, s, d);
+}
+
+// max_norm (embedding.c): block b renorms row rows[b] of `table` when its
+// norm_type-norm exceeds maxNorm; the norm is thread 0's, in the CPU's
+// order, so both devices scale by the same factor.
+__global__ void sparsec_cuda_renorm(float *table, const int32_t *rows, int64_t dim, double maxNorm,
+                                    double normType) {
+  __shared__ float scale;
+  float *row = table + int64_t(rows[blockIdx.x]) * dim;
+  if (threadIdx.x == 0)
+    scale = sparsec__renorm_scale(sparsec__row_norm(row, dim, normType), maxNorm);
+  __syncthreads();
+  if (scale == 1.0f)
+    return;
+  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+    row[d] = row[d] * scale;
+}
+
+// scale_grad_by_freq: gradient row i of n (dim values) times scale[i].
+__global__ void sparsec_cuda_scale_rows(float *rows, const float *scale, int64_t n, int64_t dim) {
+  const int64_t i = valueIndex();
+  if (i < n * dim)
+    rows[i] = rows[i] * scale[i / dim];
 }
 
 } // extern "C"

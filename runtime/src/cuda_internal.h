@@ -114,15 +114,17 @@ int sparsec__cuda_rowwise_adagrad(const sparsec__opt *o, CUdeviceptr p, CUdevice
                                   CUdeviceptr row_sum, int64_t rows, int64_t dim, int sparse_form,
                                   CUdeviceptr positions);
 
-/* One lazy step of the embedding rows of one batch (optim.cu
+/* One step of the embedding rows of one batch (optim.cu
  * sparsec_cuda_rows): `segments` rows keys[s], each with the sum of the
- * gradient rows g[perm[j]] for j in [starts[s], starts[s+1]); every array
- * on the device. The arithmetic of sparsec__opt_rows (sparse form). */
+ * gradient rows g[perm[j]] for j in [starts[s], starts[s+1]) times `scale`;
+ * every array on the device. The arithmetic of sparsec__opt_rows
+ * (`sparse_form` 1: lazy rows, 0: catch-up rows). */
 typedef struct sparsec__cuda_rows_args {
   CUdeviceptr values, grad, perm, starts, keys, init;
   CUdeviceptr state[SPARSEC_NSTATE];
   int64_t dim, padding_idx, segments;
-  int coalesced;
+  int coalesced, sparse_form;
+  float scale;
 } sparsec__cuda_rows_args;
 int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a);
 
@@ -135,6 +137,23 @@ int sparsec__cuda_scatter_rows(CUdeviceptr dense, CUdeviceptr rows, CUdeviceptr 
  * squares of `n` values at `g`; and g[i] *= c. Synchronous. */
 int sparsec__cuda_sumsq(CUdeviceptr g, int64_t n, CUdeviceptr out);
 int sparsec__cuda_scale(CUdeviceptr g, int64_t n, float c);
+/* The same sum over the coalesced rows of a sorted embedding gradient
+ * (`segments` sums of g[perm[j]], j in [starts[s], starts[s+1])). */
+int sparsec__cuda_segment_sumsq(CUdeviceptr g, CUdeviceptr perm, CUdeviceptr starts,
+                                int64_t segments, int64_t dim, CUdeviceptr out);
+
+/* Embedding rows (device_rows.c drives them), `n` rows at `rows` (device
+ * i32), each function synchronous: the rows of every array of `r` copied to
+ * `save` (`width` floats per row, the sum of r->width) or back (`restore`); the
+ * catch-up of each row by its coefficients `coef` (device array of n);
+ * max_norm's renorm of the rows of `table`; gradient row i times scale[i]. */
+int sparsec__cuda_row_snapshot(const sparsec__row_arrays *r, CUdeviceptr rows, int64_t n,
+                               CUdeviceptr save, int64_t width, int restore);
+int sparsec__cuda_catchup(const sparsec__row_arrays *r, CUdeviceptr rows, int64_t n,
+                          CUdeviceptr coef, int64_t dim);
+int sparsec__cuda_renorm(CUdeviceptr table, CUdeviceptr rows, int64_t n, int64_t dim,
+                         double max_norm, double norm_type);
+int sparsec__cuda_scale_rows(CUdeviceptr grad, CUdeviceptr scale, int64_t n, int64_t dim);
 
 #ifdef __cplusplus
 }

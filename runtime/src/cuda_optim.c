@@ -136,11 +136,11 @@ int sparsec__cuda_rows(const sparsec__opt *o, const sparsec__cuda_rows_args *a) 
     return SPARSEC_OK;
   sparsec__opt arg = *o;
   sparsec__cuda_rows_args c = *a;
-  void *params[17] = {&arg,           &c.values,   &c.grad,     &c.perm,     &c.starts,
-                      &c.keys,        &c.init,     &c.state[0], &c.state[1], &c.state[2],
-                      &c.state[3],    &c.state[4], &c.state[5], &c.state[6], &c.dim,
-                      &c.padding_idx, &c.coalesced};
-  return launch("sparsec_cuda_rows", a->segments, params, 17);
+  void *params[19] = {&arg,           &c.values,    &c.grad,        &c.perm,     &c.starts,
+                      &c.keys,        &c.init,      &c.state[0],    &c.state[1], &c.state[2],
+                      &c.state[3],    &c.state[4],  &c.state[5],    &c.state[6], &c.dim,
+                      &c.padding_idx, &c.coalesced, &c.sparse_form, &c.scale};
+  return launch("sparsec_cuda_rows", a->segments, params, 19);
 }
 
 int sparsec__cuda_scatter_rows(CUdeviceptr dense, CUdeviceptr rows, CUdeviceptr ids, int64_t n,
@@ -149,4 +149,45 @@ int sparsec__cuda_scatter_rows(CUdeviceptr dense, CUdeviceptr rows, CUdeviceptr 
     return SPARSEC_OK;
   void *params[6] = {&dense, &rows, &ids, &n, &dim, &padding_idx};
   return launch("sparsec_cuda_scatter_rows", (n * dim + kThreads - 1) / kThreads, params, 6);
+}
+
+int sparsec__cuda_segment_sumsq(CUdeviceptr g, CUdeviceptr perm, CUdeviceptr starts,
+                                int64_t segments, int64_t dim, CUdeviceptr out) {
+  if (segments <= 0 || dim <= 0)
+    return SPARSEC_OK;
+  void *params[5] = {&g, &perm, &starts, &dim, &out};
+  return launch("sparsec_cuda_segment_sumsq", segments, params, 5);
+}
+
+int sparsec__cuda_row_snapshot(const sparsec__row_arrays *r, CUdeviceptr rows, int64_t n,
+                               CUdeviceptr save, int64_t width, int restore) {
+  if (n <= 0)
+    return SPARSEC_OK;
+  sparsec__row_arrays arg = *r;
+  void *params[5] = {&arg, &rows, &save, &width, &restore};
+  return launch("sparsec_cuda_row_snapshot", n, params, 5);
+}
+
+int sparsec__cuda_catchup(const sparsec__row_arrays *r, CUdeviceptr rows, int64_t n,
+                          CUdeviceptr coef, int64_t dim) {
+  if (n <= 0)
+    return SPARSEC_OK;
+  sparsec__row_arrays arg = *r;
+  void *params[4] = {&arg, &rows, &coef, &dim};
+  return launch("sparsec_cuda_catchup", n, params, 4);
+}
+
+int sparsec__cuda_renorm(CUdeviceptr table, CUdeviceptr rows, int64_t n, int64_t dim,
+                         double max_norm, double norm_type) {
+  if (n <= 0)
+    return SPARSEC_OK;
+  void *params[5] = {&table, &rows, &dim, &max_norm, &norm_type};
+  return launch("sparsec_cuda_renorm", n, params, 5);
+}
+
+int sparsec__cuda_scale_rows(CUdeviceptr grad, CUdeviceptr scale, int64_t n, int64_t dim) {
+  if (n <= 0 || dim <= 0)
+    return SPARSEC_OK;
+  void *params[4] = {&grad, &scale, &n, &dim};
+  return launch("sparsec_cuda_scale_rows", (n * dim + kThreads - 1) / kThreads, params, 4);
 }

@@ -50,10 +50,8 @@ void sparsec__emb_free(sparsec__param *p) {
 
 /*===-- max_norm --------------------------------------------------------------===*/
 
-/* The buffer of input `index` in a call's `inputs` (forward lists only the
- * non-target inputs). */
-static const void *sparsec__call_input(const sparsec_model *m, int32_t index,
-                                       const void *const *inputs, int with_targets) {
+const void *sparsec__call_input(const sparsec_model *m, int32_t index, const void *const *inputs,
+                                int with_targets) {
   int32_t k = index;
   if (!with_targets)
     for (int32_t i = 0; i < index; ++i)
@@ -61,7 +59,7 @@ static const void *sparsec__call_input(const sparsec_model *m, int32_t index,
   return inputs[k];
 }
 
-static int sparsec__renorms(const sparsec__param *p) {
+int sparsec__renorms(const sparsec__param *p) {
   return sparsec__is_embedding(p) && p->desc.max_norm > 0.0;
 }
 
@@ -97,30 +95,6 @@ int sparsec__renorm_reserve(sparsec_model *m, const char *what, int64_t batch) {
   return SPARSEC_OK;
 }
 
-/* The norm_type-norm of `n` floats, computed in double and rounded to
- * float as torch's row.norm(p) returns it. */
-static float sparsec__row_norm(const float *v, int64_t n, double p) {
-  double s = 0.0;
-  if (isinf(p)) {
-    for (int64_t i = 0; i < n; ++i)
-      s = fmax(s, fabs((double)v[i]));
-    return (float)s;
-  }
-  if (p == 2.0) {
-    for (int64_t i = 0; i < n; ++i)
-      s += (double)v[i] * (double)v[i];
-    return (float)sqrt(s);
-  }
-  if (p == 1.0) {
-    for (int64_t i = 0; i < n; ++i)
-      s += fabs((double)v[i]);
-    return (float)s;
-  }
-  for (int64_t i = 0; i < n; ++i)
-    s += pow(fabs((double)v[i]), p);
-  return (float)pow(s, 1.0 / p);
-}
-
 void sparsec__renorm_batch(sparsec_model *m, int64_t batch, const void *const *inputs,
                            int with_targets) {
   for (int32_t i = 0; i < m->num_params; ++i) {
@@ -145,7 +119,7 @@ void sparsec__renorm_batch(sparsec_model *m, int64_t batch, const void *const *i
       log->ids[log->n] = (int32_t)r;
       memcpy(log->rows + (size_t)log->n * (size_t)dim, row, (size_t)dim * sizeof(float));
       ++log->n;
-      const float scale = (float)(max_norm / ((double)norm + 1e-7));
+      const float scale = sparsec__renorm_scale(norm, max_norm);
       for (int64_t c = 0; c < dim; ++c)
         row[c] = row[c] * scale;
     }

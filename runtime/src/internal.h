@@ -203,18 +203,7 @@ const sparsec__json_node *sparsec__json_get(const sparsec__json_doc *doc,
 
 /*===-- Optimizer state -------------------------------------------------===*/
 
-/* Optimizer state tensors, named as in PyTorch's optimizer state; a
- * checkpoint stores kind K of parameter NAME as "optimizer.NAME.<name>". */
-typedef enum sparsec__state_kind {
-  SPARSEC_ST_MOMENTUM = 0,   /* momentum_buffer: SGD / RMSprop with momentum */
-  SPARSEC_ST_SUM,            /* sum: Adagrad (per value), row-wise Adagrad (per row) */
-  SPARSEC_ST_SQUARE_AVG,     /* square_avg: RMSprop */
-  SPARSEC_ST_GRAD_AVG,       /* grad_avg: centered RMSprop */
-  SPARSEC_ST_EXP_AVG,        /* exp_avg: Adam, AdamW */
-  SPARSEC_ST_EXP_AVG_SQ,     /* exp_avg_sq: Adam, AdamW */
-  SPARSEC_ST_MAX_EXP_AVG_SQ, /* max_exp_avg_sq: Adam, AdamW with amsgrad */
-  SPARSEC_NSTATE
-} sparsec__state_kind;
+/* The optimizer state kinds (SPARSEC_ST_*): optim_elem.h. */
 
 /* Undo log of the rows train_step caught up before its kernel (CATCHUP):
  * restored when the step then fails, so a failed call changes nothing. */
@@ -338,6 +327,8 @@ int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *
                             int64_t out_numel, float *output, void **bufs);
 int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
                                float *loss, void **bufs);
+/* sparsec_catch_up of a device model (device_rows.c). */
+int sparsec__device_catch_up(sparsec_model *m);
 
 /* Bytes of one element of `t`. */
 size_t sparsec__dtype_size(sparsec_dtype t);
@@ -426,9 +417,14 @@ void sparsec__adam_span(const sparsec__opt *o, const sparsec__span *s, int spars
 /* Applies `k` >= 1 skipped zero-gradient steps to a span in closed form
  * (see docs/optimizers.md). `init`: SGD's momentum buffer holds state. */
 void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init);
-void sparsec__sgd_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init);
-void sparsec__rmsprop_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k);
-void sparsec__adam_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k);
+/* The coefficients of that catch-up (mode SPARSEC_CU_NONE: nothing moves),
+ * applied per value by sparsec__catchup_elem (optim_elem.h); the last three
+ * fill a zeroed `c`. */
+void sparsec__catchup_coef_of(const sparsec__opt *o, int64_t k, int init, sparsec__catchup_coef *c);
+void sparsec__sgd_catchup_coef(const sparsec__opt *o, int64_t k, int init,
+                               sparsec__catchup_coef *c);
+void sparsec__rmsprop_catchup_coef(const sparsec__opt *o, int64_t k, sparsec__catchup_coef *c);
+void sparsec__adam_catchup_coef(const sparsec__opt *o, int64_t k, sparsec__catchup_coef *c);
 /* out = a^k for the row-major 2x2 matrix a (k >= 0). */
 void sparsec__mat2_pow(const double a[4], int64_t k, double out[4]);
 
@@ -463,6 +459,13 @@ void sparsec__catchup_all(sparsec_model *m);
 void sparsec__opt_step(sparsec_model *m);
 
 /*===-- Embedding options (embedding.c) -------------------------------------===*/
+
+/* The buffer of input `index` in a call's `inputs` (forward lists only the
+ * non-target inputs). */
+const void *sparsec__call_input(const sparsec_model *m, int32_t index, const void *const *inputs,
+                                int with_targets);
+/* Whether `p` is an embedding with max_norm (its rows are renormed). */
+int sparsec__renorms(const sparsec__param *p);
 
 /* Element `e` of the id input `in` (I32 or I64 data). */
 static inline int64_t sparsec__id_at(const sparsec_input_desc *in, const void *ids, int64_t e) {

@@ -202,21 +202,32 @@ void sparsec__opt_span(const sparsec__opt *o, const sparsec__span *s, int init, 
   }
 }
 
-void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init) {
+void sparsec__catchup_coef_of(const sparsec__opt *o, int64_t k, int init,
+                              sparsec__catchup_coef *c) {
+  memset(c, 0, sizeof(*c));
   switch (o->kind) {
   case SPARSEC_OPT_SGD:
-    sparsec__sgd_catchup(o, s, k, init);
+    sparsec__sgd_catchup_coef(o, k, init, c);
     break;
   case SPARSEC_OPT_RMSPROP:
-    sparsec__rmsprop_catchup(o, s, k);
+    sparsec__rmsprop_catchup_coef(o, k, c);
     break;
   case SPARSEC_OPT_ADAM:
   case SPARSEC_OPT_ADAMW:
-    sparsec__adam_catchup(o, s, k);
+    sparsec__adam_catchup_coef(o, k, c);
     break;
   default: /* Adagrad: the state does not decay (docs/optimizers.md) */
     break;
   }
+}
+
+void sparsec__opt_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init) {
+  sparsec__catchup_coef c;
+  sparsec__catchup_coef_of(o, k, init, &c);
+  if (c.mode == SPARSEC_CU_NONE)
+    return;
+  for (int64_t i = 0; i < s->n; ++i)
+    sparsec__catchup_elem(&c, s->p, s->s, i);
 }
 
 /* The step on values [lo, hi) (elementwise optimizers), on this thread. */

@@ -50,7 +50,7 @@ void sparsec__adam_span(const sparsec__opt *o, const sparsec__span *s, int spars
  * w_0 = U follows the linear map p' = d p - r w, w' = r w, i.e. one 2x2
  * matrix power (Adam: d = 1). When r >= 1 (b1 >= sqrt(b2), or b2 = 0) the
  * series would not converge and the parameter steps are skipped (r = 0). */
-void sparsec__adam_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k) {
+void sparsec__adam_catchup_coef(const sparsec__opt *o, int64_t k, sparsec__catchup_coef *c) {
   const sparsec_optimizer_desc *d = o->d;
   if (k <= 0)
     return;
@@ -60,18 +60,11 @@ void sparsec__adam_catchup(const sparsec__opt *o, const sparsec__span *s, int64_
     r = 0.0;
   const double dec = o->kind == SPARSEC_OPT_ADAMW ? 1.0 - o->lr * d->weight_decay : 1.0;
   const double a[4] = {dec, -r, 0.0, r};
-  double f[4];
-  sparsec__mat2_pow(a, k, f);
-  const double b1k = pow(b1, (double)k), b2k = pow(b2, (double)k);
-  const double step_size = o->lr / (1.0 - pow(b1, t)), bc2_sqrt = sqrt(1.0 - pow(b2, t));
-  float *p = s->p, *m = s->s[SPARSEC_ST_EXP_AVG], *v = s->s[SPARSEC_ST_EXP_AVG_SQ];
-  const float *vm = d->amsgrad ? s->s[SPARSEC_ST_MAX_EXP_AVG_SQ] : v;
-  for (int64_t i = 0; i < s->n; ++i) {
-    const double mi = m[i];
-    const double denom = sqrt((double)vm[i]) / bc2_sqrt + d->eps;
-    const double u = (mi != 0.0 && denom > 0.0) ? step_size * mi / denom : 0.0;
-    p[i] = (float)(f[0] * (double)p[i] + f[1] * u);
-    m[i] = (float)(mi * b1k);
-    v[i] = (float)((double)v[i] * b2k);
-  }
+  sparsec__mat2_pow(a, k, c->f);
+  c->mode = SPARSEC_CU_ADAM;
+  c->decay1 = pow(b1, (double)k);
+  c->decay2 = pow(b2, (double)k);
+  c->step_size = o->lr / (1.0 - pow(b1, t));
+  c->bc2_sqrt = sqrt(1.0 - pow(b2, t));
+  c->eps = d->eps;
 }

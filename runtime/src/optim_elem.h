@@ -1,12 +1,13 @@
 /*===- optim_elem.h - One optimizer update, for the CPU and the GPU -*- C -*-===*
  *
  * The per-step hyper-parameters (sparsec__opt) and the update of one value
- * of a parameter by each optimizer, as inline functions shared by the CPU
- * spans (optim_*.c) and the CUDA kernels (runtime/cuda/optim.cu, compiled
- * by nvcc with -fmad=false like the C files' -ffp-contract=off, so both
- * devices compute the same bits). The formulas are in the optim_*.c file
- * headers and docs/optimizers.md. Plain C99 and CUDA C++; no libc beyond
- * sqrtf.
+ * of a parameter by each optimizer, the catch-up of skipped steps of one
+ * embedding row and the max_norm row norm, as inline functions shared by
+ * the CPU (optim_*.c, embedding.c) and the CUDA kernels
+ * (runtime/cuda/optim.cu, compiled by nvcc with -fmad=false like the C
+ * files' -ffp-contract=off, so both devices compute the same bits). The
+ * formulas are in the optim_*.c file headers and docs/optimizers.md. Plain
+ * C99 and CUDA C++; libm's sqrt, pow, fabs, fmax only.
  *===----------------------------------------------------------------------===*/
 #ifndef SPARSEC_RUNTIME_OPTIM_ELEM_H
 #define SPARSEC_RUNTIME_OPTIM_ELEM_H
@@ -21,6 +22,19 @@
 #else
 #define SPARSEC_HD
 #endif
+
+/* Optimizer state tensors, named as in PyTorch's optimizer state; a
+ * checkpoint stores kind K of parameter NAME as "optimizer.NAME.<name>". */
+typedef enum sparsec__state_kind {
+  SPARSEC_ST_MOMENTUM = 0,   /* momentum_buffer: SGD / RMSprop with momentum */
+  SPARSEC_ST_SUM,            /* sum: Adagrad (per value), row-wise Adagrad (per row) */
+  SPARSEC_ST_SQUARE_AVG,     /* square_avg: RMSprop */
+  SPARSEC_ST_GRAD_AVG,       /* grad_avg: centered RMSprop */
+  SPARSEC_ST_EXP_AVG,        /* exp_avg: Adam, AdamW */
+  SPARSEC_ST_EXP_AVG_SQ,     /* exp_avg_sq: Adam, AdamW */
+  SPARSEC_ST_MAX_EXP_AVG_SQ, /* max_exp_avg_sq: Adam, AdamW with amsgrad */
+  SPARSEC_NSTATE
+} sparsec__state_kind;
 
 /* Hyper-parameters of one step, cast to float as ATen casts scalars for f32
  * parameters (derived quantities are computed in double first, as Python
@@ -144,6 +158,113 @@ static inline SPARSEC_HD void sparsec__adam_elem(const sparsec__opt *o, float *p
     p[i] = p[i] + (mi / (sqrtf(vi) + o->eps)) * o->sparse_neg_step;
   else
     p[i] = p[i] + (o->neg_step_size * mi) / (sqrtf(vi) / o->bias2_sqrt + o->eps);
+}
+
+/*===-- Catch-up of one embedding row (optim_sparse.c) -----------------------===*/
+
+/* k skipped zero-gradient steps of a row are a linear map of each value
+ * (with its state) whose coefficients depend on k only: the host computes
+ * them once per row (sparsec__catchup_coef, 2x2 matrix powers in double)
+ * and sparsec__catchup_elem applies them to every value of the row. */
+enum {
+  SPARSEC_CU_NONE,    /* nothing moves (Adagrad; SGD without momentum or decay) */
+  SPARSEC_CU_SCALE,   /* p <- f0 p (SGD with weight decay only) */
+  SPARSEC_CU_SGD,     /* (p, buf) <- F (p, buf) */
+  SPARSEC_CU_RMSPROP, /* averages decay by alpha^k; momentum: (p, buf) <- F (p, buf) */
+  SPARSEC_CU_ADAM     /* p <- f0 p + f1 u(m, v); moments decay by beta^k */
+};
+
+typedef struct sparsec__catchup_coef {
+  double f[4];                     /* row-major 2x2 map */
+  double decay1, decay2;           /* RMSprop: alpha^k; Adam: beta1^k, beta2^k */
+  double step_size, bc2_sqrt, eps; /* Adam: the zero-gradient step u */
+  int32_t mode;                    /* SPARSEC_CU_* */
+  int32_t init;                    /* SGD: the row's momentum buffer holds state */
+} sparsec__catchup_coef;
+
+/* Catch-up of value i of a row: `p` its values, `s` its state arrays by
+ * SPARSEC_ST_* (NULL where not kept). */
+static inline SPARSEC_HD void sparsec__catchup_elem(const sparsec__catchup_coef *c, float *p,
+                                                    float *const *s, int64_t i) {
+  const double *f = c->f;
+  switch (c->mode) {
+  case SPARSEC_CU_SCALE:
+    p[i] = (float)((double)p[i] * f[0]);
+    break;
+  case SPARSEC_CU_SGD: {
+    float *buf = s[SPARSEC_ST_MOMENTUM];
+    const double pi = p[i], bi = c->init ? buf[i] : 0.0;
+    p[i] = (float)(f[0] * pi + f[1] * bi);
+    buf[i] = (float)(f[2] * pi + f[3] * bi);
+    break;
+  }
+  case SPARSEC_CU_RMSPROP: {
+    float *sq = s[SPARSEC_ST_SQUARE_AVG], *ga = s[SPARSEC_ST_GRAD_AVG];
+    float *buf = s[SPARSEC_ST_MOMENTUM];
+    sq[i] = (float)((double)sq[i] * c->decay1);
+    if (ga)
+      ga[i] = (float)((double)ga[i] * c->decay1);
+    if (buf) {
+      const double pi = p[i], bi = buf[i];
+      p[i] = (float)(f[0] * pi + f[1] * bi);
+      buf[i] = (float)(f[3] * bi);
+    }
+    break;
+  }
+  case SPARSEC_CU_ADAM: {
+    float *m = s[SPARSEC_ST_EXP_AVG], *v = s[SPARSEC_ST_EXP_AVG_SQ];
+    const float *vm = s[SPARSEC_ST_MAX_EXP_AVG_SQ] ? s[SPARSEC_ST_MAX_EXP_AVG_SQ] : v;
+    const double mi = m[i];
+    const double denom = sqrt((double)vm[i]) / c->bc2_sqrt + c->eps;
+    const double u = (mi != 0.0 && denom > 0.0) ? c->step_size * mi / denom : 0.0;
+    p[i] = (float)(f[0] * (double)p[i] + f[1] * u);
+    m[i] = (float)(mi * c->decay1);
+    v[i] = (float)((double)v[i] * c->decay2);
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+/*===-- Rows of an embedding table on either device ---------------------------===*/
+
+/* A table's values (a[0]) and optimizer states (a[1 + SPARSEC_ST_*]) with
+ * the floats each holds per row (`width`, 0 where absent): what a row
+ * snapshot copies and a catch-up changes. Device pointers on the GPU. */
+typedef struct sparsec__row_arrays {
+  float *a[1 + SPARSEC_NSTATE];
+  int64_t width[1 + SPARSEC_NSTATE];
+} sparsec__row_arrays;
+
+/* The norm_type-norm of `n` floats, computed in double and rounded to
+ * float as torch's row.norm(p) returns it (max_norm, embedding.c). */
+static inline SPARSEC_HD float sparsec__row_norm(const float *v, int64_t n, double p) {
+  double s = 0.0;
+  if (isinf(p)) {
+    for (int64_t i = 0; i < n; ++i)
+      s = fmax(s, fabs((double)v[i]));
+    return (float)s;
+  }
+  if (p == 2.0) {
+    for (int64_t i = 0; i < n; ++i)
+      s += (double)v[i] * (double)v[i];
+    return (float)sqrt(s);
+  }
+  if (p == 1.0) {
+    for (int64_t i = 0; i < n; ++i)
+      s += fabs((double)v[i]);
+    return (float)s;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    s += pow(fabs((double)v[i]), p);
+  return (float)pow(s, 1.0 / p);
+}
+
+/* The factor torch.embedding_renorm_ scales a row of norm `norm` by, or 1
+ * when the row is within max_norm (it is then left alone). */
+static inline SPARSEC_HD float sparsec__renorm_scale(float norm, double max_norm) {
+  return (double)norm > max_norm ? (float)(max_norm / ((double)norm + 1e-7)) : 1.0f;
 }
 
 #endif /* SPARSEC_RUNTIME_OPTIM_ELEM_H */

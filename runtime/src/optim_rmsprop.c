@@ -26,27 +26,13 @@ void sparsec__rmsprop_span(const sparsec__opt *o, const sparsec__span *s) {
     sparsec__rmsprop_elem(&oc, s->p, s->g, sq, ga, buf, i);
 }
 
-void sparsec__rmsprop_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k) {
+void sparsec__rmsprop_catchup_coef(const sparsec__opt *o, int64_t k, sparsec__catchup_coef *c) {
   const sparsec_optimizer_desc *d = o->d;
   if (k <= 0)
     return;
-  const double ak = pow(d->alpha, (double)k);
-  float *sq = s->s[SPARSEC_ST_SQUARE_AVG], *ga = s->s[SPARSEC_ST_GRAD_AVG];
-  float *buf = s->s[SPARSEC_ST_MOMENTUM], *p = s->p;
-  /* (p, buf) -> (p - lr mu buf, mu buf) per step. */
-  double f[4] = {1.0, 0.0, 0.0, 1.0};
-  if (buf) {
-    const double a[4] = {1.0, -o->lr * d->momentum, 0.0, d->momentum};
-    sparsec__mat2_pow(a, k, f);
-  }
-  for (int64_t i = 0; i < s->n; ++i) {
-    sq[i] = (float)((double)sq[i] * ak);
-    if (ga)
-      ga[i] = (float)((double)ga[i] * ak);
-    if (buf) {
-      const double pi = p[i], bi = buf[i];
-      p[i] = (float)(f[0] * pi + f[1] * bi);
-      buf[i] = (float)(f[3] * bi);
-    }
-  }
+  c->mode = SPARSEC_CU_RMSPROP;
+  c->decay1 = pow(d->alpha, (double)k);
+  /* (p, buf) -> (p - lr mu buf, mu buf) per step (used with momentum). */
+  const double a[4] = {1.0, -o->lr * d->momentum, 0.0, d->momentum};
+  sparsec__mat2_pow(a, k, c->f);
 }

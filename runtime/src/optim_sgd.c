@@ -51,39 +51,34 @@ void sparsec__sgd_span(const sparsec__opt *o, const sparsec__span *s, int init) 
  *   p'   = p - lr buf'                            (plain)
  *   p'   = p - lr (wd p + mu buf')                (nesterov)
  * and the first step of a row whose buffer is not set (buf = wd p). */
-void sparsec__sgd_catchup(const sparsec__opt *o, const sparsec__span *s, int64_t k, int init) {
+void sparsec__sgd_catchup_coef(const sparsec__opt *o, int64_t k, int init,
+                               sparsec__catchup_coef *c) {
   const sparsec_optimizer_desc *d = o->d;
-  const double lr = o->lr, wd = d->weight_decay, mu = d->momentum, c = 1.0 - d->dampening;
+  const double lr = o->lr, wd = d->weight_decay, mu = d->momentum, cd = 1.0 - d->dampening;
   const double nest = d->nesterov ? 1.0 : 0.0;
-  float *p = s->p, *buf = s->s[SPARSEC_ST_MOMENTUM];
   if (k <= 0 || (wd == 0.0 && mu == 0.0))
     return; /* nothing moves */
   if (mu == 0.0) {
     const double a[4] = {1.0 - lr * wd, 0.0, 0.0, 0.0};
-    double f[4];
-    sparsec__mat2_pow(a, k, f);
-    for (int64_t i = 0; i < s->n; ++i)
-      p[i] = (float)((double)p[i] * f[0]);
+    sparsec__mat2_pow(a, k, c->f);
+    c->mode = SPARSEC_CU_SCALE;
     return;
   }
-  const double a[4] = {1.0 - lr * wd * (c * (nest != 0.0 ? mu : 1.0) + nest),
-                       -lr * mu * (nest != 0.0 ? mu : 1.0), c * wd, mu};
-  double f[4];
+  const double a[4] = {1.0 - lr * wd * (cd * (nest != 0.0 ? mu : 1.0) + nest),
+                       -lr * mu * (nest != 0.0 ? mu : 1.0), cd * wd, mu};
+  double *f = c->f;
+  c->mode = SPARSEC_CU_SGD;
+  c->init = init;
   if (init) {
     sparsec__mat2_pow(a, k, f);
-  } else {
-    /* The first skipped step sets buf = wd p: b = [[1 - lr wd (1 + nest mu), 0], [wd, 0]]. */
-    const double b[4] = {1.0 - lr * wd * (1.0 + nest * mu), 0.0, wd, 0.0};
-    double ak[4];
-    sparsec__mat2_pow(a, k - 1, ak);
-    f[0] = ak[0] * b[0] + ak[1] * b[2];
-    f[1] = ak[0] * b[1] + ak[1] * b[3];
-    f[2] = ak[2] * b[0] + ak[3] * b[2];
-    f[3] = ak[2] * b[1] + ak[3] * b[3];
+    return;
   }
-  for (int64_t i = 0; i < s->n; ++i) {
-    const double pi = p[i], bi = init ? buf[i] : 0.0;
-    p[i] = (float)(f[0] * pi + f[1] * bi);
-    buf[i] = (float)(f[2] * pi + f[3] * bi);
-  }
+  /* The first skipped step sets buf = wd p: b = [[1 - lr wd (1 + nest mu), 0], [wd, 0]]. */
+  const double b[4] = {1.0 - lr * wd * (1.0 + nest * mu), 0.0, wd, 0.0};
+  double ak[4];
+  sparsec__mat2_pow(a, k - 1, ak);
+  f[0] = ak[0] * b[0] + ak[1] * b[2];
+  f[1] = ak[0] * b[1] + ak[1] * b[3];
+  f[2] = ak[2] * b[0] + ak[3] * b[2];
+  f[3] = ak[2] * b[1] + ak[3] * b[3];
 }

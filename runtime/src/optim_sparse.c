@@ -238,6 +238,8 @@ SPARSEC_API int sparsec_catch_up(sparsec_model *m) {
   sparsec__clear_error();
   if (!m)
     return sparsec__fail(SPARSEC_ERR_NULL, "catch_up: model is NULL");
+  if (m->dev)
+    return sparsec__device_catch_up(m);
   sparsec__catchup_all(m);
   return SPARSEC_OK;
 }

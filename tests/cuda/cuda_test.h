@@ -3,13 +3,15 @@
  * The two modes of every program of tests/cuda: the comparison with the
  * CPU, which needs a GPU (exit 77, skipped, without one), and --no-gpu,
  * which checks the clean failures on a machine without CUDA (exit 77 where
- * CUDA is available).
+ * CUDA is available); and the comparison's measure and PASS/FAIL lines.
  *===----------------------------------------------------------------------===*/
 #ifndef SPARSEC_TESTS_CUDA_TEST_H
 #define SPARSEC_TESTS_CUDA_TEST_H
 
 #include "sparsec/cuda.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* 0 when a GPU is usable (its description printed), else 77. */
@@ -31,6 +33,27 @@ static inline int cuda_test_need_no_gpu(void) {
     return 77;
   }
   return 0;
+}
+
+/* Max over the elements of |a - b| / (1 + |b|); NaN counts as infinite. */
+static inline double cuda_test_rel_diff(const float *a, const float *b,
+                                        int64_t n) {
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double err = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
+    if (!(err <= worst))
+      worst = isnan(err) ? INFINITY : err;
+  }
+  return worst;
+}
+
+/* Failed checks of the program. */
+static int cuda_test_failures;
+
+/* Prints "PASS: what (value)" or "FAIL: ..." and counts the failure. */
+static inline void cuda_test_check(int ok, const char *what, double value) {
+  printf("%s: %s (%.3g)\n", ok ? "PASS" : "FAIL", what, value);
+  cuda_test_failures += !ok;
 }
 
 #endif /* SPARSEC_TESTS_CUDA_TEST_H */

@@ -219,17 +219,6 @@ static void free_all(void **h) {
     free(h[i]);
 }
 
-/* Max over the elements of |a - b| / (1 + |b|); NaN counts as infinite. */
-static double difference(const float *a, const float *b, int64_t n) {
-  double worst = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    double err = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
-    if (!(err <= worst))
-      worst = isnan(err) ? INFINITY : err;
-  }
-  return worst;
-}
-
 static int compare(int64_t batch) {
   void *h[kBuffers], *d[kBuffers], *got[kBuffers];
   fill_host(h, batch);
@@ -252,7 +241,7 @@ static int compare(int64_t batch) {
   if (status != SPARSEC_OK)
     printf("FAIL: batch %lld: CUDA error %d: %s\n", (long long)batch, status,
            sparsec_last_error());
-  double loss_err = difference(&loss, &ref_loss, 1);
+  double loss_err = cuda_test_rel_diff(&loss, &ref_loss, 1);
   failures += !(loss_err <= 1e-5);
   printf("%s: batch %lld loss %.7g vs CPU %.7g (relative difference %.3g)\n",
          loss_err <= 1e-5 ? "PASS" : "FAIL", (long long)batch, loss, ref_loss,
@@ -260,7 +249,7 @@ static int compare(int64_t batch) {
   for (int i = 0; i < kBuffers; ++i) {
     if (!kShapes[i].output)
       continue;
-    double err = difference(got[i], h[i], numel(i, batch));
+    double err = cuda_test_rel_diff(got[i], h[i], numel(i, batch));
     failures += !(err <= 1e-5);
     printf("%s: batch %lld %-16s max relative difference %.3g\n",
            err <= 1e-5 ? "PASS" : "FAIL", (long long)batch, kNames[i], err);

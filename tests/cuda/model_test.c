@@ -20,7 +20,7 @@
  *===----------------------------------------------------------------------===*/
 #include MODEL_HEADER
 
-#include "sparsec/cuda.h"
+#include "cuda_test.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -35,27 +35,10 @@ static const char *const kParams[] = {"fc1.weight", "fc1.bias",   "fc2.weight",
                                       "fc2.bias",   "fc3.weight", "fc3.bias"};
 enum { kNumParams = sizeof(kParams) / sizeof(kParams[0]) };
 
-static int failures;
-
-static void check(int ok, const char *what, double value) {
-  printf("%s: %s (%.3g)\n", ok ? "PASS" : "FAIL", what, value);
-  failures += !ok;
-}
-
 static void check_status(int got, int want, const char *what) {
   printf("%s: %s -> %d%s%s\n", got == want ? "PASS" : "FAIL", what, got,
          got ? ", " : "", got ? Mlp_last_error() : "");
-  failures += got != want;
-}
-
-static double rel_diff(const float *a, const float *b, int64_t n) {
-  double worst = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    double e = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
-    if (!(e <= worst))
-      worst = isnan(e) ? INFINITY : e;
-  }
-  return worst;
+  cuda_test_failures += got != want;
 }
 
 static uint32_t rng = 2024u;
@@ -81,7 +64,7 @@ static double compare_param(Mlp *cpu, Mlp *dev, const char *name, int grad) {
   }
   if (rc != 0 || na != nb)
     return INFINITY;
-  return rel_diff(b, a, na);
+  return cuda_test_rel_diff(b, a, na);
 }
 
 static int run(void) {
@@ -93,9 +76,9 @@ static int run(void) {
   const char *where = "";
   Mlp_device(dev, &where);
   printf("device: %s\n", where);
-  check(strncmp(where, "cuda", 4) == 0, "Mlp_device says cuda", 0);
+  cuda_test_check(strncmp(where, "cuda", 4) == 0, "Mlp_device says cuda", 0);
   Mlp_device(cpu, &where);
-  check(strcmp(where, "cpu") == 0, "Mlp_device says cpu", 0);
+  cuda_test_check(strcmp(where, "cpu") == 0, "Mlp_device says cpu", 0);
 
   static float x[kBatch * kIn];
   static int64_t y[kBatch];
@@ -120,27 +103,29 @@ static int run(void) {
   }
   /* Summation orders differ (tiled CPU kernels, atomic adds), so the two
    * trajectories drift apart by rounding; 25 steps stay far below 1e-4. */
-  check(worst_loss <= 1e-4, "loss of every step, cuda vs cpu", worst_loss);
+  cuda_test_check(worst_loss <= 1e-4, "loss of every step, cuda vs cpu",
+                  worst_loss);
   for (int i = 0; i < kNumParams; ++i) {
     char what[96];
     double e = compare_param(cpu, dev, kParams[i], 0);
     snprintf(what, sizeof(what), "%s after %d steps", kParams[i], kSteps);
-    check(e <= 1e-4, what, e);
+    cuda_test_check(e <= 1e-4, what, e);
     e = compare_param(cpu, dev, kParams[i], 1);
     snprintf(what, sizeof(what), "gradient of %s (last step)", kParams[i]);
-    check(e <= 1e-4, what, e);
+    cuda_test_check(e <= 1e-4, what, e);
   }
   int64_t sc = 0, sd = 0;
   Mlp_step_count(cpu, &sc);
   Mlp_step_count(dev, &sd);
-  check(sc == kSteps && sd == kSteps, "step counts", (double)sd);
+  cuda_test_check(sc == kSteps && sd == kSteps, "step counts", (double)sd);
 
   static float oc[kBatch * kOut], od[kBatch * kOut];
   check_status(Mlp_forward(cpu, kBatch, x, oc) |
                    Mlp_forward(dev, kBatch, x, od),
                0, "forward");
-  check(rel_diff(od, oc, kBatch * kOut) <= 1e-4, "forward output, cuda vs cpu",
-        rel_diff(od, oc, kBatch * kOut));
+  cuda_test_check(cuda_test_rel_diff(od, oc, kBatch * kOut) <= 1e-4,
+                  "forward output, cuda vs cpu",
+                  cuda_test_rel_diff(od, oc, kBatch * kOut));
 
   /* A value written through param_values reaches the device. */
   float *bias;
@@ -153,8 +138,8 @@ static int run(void) {
   for (int i = 0; i < kBatch * kOut; ++i)
     moved += od[i] - oc[i];
   moved /= kBatch * kOut;
-  check(fabs(moved - 1.0) < 1e-3,
-        "forward after writing fc3.bias += 1 on the host", moved);
+  cuda_test_check(fabs(moved - 1.0) < 1e-3,
+                  "forward after writing fc3.bias += 1 on the host", moved);
 
   /* A checkpoint of the device model loads into a CPU model. */
   char path[] = "/tmp/sparsec-cuda-model-XXXXXX";
@@ -173,31 +158,33 @@ static int run(void) {
       if (!(e <= same))
         same = e;
     }
-    check(same == 0,
-          "the loaded cpu model's parameters == the cuda model's (bits)", same);
+    cuda_test_check(
+        same == 0,
+        "the loaded cpu model's parameters == the cuda model's (bits)", same);
     Mlp_forward(back, kBatch, x, oc);
-    check(rel_diff(oc, od, kBatch * kOut) <= 1e-5,
-          "forward of the loaded cpu model", rel_diff(oc, od, kBatch * kOut));
+    cuda_test_check(cuda_test_rel_diff(oc, od, kBatch * kOut) <= 1e-5,
+                    "forward of the loaded cpu model",
+                    cuda_test_rel_diff(oc, od, kBatch * kOut));
   }
   /* ... and back onto the device: load into the device model. */
   check_status(Mlp_load(dev, path), 0,
                "load the checkpoint into the cuda model");
   Mlp_forward(dev, kBatch, x, od);
-  check(rel_diff(od, oc, kBatch * kOut) <= 1e-5,
-        "forward after load on the cuda model",
-        rel_diff(od, oc, kBatch * kOut));
+  cuda_test_check(cuda_test_rel_diff(od, oc, kBatch * kOut) <= 1e-5,
+                  "forward after load on the cuda model",
+                  cuda_test_rel_diff(od, oc, kBatch * kOut));
   unlink(path);
 
   Mlp *bad = (Mlp *)1;
   check_status(Mlp_create_on(1, "tpu", &bad), SPARSEC_ERR_INVALID_ARG,
                "create_on tpu");
-  check(bad == NULL, "no model on failure", 0);
+  cuda_test_check(bad == NULL, "no model on failure", 0);
   check_status(Mlp_create_on(1, NULL, &bad), SPARSEC_ERR_NULL,
                "create_on NULL device");
   Mlp_destroy(back);
   Mlp_destroy(cpu);
   Mlp_destroy(dev);
-  return failures ? 1 : 0;
+  return cuda_test_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv) {

@@ -6,14 +6,17 @@
  * steps in a row, for SGD (plain, momentum with dampening, nesterov, weight
  * decay + maximize), Adagrad (dense and sparse arithmetic, lr decay,
  * initial accumulator), RMSprop (plain, centered with momentum), Adam
- * (dense, amsgrad, SparseAdam arithmetic) and AdamW.
+ * (dense, amsgrad, SparseAdam arithmetic) and AdamW; clipping's kernels;
+ * and the embedding row kernels: catch-up maps under SGD, RMSprop, Adam and
+ * AdamW with the row snapshot and its restore, max_norm's renorm and the
+ * frequency scaling of gradient rows.
  *
  *   optim_test           compares values and every state (relative error
  *                        <= 1e-5; both run optim_elem.h, so normally the
  *                        same bits); exit 77 (skipped) without a usable GPU.
  *   optim_test --no-gpu  on a machine without CUDA: the step fails cleanly
  *                        ("no CUDA driver"/"no CUDA device") and the
- *                        embedded PTX holds the four kernels; exit 77 where
+ *                        embedded PTX holds every kernel; exit 77 where
  *                        CUDA is available.
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
@@ -244,11 +247,16 @@ static int no_gpu_mode(void) {
                            "sparsec_cuda_rows(",
                            "sparsec_cuda_scatter_rows(",
                            "sparsec_cuda_sumsq(",
-                           "sparsec_cuda_scale("};
+                           "sparsec_cuda_scale(",
+                           "sparsec_cuda_segment_sumsq(",
+                           "sparsec_cuda_row_snapshot(",
+                           "sparsec_cuda_catchup(",
+                           "sparsec_cuda_renorm(",
+                           "sparsec_cuda_scale_rows("};
   if (!sparsec__cuda_optim_ptx[0]) {
     printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
   } else {
-    for (int i = 0; i < 9; ++i) {
+    for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); ++i) {
       char entry[64];
       snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
       const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
@@ -323,6 +331,185 @@ static int run_clip(void) {
   return ok;
 }
 
+/*===-- Embedding row kernels --------------------------------------------===*/
+
+enum { kRows = 500, kDim = 40, kPick = 300 };
+
+/* Uploads `bytes` of host memory; returns the device copy. */
+static void *upload(const void *host, size_t bytes) {
+  void *d = mgpuMemAlloc(bytes, NULL, false);
+  mgpuMemcpy(d, (void *)(uintptr_t)host, bytes, NULL);
+  return d;
+}
+
+static int64_t download_diff(const float *want, void *dev, int64_t n) {
+  float *got = malloc(sizeof(float) * n);
+  mgpuMemcpy(got, dev, sizeof(float) * n, NULL);
+  mgpuStreamSynchronize(NULL);
+  int64_t differing = 0;
+  for (int64_t i = 0; i < n; ++i)
+    differing += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+  free(got);
+  return differing;
+}
+
+/* Catch-up of kPick rows of a kRows x kDim table under optimizer `d` (gaps
+ * 1..17, half the rows without SGD momentum state): the snapshot, the
+ * kernel's maps against sparsec__catchup_elem on the host (bit-equal), then
+ * the snapshot restored (the original bits). */
+static int run_catchup(const char *name, sparsec_optimizer_desc d) {
+  const int64_t n = (int64_t)kRows * kDim;
+  const int arrays = 1 + SPARSEC_NSTATE;
+  float *host[1 + SPARSEC_NSTATE], *orig[1 + SPARSEC_NSTATE];
+  void *dev[1 + SPARSEC_NSTATE];
+  unsigned seed = 4242;
+  sparsec__row_arrays r;
+  memset(&r, 0, sizeof(r));
+  for (int k = 0; k < arrays; ++k) {
+    host[k] = malloc(sizeof(float) * n);
+    orig[k] = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; ++i) /* second moments and averages >= 0 */
+      host[k][i] = k == 0 ? uniform(&seed) : fabsf(uniform(&seed));
+    memcpy(orig[k], host[k], sizeof(float) * n);
+    dev[k] = upload(host[k], sizeof(float) * n);
+    r.a[k] = dev[k];
+    r.width[k] = kDim;
+  }
+  int32_t rows[kPick];
+  sparsec__catchup_coef coef[kPick];
+  const sparsec__opt o = sparsec__opt_make(&d, d.lr, 40);
+  for (int i = 0; i < kPick; ++i) {
+    rows[i] = (int32_t)((i * 7) % kRows);
+    sparsec__catchup_coef_of(&o, 1 + i % 17, i % 2, &coef[i]);
+    float *s[SPARSEC_NSTATE];
+    for (int k = 0; k < SPARSEC_NSTATE; ++k)
+      s[k] = host[1 + k] + (int64_t)rows[i] * kDim;
+    for (int64_t c = 0; c < kDim; ++c)
+      sparsec__catchup_elem(&coef[i], host[0] + (int64_t)rows[i] * kDim, s, c);
+  }
+  void *drows = upload(rows, sizeof(rows)), *dcoef = upload(coef, sizeof(coef));
+  const int64_t width = (int64_t)arrays * kDim;
+  void *save = mgpuMemAlloc(sizeof(float) * kPick * width, NULL, false);
+  mgpuStreamSynchronize(NULL);
+  int status = sparsec_cuda_take_error();
+  if (status == SPARSEC_OK)
+    status =
+        sparsec__cuda_row_snapshot(&r, (CUdeviceptr)(uintptr_t)drows, kPick,
+                                   (CUdeviceptr)(uintptr_t)save, width, 0);
+  if (status == SPARSEC_OK)
+    status = sparsec__cuda_catchup(&r, (CUdeviceptr)(uintptr_t)drows, kPick,
+                                   (CUdeviceptr)(uintptr_t)dcoef, kDim);
+  int64_t differing = 0, restored = 0;
+  for (int k = 0; k < arrays && status == SPARSEC_OK; ++k)
+    differing += download_diff(host[k], dev[k], n);
+  if (status == SPARSEC_OK)
+    status =
+        sparsec__cuda_row_snapshot(&r, (CUdeviceptr)(uintptr_t)drows, kPick,
+                                   (CUdeviceptr)(uintptr_t)save, width, 1);
+  for (int k = 0; k < arrays && status == SPARSEC_OK; ++k)
+    restored += download_diff(orig[k], dev[k], n);
+  if (status == SPARSEC_OK)
+    status = sparsec_cuda_take_error();
+  const int ok = status == SPARSEC_OK && differing == 0 && restored == 0;
+  printf("%s: catch-up %s, %d rows x %d: %lld values differ from the CPU, %lld "
+         "after the restore%s%s\n",
+         ok ? "PASS" : "FAIL", name, kPick, kDim, (long long)differing,
+         (long long)restored, status == SPARSEC_OK ? "" : ", CUDA error: ",
+         status == SPARSEC_OK ? "" : sparsec_last_error());
+  for (int k = 0; k < arrays; ++k) {
+    mgpuMemFree(dev[k], NULL);
+    free(host[k]);
+    free(orig[k]);
+  }
+  mgpuMemFree(drows, NULL);
+  mgpuMemFree(dcoef, NULL);
+  mgpuMemFree(save, NULL);
+  return ok;
+}
+
+/* max_norm's renorm of kPick rows (norm types 2, 1, inf, 3) and the
+ * frequency scaling of kRows gradient rows against the host loops. */
+static int run_renorm_scale(void) {
+  const int64_t n = (int64_t)kRows * kDim;
+  float *t = malloc(sizeof(float) * n), *scale = malloc(sizeof(float) * kRows);
+  const double norms[] = {2.0, 1.0, INFINITY, 3.0};
+  int32_t rows[kPick];
+  for (int i = 0; i < kPick; ++i)
+    rows[i] = (int32_t)((i * 11) % kRows);
+  void *drows = upload(rows, sizeof(rows));
+  int status = sparsec_cuda_take_error();
+  int64_t differing = 0;
+  unsigned seed = 31;
+  for (int v = 0; v < 4 && status == SPARSEC_OK; ++v) {
+    for (int64_t i = 0; i < n; ++i)
+      t[i] = uniform(&seed) * 2.0f;
+    void *dt = upload(t, sizeof(float) * n);
+    for (int i = 0; i < kPick; ++i) {
+      float *row = t + (int64_t)rows[i] * kDim;
+      const float f =
+          sparsec__renorm_scale(sparsec__row_norm(row, kDim, norms[v]), 1.5);
+      for (int64_t c = 0; f != 1.0f && c < kDim; ++c)
+        row[c] = row[c] * f;
+    }
+    status = sparsec__cuda_renorm((CUdeviceptr)(uintptr_t)dt,
+                                  (CUdeviceptr)(uintptr_t)drows, kPick, kDim,
+                                  1.5, norms[v]);
+    if (status == SPARSEC_OK)
+      differing += download_diff(t, dt, n);
+    mgpuMemFree(dt, NULL);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    t[i] = uniform(&seed);
+  for (int i = 0; i < kRows; ++i)
+    scale[i] = (float)(1.0 / (double)(1 + i % 5));
+  void *dt = upload(t, sizeof(float) * n),
+       *ds = upload(scale, sizeof(float) * kRows);
+  for (int64_t i = 0; i < n; ++i)
+    t[i] = t[i] * scale[i / kDim];
+  if (status == SPARSEC_OK)
+    status = sparsec__cuda_scale_rows((CUdeviceptr)(uintptr_t)dt,
+                                      (CUdeviceptr)(uintptr_t)ds, kRows, kDim);
+  if (status == SPARSEC_OK)
+    differing += download_diff(t, dt, n);
+  if (status == SPARSEC_OK)
+    status = sparsec_cuda_take_error();
+  const int ok = status == SPARSEC_OK && differing == 0;
+  printf("%s: max_norm renorm (2-, 1-, inf-, 3-norm) and scale_grad_by_freq "
+         "rows: %lld "
+         "values differ from the CPU%s%s\n",
+         ok ? "PASS" : "FAIL", (long long)differing,
+         status == SPARSEC_OK ? "" : ", CUDA error: ",
+         status == SPARSEC_OK ? "" : sparsec_last_error());
+  mgpuMemFree(drows, NULL);
+  mgpuMemFree(dt, NULL);
+  mgpuMemFree(ds, NULL);
+  free(t);
+  free(scale);
+  return ok;
+}
+
+/* The catch-up of every optimizer kind that moves a lagging row. */
+static int run_rows(void) {
+  sparsec_optimizer_desc sgd = desc(SPARSEC_OPT_SGD, 0.1);
+  sgd.weight_decay = 0.01;
+  int failed = !run_catchup("sgd weight decay", sgd);
+  sgd.momentum = 0.9;
+  sgd.nesterov = 1;
+  failed += !run_catchup("sgd nesterov momentum + decay", sgd);
+  sparsec_optimizer_desc rms = desc(SPARSEC_OPT_RMSPROP, 0.01);
+  rms.momentum = 0.5;
+  rms.centered = 1;
+  failed += !run_catchup("rmsprop centered momentum", rms);
+  sparsec_optimizer_desc adamw = desc(SPARSEC_OPT_ADAMW, 1e-3);
+  adamw.weight_decay = 0.1;
+  failed += !run_catchup("adamw", adamw);
+  sparsec_optimizer_desc ams = desc(SPARSEC_OPT_ADAM, 1e-3);
+  ams.amsgrad = 1;
+  failed += !run_catchup("adam amsgrad", ams);
+  failed += !run_renorm_scale();
+  return failed;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--no-gpu") == 0)
     return no_gpu_mode();
@@ -334,6 +521,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; ++i)
     failed += !run_case(&c[i]);
   failed += !run_rowwise(64, 0) + !run_rowwise(300, 1) + !run_clip();
-  printf("%d of %d optimizer cases match the CPU\n", n + 3 - failed, n + 3);
+  failed += run_rows(); /* 6 cases */
+  printf("%d of %d optimizer cases match the CPU\n", n + 9 - failed, n + 9);
   return failed ? 1 : 0;
 }

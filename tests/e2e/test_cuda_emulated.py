@@ -16,8 +16,11 @@ nesterov, weight decay, centered RMSprop, amsgrad, AdamW, Adagrad) and
 gradient clipping; and embedding models (embedding with a padding row,
 embedding_bag sum/mean/max with and without padding, concat) whose lazy
 sparse rows step under SGD (uncoalesced), SGD with momentum, Adam
-(SparseAdam), Adagrad and row-wise Adagrad, and whose dense gradients
-(sparse = dense) step under Adam and SGD with momentum.
+(SparseAdam), Adagrad and row-wise Adagrad, whose dense gradients
+(sparse = dense) step under Adam and SGD with momentum, whose lagging rows
+catch up (sparse = catchup: AdamW, SGD with momentum and decay, RMSprop),
+with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
+(lazy, catch-up and dense tables).
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -69,7 +72,7 @@ model Rec {{
   input items : i64[B, 5]
   input dense : f32[B, 6]
   target click : f32[B, 1]
-  param user_emb : embedding(40, 8, padding_idx = 3)
+  param user_emb : embedding(40, 8, padding_idx = 3{user_opts})
   param item_emb : embedding_bag(30, 8, mode = {mode}{bag_pad})
   param fc1 : sparse_linear(22, 16, sparsity = 0.7)
   param fc2 : linear(16, 1)
@@ -85,7 +88,7 @@ model Rec {{
 """
 
 EMB_CASES = [
-    # (name, bag mode, bag padding, optimizer)
+    # (name, bag mode, bag padding, optimizer[, user table options])
     ("sgd_sum", "sum", "", "sgd(lr = 0.1)"),
     ("momentum_mean", "mean", ", padding_idx = 2", "sgd(lr = 0.05, momentum = 0.9)"),
     ("adam_max", "max", ", padding_idx = 2", "adam(lr = 0.01)"),
@@ -94,6 +97,20 @@ EMB_CASES = [
     # sparse = dense: the densified gradient, every row but padding steps.
     ("dense_adam", "mean", ", padding_idx = 2", "adam(lr = 0.01, sparse = dense)"),
     ("dense_momentum", "sum", "", "sgd(lr = 0.05, momentum = 0.9, sparse = dense)"),
+    # sparse = catchup: lagging rows caught up before each kernel and by
+    # catch_up (the recsys example's optimizer).
+    ("catchup_adamw", "sum", "", "adamw(lr = 0.01, weight_decay = 0.1, sparse = catchup)"),
+    ("catchup_momentum", "mean", ", padding_idx = 2",
+     "sgd(lr = 0.05, momentum = 0.9, weight_decay = 0.01, sparse = catchup)"),
+    ("catchup_rmsprop", "sum", "",
+     "rmsprop(lr = 0.001, momentum = 0.5, centered = true, sparse = catchup)"),
+    # nn.Embedding's options and clipping with embeddings.
+    ("max_norm_freq", "mean", "", "adam(lr = 0.01)",
+     ", max_norm = 0.9, scale_grad_by_freq = true"),
+    ("max_norm1_catchup_clip", "sum", ", padding_idx = 2",
+     "adam(lr = 0.01, sparse = catchup, clip_grad_norm = 0.05)", ", max_norm = 2, norm_type = 1"),
+    ("clip_lazy", "max", "", "sgd(lr = 0.05, momentum = 0.9, clip_grad_norm = 0.02)"),
+    ("clip_dense", "mean", "", "adagrad(lr = 0.05, sparse = dense, clip_grad_norm = 0.02)"),
 ]
 
 
@@ -174,10 +191,17 @@ class CudaEmulatedTest(unittest.TestCase):
                        rng.integers(0, 6, (BATCH, 5)).astype(np.int64),
                        rng.standard_normal((BATCH, 6)).astype(np.float32),
                        (rng.random((BATCH, 1)) < 0.5).astype(np.float32)]
-        for name, mode, pad, opt in EMB_CASES:
+        for name, mode, pad, opt, *user in EMB_CASES:
             with self.subTest(model=name):
-                text = EMB.format(mode=mode, bag_pad=pad, optimizer=opt)
+                text = EMB.format(mode=mode, bag_pad=pad, optimizer=opt,
+                                  user_opts=user[0] if user else "")
                 cpu, dev = self.train_both(text, "emb_" + name, 3, batches())
+                if "catchup" in opt:
+                    cpu.catch_up()
+                    dev.catch_up()
+                    for p in (i["name"] for i in cpu.param_info()):
+                        self.assertLessEqual(self.rel(dev.values(p), cpu.values(p)), 1e-4,
+                                             f"{p} after catch_up")
                 cpu.close()
                 dev.close()
 

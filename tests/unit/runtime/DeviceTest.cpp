@@ -95,24 +95,17 @@ TEST(Device, Refusals) {
                              "sparsec --target=cpu,cuda"),
             std::string::npos)
       << lastError();
-  // What the CUDA target does not train.
-  Desc emb = embedDesc(SPARSEC_I64,
-                       makeOpt(SPARSEC_OPT_ADAM, 0.1, SPARSEC_SPARSE_CATCHUP));
-  EXPECT_EQ(createCuda(emb), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("embeddings with sparse = catchup have no CUDA "
-                             "path yet (parameter 'emb.weight')"),
+  // What the CUDA target does not train: dynamic sparsity.
+  Desc set = linearDesc(true);
+  set.params[0].dynamic = SPARSEC_DYNAMIC_SET;
+  set.params[0].delta_t = 2;
+  set.params[0].t_end = 10;
+  set.params[0].drop_fraction = 0.3;
+  EXPECT_EQ(createCuda(set), SPARSEC_ERR_INVALID_ARG);
+  EXPECT_NE(lastError().find("dynamic sparsity (SET/RigL) has no CUDA step "
+                             "yet (parameter 'fc.weight')"),
             std::string::npos)
       << lastError();
-  Desc renorm = embedDesc(SPARSEC_I64);
-  renorm.params[0].max_norm = 1.0;
-  EXPECT_EQ(createCuda(renorm), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("max_norm and scale_grad_by_freq"),
-            std::string::npos);
-  Desc clipEmb = embedDesc(SPARSEC_I64);
-  clipEmb.desc.optimizer.max_grad_norm = 1.0;
-  EXPECT_EQ(createCuda(clipEmb), SPARSEC_ERR_INVALID_ARG);
-  EXPECT_NE(lastError().find("gradient clipping with embeddings"),
-            std::string::npos);
 }
 
 /// Trains a CPU and an emulated-device model from one seed on the same
@@ -167,35 +160,67 @@ TEST(Device, EmulatedTrainsLikeTheCpu) {
 }
 
 /// An embedding model (ids [B, 2] into a 10 x 3 table, padding row 4 when
-/// `pad`) on the emulated device against the CPU: the lazy row steps
-/// (duplicate ids in a batch, the padding row frozen), bit-identical.
-void expectSameEmbeddingTraining(sparsec_optimizer_desc opt, bool pad) {
+/// `pad`; `tweak` sets options of the table) on the emulated device against
+/// the CPU: the row steps (duplicate ids in a batch, the padding row frozen,
+/// rows left out of steps), a forward, a rejected step, catch_up;
+/// bit-identical.
+void expectSameEmbeddingTraining(
+    sparsec_optimizer_desc opt, bool pad,
+    void (*tweak)(sparsec_param_desc &) = nullptr) {
   Desc d = embedDesc(SPARSEC_I64, opt);
   if (pad)
     d.params[0].padding_idx = 4;
+  if (tweak)
+    tweak(d.params[0]);
+  d.link();
   sparsec_device_kernels k = emulated(d);
   ModelPtr cpu, dev;
-  ASSERT_EQ(sparsec_create(&d.desc, 9, &cpu.m), SPARSEC_OK);
+  ASSERT_EQ(sparsec_create(&d.desc, 9, &cpu.m), SPARSEC_OK) << lastError();
   ASSERT_EQ(sparsec_create_on(&d.desc, &k, 9, "cuda", &dev.m), SPARSEC_OK)
       << lastError();
   const int64_t batch = 4;
   std::vector<int64_t> ids(batch * kBag);
   std::vector<float> y(batch);
-  for (int step = 0; step < 5; ++step) {
+  for (int step = 0; step < 6; ++step) {
+    // Two or three distinct ids per step (repeats, the padding id 4), so
+    // rows sit out steps and catch up later.
     for (size_t i = 0; i < ids.size(); ++i)
-      ids[i] = static_cast<int64_t>((i * 3 + step * 7) % 6); // repeats, 4
+      ids[i] = static_cast<int64_t>((i * 3 + step * 7 + i / 5) % 6);
     for (size_t i = 0; i < y.size(); ++i)
-      y[i] = static_cast<float>(i + step) / 4.0f;
+      y[i] = static_cast<float>(i + step) / 4.0f - 0.5f;
     const void *in[] = {ids.data(), y.data()};
     float lc = 0, ld = 0;
+    if (step == 3) { // a failed step changes nothing on either
+      kernelMode() = KernelMode::NanLoss;
+      EXPECT_EQ(sparsec_train_step(cpu.m, batch, in, &lc),
+                SPARSEC_ERR_NONFINITE);
+      EXPECT_EQ(sparsec_train_step(dev.m, batch, in, &ld),
+                SPARSEC_ERR_NONFINITE);
+      kernelMode() = KernelMode::Normal;
+      EXPECT_EQ(hashModel(cpu.m), hashModel(dev.m));
+    }
     ASSERT_EQ(sparsec_train_step(cpu.m, batch, in, &lc), SPARSEC_OK);
     ASSERT_EQ(sparsec_train_step(dev.m, batch, in, &ld), SPARSEC_OK)
         << lastError();
-    EXPECT_EQ(lc, ld);
+    EXPECT_EQ(lc, ld) << "step " << step;
   }
   EXPECT_EQ(values(cpu.m, "emb.weight"), values(dev.m, "emb.weight"));
   EXPECT_EQ(grad(cpu.m, "emb.weight"), grad(dev.m, "emb.weight"));
   EXPECT_EQ(hashModel(cpu.m), hashModel(dev.m));
+  const void *in[] = {ids.data()};
+  std::vector<float> oc(batch), od(batch);
+  ASSERT_EQ(sparsec_forward(cpu.m, batch, in, oc.data()), SPARSEC_OK);
+  ASSERT_EQ(sparsec_forward(dev.m, batch, in, od.data()), SPARSEC_OK);
+  EXPECT_EQ(oc, od);
+  ASSERT_EQ(sparsec_catch_up(cpu.m), SPARSEC_OK);
+  ASSERT_EQ(sparsec_catch_up(dev.m), SPARSEC_OK) << lastError();
+  EXPECT_EQ(values(cpu.m, "emb.weight"), values(dev.m, "emb.weight"));
+  EXPECT_EQ(hashModel(cpu.m), hashModel(dev.m));
+}
+
+sparsec_optimizer_desc catchup(sparsec_optimizer_desc o) {
+  o.sparse_mode = SPARSEC_SPARSE_CATCHUP;
+  return o;
 }
 
 TEST(Device, EmulatedEmbeddingsStepLikeTheCpu) {
@@ -210,6 +235,52 @@ TEST(Device, EmulatedEmbeddingsStepLikeTheCpu) {
   expectSameEmbeddingTraining(denseMomentum, true);
   expectSameEmbeddingTraining(
       makeOpt(SPARSEC_OPT_ADAM, 0.1, SPARSEC_SPARSE_DENSE), false);
+}
+
+TEST(Device, EmulatedCatchUpLikeTheCpu) {
+  // Every kind of catch-up map: decay only, SGD momentum (first step of a
+  // row and later ones, nesterov), RMSprop averages and momentum, Adam and
+  // AdamW moments; Adagrad's (nothing moves).
+  expectSameEmbeddingTraining(catchup(makeSgd(0.5, 0.0, 0.0, 0.1)), true);
+  expectSameEmbeddingTraining(catchup(makeSgd(0.5, 0.9, 0.0, 0.05, true)),
+                              true);
+  sparsec_optimizer_desc rms = catchup(makeOpt(SPARSEC_OPT_RMSPROP, 0.01));
+  rms.momentum = 0.5;
+  rms.centered = 1;
+  expectSameEmbeddingTraining(rms, false);
+  sparsec_optimizer_desc adamw = catchup(makeOpt(SPARSEC_OPT_ADAMW, 0.1));
+  adamw.weight_decay = 0.1;
+  expectSameEmbeddingTraining(adamw, true);
+  sparsec_optimizer_desc amsgrad = catchup(makeOpt(SPARSEC_OPT_ADAM, 0.1));
+  amsgrad.amsgrad = 1;
+  expectSameEmbeddingTraining(amsgrad, false);
+  expectSameEmbeddingTraining(catchup(makeOpt(SPARSEC_OPT_ADAGRAD, 0.1)), true);
+}
+
+TEST(Device, EmulatedEmbeddingOptionsLikeTheCpu) {
+  // max_norm (rows renormed before the kernels, undone by a failed step),
+  // scale_grad_by_freq, both with 1-, 2- and inf-norms.
+  expectSameEmbeddingTraining(makeSgd(0.5, 0.9), true,
+                              [](sparsec_param_desc &p) { p.max_norm = 0.8; });
+  expectSameEmbeddingTraining(catchup(makeOpt(SPARSEC_OPT_ADAM, 0.1)), false,
+                              [](sparsec_param_desc &p) {
+                                p.max_norm = 0.5;
+                                p.norm_type = 1.0;
+                                p.scale_grad_by_freq = 1;
+                              });
+  expectSameEmbeddingTraining(makeOpt(SPARSEC_OPT_ADAGRAD, 0.1), true,
+                              [](sparsec_param_desc &p) {
+                                p.max_norm = 0.3;
+                                p.norm_type = INFINITY;
+                                p.scale_grad_by_freq = 1;
+                              });
+  // Clipping with embeddings: lazy (the coalesced rows), catch-up, dense.
+  sparsec_optimizer_desc clip = makeOpt(SPARSEC_OPT_ADAM, 0.1);
+  clip.max_grad_norm = 0.05;
+  expectSameEmbeddingTraining(clip, true);
+  expectSameEmbeddingTraining(catchup(clip), false);
+  clip.sparse_mode = SPARSEC_SPARSE_DENSE;
+  expectSameEmbeddingTraining(clip, true);
 }
 
 TEST(Device, HostWritesReachTheDevice) {
