@@ -38,16 +38,18 @@ Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
 
 } // namespace
 
-LogicalResult EntryLowering::lowerLinearGradInput(sdl::LinearGradInputOp op) {
-  Location loc = op.getLoc();
-  if (!isRank2F32(op.getType()))
-    return op.emitOpError("on the CUDA target needs a rank-2 f32 result");
-  Value dy = buffers.lookup(op.getGrad());
-  Value dx = resultBuffer(op.getResult(), dy);
-  buffers.map(op.getResult(), dx);
+LogicalResult EntryLowering::lowerLinearGradInput(Operation *op, Value grad,
+                                                  Value weight, Value mask) {
+  Location loc = op->getLoc();
+  Value result = op->getResult(0);
+  if (!isRank2F32(result.getType()))
+    return op->emitOpError("on the CUDA target needs a rank-2 f32 result");
+  Value dy = buffers.lookup(grad);
+  Value dx = resultBuffer(result, dy);
+  buffers.map(result, dx);
   Value batch = dim(loc, dy, 0), outs = dim(loc, dy, 1);
-  auto it = csr.find(op.getWeight());
-  if (it != csr.end()) {
+  auto it = csr.find(weight);
+  if (it != csr.end() && !mask) {
     CsrBuffers w = it->second;
     zeroFill(loc, dx);
     Value total = arith::MulIOp::create(b, loc, batch, outs);
@@ -70,31 +72,42 @@ LogicalResult EntryLowering::lowerLinearGradInput(sdl::LinearGradInputOp op) {
     });
     return success();
   }
-  Value w = buffers.lookupOrNull(op.getWeight());
-  if (!w)
-    return op.emitOpError("weight is neither a CSR assemble nor a dense "
-                          "argument; not supported by the CUDA target yet");
+  Value w = buffers.lookupOrNull(weight);
+  Value m = mask ? buffers.lookupOrNull(mask) : Value();
+  if (!w || (mask && !m))
+    return op->emitOpError("weight is neither a CSR assemble nor a dense "
+                           "argument; not supported by the CUDA target yet");
   Value ins = dim(loc, dx, 1);
   Value total = arith::MulIOp::create(b, loc, batch, ins);
-  launch1D(loc, total, "linear_grad_input_dense", [&](OpBuilder &k, Value i) {
-    Value c = arith::RemUIOp::create(k, loc, i, ins);
-    Value s = arith::DivUIOp::create(k, loc, i, ins);
-    Value acc = accumulate(
-        k, loc, index(loc, 0), outs, f32(k, loc, 0.0f),
-        [&](OpBuilder &l, Value r, Value sum) {
-          return mulAdd(l, loc, sum,
-                        memref::LoadOp::create(l, loc, dy, ValueRange{s, r}),
-                        memref::LoadOp::create(l, loc, w, ValueRange{r, c}));
-        });
-    memref::StoreOp::create(k, loc, acc, dx, ValueRange{s, c});
-  });
+  launch1D(
+      loc, total, m ? "linear_grad_input_masked" : "linear_grad_input_dense",
+      [&](OpBuilder &k, Value i) {
+        Value c = arith::RemUIOp::create(k, loc, i, ins);
+        Value s = arith::DivUIOp::create(k, loc, i, ins);
+        Value acc = accumulate(
+            k, loc, index(loc, 0), outs, f32(k, loc, 0.0f),
+            [&](OpBuilder &l, Value r, Value sum) {
+              Value wv = memref::LoadOp::create(l, loc, w, ValueRange{r, c});
+              if (m) // dy (W ∘ M): the weight masked as it is read
+                wv = arith::MulFOp::create(
+                    l, loc, wv,
+                    memref::LoadOp::create(l, loc, m, ValueRange{r, c}));
+              return mulAdd(
+                  l, loc, sum,
+                  memref::LoadOp::create(l, loc, dy, ValueRange{s, r}), wv);
+            });
+        memref::StoreOp::create(k, loc, acc, dx, ValueRange{s, c});
+      });
   return success();
 }
 
-LogicalResult EntryLowering::lowerLinearGradWeight(sdl::LinearGradWeightOp op) {
-  Location loc = op.getLoc();
-  Value dy = buffers.lookup(op.getGrad());
-  Value x = buffers.lookup(op.getInput());
+LogicalResult EntryLowering::lowerLinearGradWeight(Operation *op, Value grad,
+                                                   Value input, Value weight,
+                                                   Value mask) {
+  Location loc = op->getLoc();
+  Value result = op->getResult(0);
+  Value dy = buffers.lookup(grad);
+  Value x = buffers.lookup(input);
   Value batch = dim(loc, dy, 0);
   // sum over the batch of dy[b, r] * x[b, c]
   auto dot = [&](OpBuilder &k, Value r, Value c) {
@@ -106,31 +119,41 @@ LogicalResult EntryLowering::lowerLinearGradWeight(sdl::LinearGradWeightOp op) {
                         memref::LoadOp::create(l, loc, x, ValueRange{s, c}));
         });
   };
-  auto it = csr.find(op.getWeight());
+  auto it = weight ? csr.find(weight) : csr.end();
   if (it == csr.end()) {
-    if (!isRank2F32(op.getType()))
-      return op.emitOpError("on the CUDA target needs a rank-2 f32 result");
-    Value dw = resultBuffer(op.getResult(), dy);
-    buffers.map(op.getResult(), dw);
+    if (!isRank2F32(result.getType()))
+      return op->emitOpError("on the CUDA target needs a rank-2 f32 result");
+    Value m = mask ? buffers.lookupOrNull(mask) : Value();
+    if (mask && !m)
+      return op->emitOpError("mask is not a dense argument; not supported by "
+                             "the CUDA target yet");
+    Value dw = resultBuffer(result, dy);
+    buffers.map(result, dw);
     Value ins = dim(loc, dw, 1);
     Value total = arith::MulIOp::create(b, loc, dim(loc, dw, 0), ins);
-    launch1D(
-        loc, total, "linear_grad_weight_dense", [&](OpBuilder &k, Value i) {
-          Value r = arith::DivUIOp::create(k, loc, i, ins);
-          Value c = arith::RemUIOp::create(k, loc, i, ins);
-          memref::StoreOp::create(k, loc, dot(k, r, c), dw, ValueRange{r, c});
-        });
+    launch1D(loc, total,
+             m ? "linear_grad_weight_masked" : "linear_grad_weight_dense",
+             [&](OpBuilder &k, Value i) {
+               Value r = arith::DivUIOp::create(k, loc, i, ins);
+               Value c = arith::RemUIOp::create(k, loc, i, ins);
+               Value v = dot(k, r, c);
+               if (m) // exactly 0 where the mask is 0
+                 v = arith::MulFOp::create(
+                     k, loc, v,
+                     memref::LoadOp::create(k, loc, m, ValueRange{r, c}));
+               memref::StoreOp::create(k, loc, v, dw, ValueRange{r, c});
+             });
     return success();
   }
   // The gradient shares the weight's pattern: only its values are new.
-  CsrBuffers grad = it->second;
-  grad.vals = destination.lookup(op.getResult());
-  if (!grad.vals)
-    grad.vals = temporary(loc, cast<MemRefType>(it->second.vals.getType()));
-  csr[op.getResult()] = grad;
-  Value nnz = dim(loc, grad.vals, 0);
+  CsrBuffers out = it->second;
+  out.vals = destination.lookup(result);
+  if (!out.vals)
+    out.vals = temporary(loc, cast<MemRefType>(it->second.vals.getType()));
+  csr[result] = out;
+  Value nnz = dim(loc, out.vals, 0);
   Value rows =
-      arith::SubIOp::create(b, loc, dim(loc, grad.pos, 0), index(loc, 1));
+      arith::SubIOp::create(b, loc, dim(loc, out.pos, 0), index(loc, 1));
   launch1D(loc, nnz, "linear_grad_weight_csr", [&](OpBuilder &k, Value e) {
     // The row of entry e: the last r with pos[r] <= e (pos[rows] = nnz > e).
     Type idx = k.getIndexType();
@@ -148,15 +171,15 @@ LogicalResult EntryLowering::lowerLinearGradWeight(sdl::LinearGradWeightOp op) {
               l, ll, arith::AddIOp::create(l, ll, lh[0], lh[1]),
               arith::ConstantIndexOp::create(l, ll, 2));
           Value le = arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ule,
-                                           loadIndex(l, ll, grad.pos, mid), e);
+                                           loadIndex(l, ll, out.pos, mid), e);
           scf::YieldOp::create(
               l, ll,
               ValueRange{arith::SelectOp::create(l, ll, le, mid, lh[0]),
                          arith::SelectOp::create(l, ll, le, lh[1], mid)});
         });
     Value r = search.getResult(0);
-    Value c = loadIndex(k, loc, grad.crd, e);
-    memref::StoreOp::create(k, loc, dot(k, r, c), grad.vals, e);
+    Value c = loadIndex(k, loc, out.crd, e);
+    memref::StoreOp::create(k, loc, dot(k, r, c), out.vals, e);
   });
   return success();
 }

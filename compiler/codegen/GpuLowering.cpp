@@ -157,13 +157,15 @@ Value EntryLowering::resultBuffer(Value v, Value like) {
   return temporary(v.getLoc(), memType, sizes);
 }
 
-LogicalResult EntryLowering::lowerLinear(sdl::LinearOp op) {
-  Location loc = op.getLoc();
-  auto outType = cast<RankedTensorType>(op.getType());
+LogicalResult EntryLowering::lowerLinear(Operation *op, Value input,
+                                         Value weight, Value mask,
+                                         Value biasValue) {
+  Location loc = op->getLoc();
+  auto outType = cast<RankedTensorType>(op->getResult(0).getType());
   if (outType.getRank() != 2 || !outType.getElementType().isF32())
-    return op.emitOpError("on the CUDA target needs a rank-2 f32 result");
+    return op->emitOpError("on the CUDA target needs a rank-2 f32 result");
   // relu(linear(...)) as the linear's only use: one kernel.
-  Value result = op.getResult();
+  Value result = op->getResult(0);
   bool relu = false;
   if (result.hasOneUse())
     if (auto r = dyn_cast<sdl::ReluOp>(*result.getUsers().begin())) {
@@ -171,22 +173,25 @@ LogicalResult EntryLowering::lowerLinear(sdl::LinearOp op) {
       result = r.getResult();
       relu = true;
     }
-  Value x = buffers.lookup(op.getInput());
+  Value x = buffers.lookup(input);
   Value y = resultBuffer(result, x);
   buffers.map(result, y);
-  Value bias = op.getBias() ? buffers.lookup(op.getBias()) : Value();
-  auto it = csr.find(op.getWeight());
+  Value bias = biasValue ? buffers.lookup(biasValue) : Value();
+  auto it = csr.find(weight);
   std::optional<CsrBuffers> sparse;
   if (it != csr.end())
     sparse = it->second;
-  Value w = sparse ? Value() : buffers.lookupOrNull(op.getWeight());
-  if (!sparse && !w)
-    return op.emitOpError("weight is neither a CSR assemble nor a dense "
-                          "argument; not supported by the CUDA target yet");
+  Value w = sparse ? Value() : buffers.lookupOrNull(weight);
+  Value m = mask ? buffers.lookupOrNull(mask) : Value();
+  if ((!sparse && !w) || (mask && (sparse || !m)))
+    return op->emitOpError("weight is neither a CSR assemble nor a dense "
+                           "argument; not supported by the CUDA target yet");
   Value outs = index(loc, outType.getDimSize(1));
   Value total = arith::MulIOp::create(b, loc, dim(loc, x, 0), outs);
   Value ins = dim(loc, x, 1);
-  std::string what = sparse ? "linear_csr" : "linear_dense";
+  std::string what = sparse ? "linear_csr"
+                     : m    ? "linear_masked"
+                            : "linear_dense";
   if (relu)
     what += "_relu";
   launch1D(loc, total, what, [&](OpBuilder &k, Value i) {
@@ -213,6 +218,10 @@ LogicalResult EntryLowering::lowerLinear(sdl::LinearOp op) {
           k, loc, index(loc, 0), ins, acc,
           [&](OpBuilder &l, Value c, Value sum) {
             Value wv = memref::LoadOp::create(l, loc, w, ValueRange{row, c});
+            if (m) // the mask applied to the weight as it is read
+              wv = arith::MulFOp::create(
+                  l, loc, wv,
+                  memref::LoadOp::create(l, loc, m, ValueRange{row, c}));
             return fma(l, wv, c, sum);
           });
     }
@@ -348,7 +357,10 @@ LogicalResult EntryLowering::lower(Operation *op) {
   if (handled || failed(structural))
     return structural;
   if (auto l = dyn_cast<sdl::LinearOp>(op))
-    return lowerLinear(l);
+    return lowerLinear(op, l.getInput(), l.getWeight(), Value(), l.getBias());
+  if (auto l = dyn_cast<sdl::MaskedLinearOp>(op))
+    return lowerLinear(op, l.getInput(), l.getWeight(), l.getMask(),
+                       l.getBias());
   if (isa<sdl::ReluOp, sdl::AddOp, sdl::ReluGradOp>(op))
     return fused.contains(op) ? success() : lowerElementwise(op);
   if (auto o = dyn_cast<sdl::CrossEntropyLossOp>(op))
@@ -360,9 +372,15 @@ LogicalResult EntryLowering::lower(Operation *op) {
   if (isa<sdl::MseLossGradOp, sdl::BceWithLogitsLossGradOp>(op))
     return lowerPointwiseLossGrad(op, isa<sdl::BceWithLogitsLossGradOp>(op));
   if (auto o = dyn_cast<sdl::LinearGradInputOp>(op))
-    return lowerLinearGradInput(o);
+    return lowerLinearGradInput(op, o.getGrad(), o.getWeight(), Value());
+  if (auto o = dyn_cast<sdl::MaskedLinearGradInputOp>(op))
+    return lowerLinearGradInput(op, o.getGrad(), o.getWeight(), o.getMask());
   if (auto o = dyn_cast<sdl::LinearGradWeightOp>(op))
-    return lowerLinearGradWeight(o);
+    return lowerLinearGradWeight(op, o.getGrad(), o.getInput(), o.getWeight(),
+                                 Value());
+  if (auto o = dyn_cast<sdl::MaskedLinearGradWeightOp>(op))
+    return lowerLinearGradWeight(op, o.getGrad(), o.getInput(), Value(),
+                                 o.getMask());
   if (auto o = dyn_cast<sdl::ReduceBatchOp>(op))
     return lowerReduceBatch(o);
   if (auto o = dyn_cast<sdl::EmbeddingOp>(op))

@@ -64,7 +64,11 @@ private:
   mlir::LogicalResult lowerStructural(mlir::Operation *op, bool &handled);
 
   // Forward ops (GpuLowering.cpp).
-  mlir::LogicalResult lowerLinear(mlir::sdl::LinearOp op);
+  /// sdl.linear (dense or CSR `weight`) and sdl.masked_linear (`mask`: the
+  /// dense 0/1 matrix each weight is multiplied by as it is read).
+  mlir::LogicalResult lowerLinear(mlir::Operation *op, mlir::Value input,
+                                  mlir::Value weight, mlir::Value mask,
+                                  mlir::Value bias);
   mlir::LogicalResult lowerElementwise(mlir::Operation *op);
 
   // Losses (GpuLosses.cpp).
@@ -85,8 +89,16 @@ private:
   mlir::LogicalResult lowerSlice(mlir::sdl::SliceOp op);
 
   // Layer gradients (GpuBackward.cpp).
-  mlir::LogicalResult lowerLinearGradInput(mlir::sdl::LinearGradInputOp op);
-  mlir::LogicalResult lowerLinearGradWeight(mlir::sdl::LinearGradWeightOp op);
+  /// dx = dy (W ∘ M) (no `mask`: dy W) of a linear or masked_linear.
+  mlir::LogicalResult lowerLinearGradInput(mlir::Operation *op,
+                                           mlir::Value grad, mlir::Value weight,
+                                           mlir::Value mask);
+  /// dW = (dyᵀ x) ∘ M (no `mask`: dyᵀ x, sampled at a CSR `weight`'s
+  /// pattern; a masked_linear has no weight operand).
+  mlir::LogicalResult lowerLinearGradWeight(mlir::Operation *op,
+                                            mlir::Value grad, mlir::Value input,
+                                            mlir::Value weight,
+                                            mlir::Value mask);
   mlir::LogicalResult lowerReduceBatch(mlir::sdl::ReduceBatchOp op);
   /// Per-sample max and sum of exp(x - max) of the logits `x` [B, C] (one
   /// kernel, shared by the loss and its gradient).

@@ -24,9 +24,10 @@
  * The CUDA target covers CSR and dense parameters and embeddings (every
  * mode and option) under every optimizer, with clipping; the optimizer step
  * is device_step.c's, the embedding rows' work around the kernels
- * device_rows.c's. What it does not cover is refused at create time with
- * SPARSEC_ERR_INVALID_ARG: buffers (so masks and pruning) and dynamic
- * sparsity.
+ * device_rows.c's; buffers (masks, K-Winners duty cycles) take the next
+ * value the train function wrote, and a pruning step prunes on the host
+ * copy (downloaded, then uploaded). Dynamic sparsity is refused at create
+ * time with SPARSEC_ERR_INVALID_ARG.
  *===----------------------------------------------------------------------===*/
 #include "device_internal.h"
 
@@ -197,10 +198,6 @@ static const char *unsupported(const sparsec_model *m, const char **param) {
   for (int32_t i = 0; i < m->num_params; ++i) {
     const sparsec__param *p = &m->params[i];
     *param = p->desc.name;
-    if (p->desc.layout == SPARSEC_LAYOUT_EMBEDDING)
-      continue;
-    if (p->desc.layout != SPARSEC_LAYOUT_CSR && p->desc.layout != SPARSEC_LAYOUT_DENSE)
-      return "buffers (masks) do not live on the CUDA device yet";
     if (p->desc.dynamic != SPARSEC_DYNAMIC_NONE)
       return "dynamic sparsity (SET/RigL) has no CUDA step yet";
   }
@@ -381,6 +378,32 @@ int sparsec__device_forward(sparsec_model *m, int64_t batch, const void *const *
   return sparsec__dev_status(d, "forward: copying the output from the CUDA device");
 }
 
+/* After the step of step m->step: a mask whose schedule prunes now is
+ * pruned on the host copy (prune.c, which reads the weights and writes
+ * masks, weights and state), downloaded first and uploaded by the next
+ * call. Other steps copy nothing. */
+static int prune(sparsec_model *m) {
+  int due = 0;
+  for (int32_t i = 0; i < m->num_params && !due; ++i) {
+    double s;
+    due = m->params[i].desc.mask_of && sparsec__prune_target(&m->params[i].desc, m->step, &s);
+  }
+  if (!due)
+    return SPARSEC_OK;
+  int rc = sparsec__device_host_sync(m, SPARSEC_DEV_VALUES | SPARSEC_DEV_STATE);
+  if (rc != SPARSEC_OK) {
+    char why[512];
+    snprintf(why, sizeof(why), "%s", sparsec_last_error());
+    return sparsec__fail(rc,
+                         "train_step: the step was taken, but the pruning update could not "
+                         "read the weights back from the CUDA device (%s)",
+                         why);
+  }
+  sparsec__prune_step(m, m->step);
+  sparsec__device_host_written(m, SPARSEC_DEV_VALUES | SPARSEC_DEV_STATE);
+  return SPARSEC_OK;
+}
+
 int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
                                float *loss, void **bufs) {
   sparsec__device *d = m->dev;
@@ -454,5 +477,5 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
                          why);
   }
   ++m->step;
-  return SPARSEC_OK;
+  return prune(m);
 }

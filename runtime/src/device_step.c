@@ -142,6 +142,8 @@ int sparsec__device_clip(sparsec_model *m, float *coef) {
   for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i) {
     const sparsec__param *p = &m->params[i];
     const sparsec__dev_param *q = &d->params[i];
+    if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+      continue; /* a next value, not a gradient */
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING)
       rc = add_sumsq(d, q->grad, p->nnz, &ss);
     else if (!lazy_rows(m, p))
@@ -167,6 +169,8 @@ int sparsec__device_clip(sparsec_model *m, float *coef) {
   for (int32_t i = 0; i < m->num_params && rc == SPARSEC_OK; ++i) {
     sparsec__param *p = &m->params[i];
     sparsec__dev_param *q = &d->params[i];
+    if (p->desc.layout == SPARSEC_LAYOUT_BUFFER)
+      continue;
     if (p->desc.layout != SPARSEC_LAYOUT_EMBEDDING) {
       rc = scale(d, q->grad, p->nnz, c);
       continue;
@@ -263,6 +267,10 @@ int sparsec__device_step(sparsec_model *m, const sparsec__opt *o, sparsec__param
                          sparsec__dev_param *q, float coef) {
   const int emb = p->desc.layout == SPARSEC_LAYOUT_EMBEDDING;
   int rc = SPARSEC_OK;
+  if (p->desc.layout == SPARSEC_LAYOUT_BUFFER) { /* the next value, as written */
+    sparsec__dev_copy(m->dev, q->values, q->grad, sparsec__floats(p->nnz));
+    return sparsec__dev_status(m->dev, "train_step: a buffer's next value on the CUDA device");
+  }
   if (m->dev->k.emulated) { /* the CPU's step on the device buffers */
     sparsec__param view = device_view(p, q);
     if (lazy_rows(m, p)) { /* clipped already (sparsec__device_clip) */

@@ -20,7 +20,9 @@ sparse rows step under SGD (uncoalesced), SGD with momentum, Adam
 (sparse = dense) step under Adam and SGD with momentum, whose lagging rows
 catch up (sparse = catchup: AdamW, SGD with momentum and decay, RMSprop),
 with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
-(lazy, catch-up and dense tables).
+(lazy, catch-up and dense tables); and masked_linear models whose masks
+(buffers on the device) are pruned by gradual, structured and global
+magnitude schedules.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -63,6 +65,36 @@ CASES = [
 ]
 
 STEPS, BATCH = 8, 33
+
+# Hadamard-masked layers (masks are buffers on the device) with pruning
+# schedules, which prune on the host copy between steps.
+MASKED = """
+model Masked {{
+  input x : f32[B, 20]
+  target y : i64[B]
+  param fc1 : masked_linear(20, 16, sparsity = 0.5, {prune1})
+  param fc2 : masked_linear(16, 7, density = 0.6, bias = false, {prune2})
+  forward {{
+    h = relu(fc1(x))
+    out = fc2(h)
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = {optimizer}
+}}
+"""
+
+MASKED_CASES = [
+    # (name, fc1 pruning, fc2 pruning, optimizer)
+    ("gradual_structured",
+     "prune = gradual, final = 0.8, begin = 2, end = 6, every = 2",
+     "prune = structured, final = 0.3, begin = 3, norm = l2",
+     "sgd(lr = 0.05, momentum = 0.9, weight_decay = 0.01)"),
+    ("global_adam",
+     "prune = magnitude, final = 0.7, begin = 4, scope = global",
+     "prune = magnitude, final = 0.7, begin = 4, scope = global",
+     "adam(lr = 0.01, clip_grad_norm = 0.5)"),
+]
 
 # Embeddings (a table with a padding row, a bag table) concatenated with a
 # dense input, then the network above; lazy sparse gradients.
@@ -178,6 +210,29 @@ class CudaEmulatedTest(unittest.TestCase):
                 oc = cpu.forward([x], (BATCH, out))
                 od = dev.forward([x], (BATCH, out))
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+                cpu.close()
+                dev.close()
+
+    def test_masked_models_train_alike_on_both_devices(self):
+        for name, prune1, prune2, opt in MASKED_CASES:
+            self.current = name
+            with self.subTest(model=name):
+                text = MASKED.format(prune1=prune1, prune2=prune2, optimizer=opt)
+                rng = np.random.default_rng(8)
+                batches = (list(self.batch(rng, "i64[B]", 7)) for _ in iter(int, 1))
+                cpu, dev = self.train_both(text, "masked_" + name, 13, batches)
+                for p in ("fc1", "fc2"):  # the same masks, pruned weights 0
+                    mask = dev.values(p + ".weight_mask")
+                    np.testing.assert_array_equal(mask, cpu.values(p + ".weight_mask"))
+                    self.assertTrue(np.all(dev.values(p + ".weight")[mask == 0] == 0))
+                    self.assertGreater(float((mask == 0).mean()), 0.29, p)
+                # Weights written where the mask is 0 still do not count:
+                # the kernels multiply by the mask as they read.
+                for m in (cpu, dev):
+                    m.values("fc1.weight")[:] = 0.25
+                x, _ = self.batch(rng, "i64[B]", 7)
+                oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+                self.assertLessEqual(self.rel(od, oc), 1e-5, "forward, masked")
                 cpu.close()
                 dev.close()
 
