@@ -11,6 +11,8 @@
 #   runtime  the driver/mgpu layer on a real device (cuda.CudaRuntime.*)
 #   fashion  the main example: one Fashion-MNIST epoch with --device cuda
 #   recsys   the recommender example (AdamW catch-up) with --device cuda
+#   kwinners the wide K-Winners example (CSR + K-Winners) with --device cuda
+#   rigl     the wide RigL example (pattern updates every 100 steps) on cuda
 #   bench    benchmarks/gpu.py --quick (skipped with --no-bench)
 # Exit status 0 only when every program passed (a program that finds no GPU
 # exits 77 and counts as a failure here). docs/cuda.md, "The GPU suite".
@@ -39,6 +41,8 @@ run optim .gpu/bin/sparsec-cuda-optim-test
 run runtime .gpu/bin/sparsec-cuda-runtime-tests --gtest_filter='CudaRuntime.*'
 run fashion .gpu/bin/fashion_mnist_train --device cuda --epochs 1 --data .gpu/data
 run recsys .gpu/bin/recsys_train --device cuda --steps 400 --check
+run kwinners .gpu/bin/wide_sparse_kwinners --device cuda --epochs 1 --data .gpu/data
+run rigl .gpu/bin/wide_sparse_rigl --device cuda --epochs 1 --data .gpu/data
 if [ "${1:-}" != "--no-bench" ]; then
   run bench env PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --build-dir .gpu --quick \
     --fashion-dir .gpu/data

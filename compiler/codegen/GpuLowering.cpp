@@ -383,6 +383,19 @@ LogicalResult EntryLowering::lower(Operation *op) {
                                  o.getMask());
   if (auto o = dyn_cast<sdl::ReduceBatchOp>(op))
     return lowerReduceBatch(o);
+  if (auto o = dyn_cast<sdl::KWinnersOp>(op))
+    return lowerKWinners(op, o.getInput(), o.getDuty(), o.getInput(),
+                         o.getTraining() ? o.getK() : o.getKInference(),
+                         o.getBoostStrength().convertToDouble(),
+                         o.getBoostFactor().convertToDouble(),
+                         o.getBoostPeriod());
+  if (auto o = dyn_cast<sdl::KWinnersGradOp>(op))
+    return lowerKWinners(op, o.getInput(), o.getDuty(), o.getGrad(), o.getK(),
+                         o.getBoostStrength().convertToDouble(),
+                         o.getBoostFactor().convertToDouble(),
+                         o.getBoostPeriod());
+  if (auto o = dyn_cast<sdl::KWinnersDutyOp>(op))
+    return lowerKWinnersDuty(o);
   if (auto o = dyn_cast<sdl::EmbeddingOp>(op))
     return lowerEmbedding(o);
   if (auto o = dyn_cast<sdl::EmbeddingGradOp>(op))

@@ -7,7 +7,8 @@
 // becomes host code on memrefs that launches one or two gpu.launch kernels
 // per sdl op. The forward ops' rules are in GpuLowering.cpp, the losses'
 // in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp, the
-// embeddings' (and concat/slice) in GpuEmbeddings.cpp.
+// embeddings' (and concat/slice) in GpuEmbeddings.cpp, K-Winners' in
+// GpuKWinners.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -87,6 +88,19 @@ private:
   mlir::LogicalResult lowerEmbeddingBagGrad(mlir::sdl::EmbeddingBagGradOp op);
   mlir::LogicalResult lowerConcat(mlir::sdl::ConcatOp op);
   mlir::LogicalResult lowerSlice(mlir::sdl::SliceOp op);
+
+  // K-Winners on [B, n] (GpuKWinners.cpp): sdl.kwinners (`values` =
+  // `input`) and sdl.kwinners_grad (`values` = the incoming gradient) keep
+  // `values` at the k winners of `input`; the duty-cycle update.
+  mlir::LogicalResult lowerKWinners(mlir::Operation *op, mlir::Value input,
+                                    mlir::Value duty, mlir::Value values,
+                                    int64_t k, double strength, double factor,
+                                    int64_t period);
+  mlir::LogicalResult lowerKWinnersDuty(mlir::sdl::KWinnersDutyOp op);
+  /// The boost factor of every channel (a new [C] buffer).
+  mlir::Value kwinnersBoost(mlir::Operation *op, mlir::Value input,
+                            mlir::Value duty, int64_t k, double strength,
+                            double factor, int64_t period);
 
   // Layer gradients (GpuBackward.cpp).
   /// dx = dy (W ∘ M) (no `mask`: dy W) of a linear or masked_linear.

@@ -25,9 +25,8 @@
  * mode and option) under every optimizer, with clipping; the optimizer step
  * is device_step.c's, the embedding rows' work around the kernels
  * device_rows.c's; buffers (masks, K-Winners duty cycles) take the next
- * value the train function wrote, and a pruning step prunes on the host
- * copy (downloaded, then uploaded). Dynamic sparsity is refused at create
- * time with SPARSEC_ERR_INVALID_ARG.
+ * value the train function wrote, and a pruning step or a SET/RigL update
+ * runs on the host copy (downloaded, then uploaded).
  *===----------------------------------------------------------------------===*/
 #include "device_internal.h"
 
@@ -192,18 +191,6 @@ int sparsec__dev_ensure(sparsec_model *m) { return m->dev->device_stale ? upload
 
 /*===-- Create and destroy ----------------------------------------------------===*/
 
-/* Why `m` cannot live on the device, or NULL. */
-static const char *unsupported(const sparsec_model *m, const char **param) {
-  *param = "";
-  for (int32_t i = 0; i < m->num_params; ++i) {
-    const sparsec__param *p = &m->params[i];
-    *param = p->desc.name;
-    if (p->desc.dynamic != SPARSEC_DYNAMIC_NONE)
-      return "dynamic sparsity (SET/RigL) has no CUDA step yet";
-  }
-  return NULL;
-}
-
 void sparsec__device_free(sparsec_model *m) {
   sparsec__device *d = m ? m->dev : NULL;
   if (!d)
@@ -217,8 +204,9 @@ void sparsec__device_free(sparsec_model *m) {
       if (m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING)
         sparsec__dev_free(d, q->grad);
       sparsec__dev_free(d, q->dense_grad);
-      sparsec__dev_buf *bufs[] = {&q->perm,    &q->starts,  &q->keys,    &q->init,    &q->cu_rows,
-                                  &q->cu_coef, &q->cu_save, &q->rn_rows, &q->rn_save, &q->freq};
+      sparsec__dev_buf *bufs[] = {&q->perm,    &q->starts,  &q->keys,    &q->init,
+                                  &q->cu_rows, &q->cu_coef, &q->cu_save, &q->rn_rows,
+                                  &q->rn_save, &q->freq,    &q->cap_x,   &q->cap_dy};
       for (size_t b = 0; b < sizeof(bufs) / sizeof(bufs[0]); ++b)
         sparsec__dev_free(d, bufs[b]->p);
     }
@@ -244,11 +232,6 @@ int sparsec__device_attach(sparsec_model *m, const sparsec_device_kernels *k) {
                          "create: model '%s' was compiled without CUDA kernels; compile it with "
                          "sparsec --target=cpu,cuda",
                          m->name);
-  const char *param;
-  const char *why = unsupported(m, &param);
-  if (why)
-    return sparsec__fail(SPARSEC_ERR_INVALID_ARG, "create: model '%s' cannot run on CUDA: %s%s%s%s",
-                         m->name, why, *param ? " (parameter '" : "", param, *param ? "')" : "");
   if (!k->emulated) {
     int rc = sparsec_cuda_available();
     if (rc != SPARSEC_OK)
@@ -404,6 +387,43 @@ static int prune(sparsec_model *m) {
   return SPARSEC_OK;
 }
 
+/* After the step of step m->step: a SET/RigL weight whose schedule updates
+ * now changes its pattern on the host copy (dynamic.c; RigL's growth
+ * scores from this batch's captures, downloaded), and the next call
+ * uploads pattern, values and state. Other steps copy nothing. */
+static int update_patterns(sparsec_model *m) {
+  sparsec__device *d = m->dev;
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    sparsec__dev_param *q = &d->params[i];
+    if (sparsec__dynamic_count(&p->desc, p->nnz, m->step) <= 0)
+      continue;
+    const int kinds = SPARSEC_DEV_VALUES | SPARSEC_DEV_GRADS | SPARSEC_DEV_STATE;
+    int rc = sparsec__device_host_sync(m, kinds);
+    if (rc == SPARSEC_OK && p->desc.dynamic == SPARSEC_DYNAMIC_RIGL) {
+      const int64_t b = p->dyn.cap_batch;
+      sparsec__dev_copy(d, p->dyn.cap_x, q->cap_x.p, sparsec__floats(b * p->desc.dims[1]));
+      sparsec__dev_copy(d, p->dyn.cap_dy, q->cap_dy.p, sparsec__floats(b * p->desc.dims[0]));
+      rc = sparsec__dev_status(d, "train_step: the RigL captures from the CUDA device");
+    }
+    if (rc != SPARSEC_OK) {
+      char why[512];
+      snprintf(why, sizeof(why), "%s", sparsec_last_error());
+      return sparsec__fail(rc,
+                           "train_step: the step was taken, but the pattern of '%s' was not "
+                           "updated (%s)",
+                           p->desc.name, why);
+    }
+    if (sparsec__dynamic_update(m, p, m->step) != 0)
+      return sparsec__fail(SPARSEC_ERR_KERNEL,
+                           "train_step: the growth-score kernel of '%s' failed; the step was "
+                           "taken, the pattern was not updated",
+                           p->desc.name);
+    sparsec__device_host_written(m, kinds | SPARSEC_DEV_PATTERN);
+  }
+  return SPARSEC_OK;
+}
+
 int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *const *inputs,
                                float *loss, void **bufs) {
   sparsec__device *d = m->dev;
@@ -437,6 +457,24 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
     }
     sparsec__dev_zero(d, q->grad, n);
     bufs[k++] = q->grad;
+  }
+  /* RigL layers: device buffers the train function writes its captures
+   * to (layer input [batch, in], output gradient [batch, out]). */
+  for (int32_t i = 0; i < m->num_params; ++i) {
+    sparsec__param *p = &m->params[i];
+    sparsec__dev_param *q = &d->params[i];
+    if (p->desc.dynamic != SPARSEC_DYNAMIC_RIGL)
+      continue;
+    rc = sparsec__dev_reserve(d, &q->cap_x.p, &q->cap_x.cap,
+                              sparsec__floats(batch * p->desc.dims[1]), "train_step");
+    if (rc == SPARSEC_OK)
+      rc = sparsec__dev_reserve(d, &q->cap_dy.p, &q->cap_dy.cap,
+                                sparsec__floats(batch * p->desc.dims[0]), "train_step");
+    if (rc != SPARSEC_OK)
+      return failed(m, rc);
+    bufs[k++] = q->cap_x.p;
+    bufs[k++] = q->cap_dy.p;
+    p->dyn.cap_batch = batch;
   }
   if (!d->k.emulated)
     mgpuStreamSynchronize(d->stream);
@@ -477,5 +515,6 @@ int sparsec__device_train_step(sparsec_model *m, int64_t batch, const void *cons
                          why);
   }
   ++m->step;
-  return prune(m);
+  rc = prune(m);
+  return rc == SPARSEC_OK ? update_patterns(m) : rc;
 }

@@ -42,6 +42,9 @@ typedef struct sparsec__dev_param {
    * (ids, snapshot) by this call, restored if it fails; freq scales. */
   sparsec__dev_buf cu_rows, cu_coef, cu_save, rn_rows, rn_save, freq;
   int64_t cu_saved, rn_n;
+  /* RigL: the layer input and output gradient the train function captures
+   * (downloaded for the growth scores at an update step only). */
+  sparsec__dev_buf cap_x, cap_dy;
 } sparsec__dev_param;
 
 struct sparsec__device {

@@ -239,6 +239,7 @@ class Param:
 _POSITIONAL = {"linear": ["in", "out", "bias"],
                "sparse_linear": ["in", "out", "sparsity", "bias"],
                "masked_linear": ["in", "out", "sparsity", "bias"],
+               "kwinners": ["units"],
                "embedding": ["num", "dim"],
                "embedding_bag": ["num", "dim", "mode"],
                "tensor": ["d0", "d1", "init", "scale"],

@@ -22,7 +22,9 @@ catch up (sparse = catchup: AdamW, SGD with momentum and decay, RMSprop),
 with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
 (lazy, catch-up and dense tables); and masked_linear models whose masks
 (buffers on the device) are pruned by gradual, structured and global
-magnitude schedules.
+magnitude schedules;
+K-Winners models (boosting, boost decay, k_inference, ties); and SET and
+RigL layers whose patterns change on the host copy.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -146,6 +148,56 @@ EMB_CASES = [
 ]
 
 
+# K-Winners between two layers: the winners (boosted by the duty cycles,
+# ties to the lower index), their gradient and the duty-cycle buffer.
+KWIN = """
+model KWin {{
+  input x : f32[B, 20]
+  target y : i64[B]
+  param fc1 : linear(20, 48)
+  param kw : kwinners(48, {kw})
+  param fc2 : linear(48, 7)
+  forward {{
+    out = fc2(kw(fc1(x)))
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = sgd(lr = 0.05, momentum = 0.9)
+}}
+"""
+
+KWIN_CASES = [
+    ("boost", "percent_on = 0.25, boost_strength = 1.5"),
+    ("boost_decay", "percent_on = 0.1, k_inference_factor = 1.5, boost_strength = 2.0, "
+                    "boost_strength_factor = 0.9, boost_decay_period = 3, duty_cycle_period = 40"),
+]
+
+
+# Dynamic sparsity: SET and RigL change fc1's pattern every 2 steps (on
+# the host copy of a device model; RigL's growth scores from the batch the
+# device captured).
+DYN = """
+model Dyn {{
+  input x : f32[B, 20]
+  target y : i64[B]
+  param fc1 : sparse_linear(20, 16, sparsity = 0.7, dynamic = {kind}, delta_t = 2, t_end = 7,
+                            drop_fraction = 0.3{extra})
+  param fc2 : linear(16, 7)
+  forward {{
+    out = fc2(relu(fc1(x)))
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = {optimizer}
+}}
+"""
+
+DYN_CASES = [
+    ("set", "set", "", "sgd(lr = 0.05, momentum = 0.9)"),
+    ("rigl", "rigl", ", max_size = 64", "adam(lr = 0.01)"),
+]
+
+
 class CudaEmulatedTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -233,6 +285,57 @@ class CudaEmulatedTest(unittest.TestCase):
                 x, _ = self.batch(rng, "i64[B]", 7)
                 oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
                 self.assertLessEqual(self.rel(od, oc), 1e-5, "forward, masked")
+                cpu.close()
+                dev.close()
+
+    def test_kwinners_models_train_alike_on_both_devices(self):
+        for name, kw in KWIN_CASES:
+            self.current = name
+            with self.subTest(model=name):
+                rng = np.random.default_rng(21)
+                batches = (list(self.batch(rng, "i64[B]", 7)) for _ in iter(int, 1))
+                cpu, dev = self.train_both(KWIN.format(kw=kw), "kwin_" + name, 4, batches)
+                x, _ = self.batch(rng, "i64[B]", 7)
+                oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+                self.assertLessEqual(self.rel(od, oc), 1e-4, "forward (k_inference)")
+                cpu.close()
+                dev.close()
+
+    def test_kwinners_ties_go_to_the_lower_index(self):
+        """K-Winners straight on small integer inputs: many equal boosted
+        values, so the cut among the ties decides the winners."""
+        text = KWIN.replace("param fc1 : linear(20, 48)\n", "").replace(
+            "kwinners(48,", "kwinners(20,").replace("linear(48, 7)", "linear(20, 7)").replace(
+            "fc2(kw(fc1(x)))", "fc2(kw(x))")
+        rng = np.random.default_rng(2)
+
+        def batches():
+            while True:
+                yield [rng.integers(-2, 3, (BATCH, 20)).astype(np.float32),
+                       rng.integers(0, 7, BATCH).astype(np.int64)]
+        cpu, dev = self.train_both(text.format(kw="percent_on = 0.3, boost_strength = 0.0"),
+                                   "kwin_ties", 6, batches())
+        x = rng.integers(-2, 3, (BATCH, 20)).astype(np.float32)
+        oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+        self.assertLessEqual(self.rel(od, oc), 1e-5, "forward")
+        cpu.close()
+        dev.close()
+
+    def test_dynamic_sparsity_trains_alike_on_both_devices(self):
+        for name, kind, extra, opt in DYN_CASES:
+            self.current = name
+            with self.subTest(model=name):
+                rng = np.random.default_rng(31)
+                batches = (list(self.batch(rng, "i64[B]", 7)) for _ in iter(int, 1))
+                text = DYN.format(kind=kind, extra=extra, optimizer=opt)
+                cpu, dev = self.train_both(text, "dyn_" + name, 9, batches)
+                pos_c, crd_c = cpu.csr("fc1.weight", 16, 96)
+                pos_d, crd_d = dev.csr("fc1.weight", 16, 96)
+                np.testing.assert_array_equal(pos_d, pos_c)
+                np.testing.assert_array_equal(crd_d, crd_c)
+                x, _ = self.batch(rng, "i64[B]", 7)
+                oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+                self.assertLessEqual(self.rel(od, oc), 1e-4, "forward after the updates")
                 cpu.close()
                 dev.close()
 

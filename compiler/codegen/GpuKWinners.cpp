@@ -1,0 +1,305 @@
+//===- GpuKWinners.cpp - sdl entry points to gpu.launch: K-Winners --------===//
+//
+// Part of sparsec. The kernels EntryLowering (GpuLowering.h) emits for
+// sdl.kwinners, sdl.kwinners_grad and sdl.kwinners_duty, with the winner
+// search of the CPU lowering (LowerKWinners.cpp: no sort; bisection on
+// order-preserving u32 keys of the boosted values, ties to the lower index)
+// on [B, n] inputs (KWinners2d's [B, C, H, W] is not lowered for CUDA yet):
+//
+//   kwinners_boost  one thread per unit: exp((k / n - duty[c]) * s), s the
+//                   boost strength of this step
+//   kwinners_rows   one thread per sample: T = the k-th largest key (32
+//                   bisection passes counting keys >= mid), the cut among
+//                   the keys equal to T (bisection over the index), then
+//                   the row written: the value (input, or the incoming
+//                   gradient) at the winners, 0 elsewhere
+//   kwinners_duty   one thread per buffer entry: nupic.torch's duty-cycle
+//                   update (activity counted in the CPU's order), the
+//                   clamped sample count, the step count
+//
+// The boost strength's boost_factor^floor(steps / boost_period) is a power
+// by squaring in f64 (NVPTX has no pow; libdevice is not linked).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/GpuLowering.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include "llvm/Support/MathExtras.h"
+
+using namespace mlir;
+using namespace sparsec::cudagen;
+
+namespace {
+
+Value i64c(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
+}
+
+/// f64 `base`^`n` for an i64 n >= 0, by squaring.
+Value powi(OpBuilder &b, Location loc, Value base, Value n) {
+  Type f64 = b.getF64Type(), i64 = b.getI64Type();
+  Value one = arith::ConstantOp::create(b, loc, b.getF64FloatAttr(1.0));
+  auto loop = scf::WhileOp::create(
+      b, loc, TypeRange{f64, f64, i64}, ValueRange{one, base, n},
+      [&](OpBuilder &l, Location ll, ValueRange a) {
+        Value more = arith::CmpIOp::create(l, ll, arith::CmpIPredicate::sgt,
+                                           a[2], i64c(l, ll, 0));
+        scf::ConditionOp::create(l, ll, more, a);
+      },
+      [&](OpBuilder &l, Location ll, ValueRange a) {
+        Value odd = arith::CmpIOp::create(
+            l, ll, arith::CmpIPredicate::ne,
+            arith::AndIOp::create(l, ll, a[2], i64c(l, ll, 1)), i64c(l, ll, 0));
+        Value acc = arith::SelectOp::create(
+            l, ll, odd, arith::MulFOp::create(l, ll, a[0], a[1]), a[0]);
+        Value sq = arith::MulFOp::create(l, ll, a[1], a[1]);
+        Value half = arith::ShRSIOp::create(l, ll, a[2], i64c(l, ll, 1));
+        scf::YieldOp::create(l, ll, ValueRange{acc, sq, half});
+      });
+  return loop.getResult(0);
+}
+
+/// The order-preserving u32 key (zero-extended to i64) of f32 `v`.
+Value orderedKey(OpBuilder &b, Location loc, Value v) {
+  Type i32 = b.getI32Type();
+  Value u = arith::BitcastOp::create(b, loc, i32, v);
+  Value sign = arith::ShRSIOp::create(
+      b, loc, u, arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(31)));
+  Value flip = arith::OrIOp::create(
+      b, loc, sign,
+      arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(static_cast<int32_t>(0x80000000u))));
+  return arith::ExtUIOp::create(b, loc, b.getI64Type(),
+                                arith::XOrIOp::create(b, loc, u, flip));
+}
+
+/// for j in [0, m): count += pred(j) (an i1); returns the i64 count.
+Value countRow(OpBuilder &b, Location loc, int64_t m,
+               llvm::function_ref<Value(OpBuilder &, Value)> pred) {
+  return accumulate(b, loc, arith::ConstantIndexOp::create(b, loc, 0),
+                    arith::ConstantIndexOp::create(b, loc, m), i64c(b, loc, 0),
+                    [&](OpBuilder &l, Value j, Value acc) {
+                      Value inc = arith::ExtUIOp::create(l, loc, l.getI64Type(),
+                                                         pred(l, j));
+                      return arith::AddIOp::create(l, loc, acc, inc);
+                    });
+}
+
+/// Two-value scf.for over [0, steps) with i64 iter_args (lo, hi).
+std::pair<Value, Value>
+bisect(OpBuilder &b, Location loc, int64_t steps, int64_t lo, int64_t hi,
+       llvm::function_ref<std::pair<Value, Value>(OpBuilder &, Value, Value)>
+           step) {
+  auto loop =
+      scf::ForOp::create(b, loc, arith::ConstantIndexOp::create(b, loc, 0),
+                         arith::ConstantIndexOp::create(b, loc, steps),
+                         arith::ConstantIndexOp::create(b, loc, 1),
+                         ValueRange{i64c(b, loc, lo), i64c(b, loc, hi)},
+                         [&](OpBuilder &l, Location ll, Value, ValueRange a) {
+                           auto [nlo, nhi] = step(l, a[0], a[1]);
+                           scf::YieldOp::create(l, ll, ValueRange{nlo, nhi});
+                         });
+  return {loop.getResult(0), loop.getResult(1)};
+}
+
+/// Whether `t` is an f32 [B, n] with a static n.
+bool kwinnersType(Type t) {
+  auto type = cast<ShapedType>(t);
+  return type.getRank() == 2 && type.getElementType().isF32() &&
+         !type.isDynamicDim(1);
+}
+
+/// The units (columns) of a kwinners op's [B, n] input.
+int64_t unitsOf(Value v) { return cast<ShapedType>(v.getType()).getDimSize(1); }
+
+} // namespace
+
+Value EntryLowering::kwinnersBoost(Operation *op, Value input, Value dutyT,
+                                   int64_t k, double strength, double factor,
+                                   int64_t period) {
+  Location loc = op->getLoc();
+  const int64_t n = unitsOf(input);
+  Value duty = buffers.lookup(dutyT);
+  Value boost = temporary(loc, MemRefType::get({n}, b.getF32Type()));
+  float density = static_cast<float>(double(k) / double(n));
+  launch1D(loc, index(loc, n), "kwinners_boost", [&](OpBuilder &kb, Value c) {
+    Type f32t = kb.getF32Type();
+    Value s;
+    if (period <= 0) {
+      s = f32(kb, loc, static_cast<float>(strength));
+    } else { // strength * factor^floor(steps / period), f64
+      Value steps = memref::LoadOp::create(kb, loc, duty, index(loc, n + 1));
+      Value decays = arith::DivSIOp::create(
+          kb, loc, arith::FPToSIOp::create(kb, loc, kb.getI64Type(), steps),
+          i64c(kb, loc, period));
+      Value pw =
+          powi(kb, loc,
+               arith::ConstantOp::create(kb, loc, kb.getF64FloatAttr(factor)),
+               decays);
+      s = arith::TruncFOp::create(
+          kb, loc, f32t,
+          arith::MulFOp::create(
+              kb, loc,
+              arith::ConstantOp::create(kb, loc, kb.getF64FloatAttr(strength)),
+              pw));
+    }
+    Value d = arith::SubFOp::create(kb, loc, f32(kb, loc, density),
+                                    memref::LoadOp::create(kb, loc, duty, c));
+    memref::StoreOp::create(
+        kb, loc,
+        math::ExpOp::create(kb, loc, arith::MulFOp::create(kb, loc, d, s)),
+        boost, c);
+  });
+  return boost;
+}
+
+LogicalResult EntryLowering::lowerKWinners(Operation *op, Value input,
+                                           Value dutyT, Value values, int64_t k,
+                                           double strength, double factor,
+                                           int64_t period) {
+  Location loc = op->getLoc();
+  Value result = op->getResult(0);
+  if (!kwinnersType(input.getType()))
+    return op->emitOpError("on the CUDA target needs an f32 [B, n] input "
+                           "(KWinners2d is not supported by the CUDA target "
+                           "yet)");
+  Value boost = kwinnersBoost(op, input, dutyT, k, strength, factor, period);
+  Value x = buffers.lookup(input), v = buffers.lookup(values);
+  Value out = resultBuffer(result, x);
+  buffers.map(result, out);
+  const int64_t m = unitsOf(input);
+  launch1D(loc, dim(loc, x, 0), "kwinners_rows", [&](OpBuilder &kb, Value r) {
+    auto key = [&](OpBuilder &l, Value j) {
+      Value xv = memref::LoadOp::create(l, loc, x, ValueRange{r, j});
+      Value bv = memref::LoadOp::create(l, loc, boost, j);
+      return orderedKey(l, loc, arith::MulFOp::create(l, loc, xv, bv));
+    };
+    auto ge = [&](OpBuilder &l, Value a, Value c) {
+      return arith::CmpIOp::create(l, loc, arith::CmpIPredicate::sge, a, c);
+    };
+    Value kk = i64c(kb, loc, k), one = i64c(kb, loc, 1);
+    // T: the largest t with #(key >= t) >= k.
+    Value t =
+        bisect(kb, loc, 32, 0, 0xFFFFFFFFll,
+               [&](OpBuilder &l, Value lo, Value hi) {
+                 Value span = arith::AddIOp::create(
+                     l, loc, arith::SubIOp::create(l, loc, hi, lo), one);
+                 Value mid = arith::AddIOp::create(
+                     l, loc, lo, arith::ShRUIOp::create(l, loc, span, one));
+                 Value cnt = countRow(l, loc, m, [&](OpBuilder &p, Value j) {
+                   return arith::CmpIOp::create(
+                       p, loc, arith::CmpIPredicate::uge, key(p, j), mid);
+                 });
+                 Value ok = ge(l, cnt, kk);
+                 return std::make_pair(
+                     Value(arith::SelectOp::create(l, loc, ok, mid, lo)),
+                     Value(arith::SelectOp::create(
+                         l, loc, ok, hi,
+                         arith::SubIOp::create(l, loc, mid, one))));
+               })
+            .first;
+    // rem = k - #(key > T) ties to take, by index: the cut c.
+    Value gt = countRow(kb, loc, m, [&](OpBuilder &p, Value j) {
+      return arith::CmpIOp::create(p, loc, arith::CmpIPredicate::ugt, key(p, j),
+                                   t);
+    });
+    Value rem = arith::SubIOp::create(kb, loc, kk, gt);
+    auto tieBefore = [&](OpBuilder &p, Value j, Value cut) {
+      Value eq =
+          arith::CmpIOp::create(p, loc, arith::CmpIPredicate::eq, key(p, j), t);
+      Value jj = arith::IndexCastOp::create(p, loc, p.getI64Type(), j);
+      Value before =
+          arith::CmpIOp::create(p, loc, arith::CmpIPredicate::slt, jj, cut);
+      return arith::AndIOp::create(p, loc, eq, before);
+    };
+    int64_t steps = llvm::Log2_64_Ceil(static_cast<uint64_t>(m)) + 1;
+    Value cut =
+        bisect(kb, loc, steps, 1, m, [&](OpBuilder &l, Value lo, Value hi) {
+          Value mid = arith::ShRUIOp::create(
+              l, loc, arith::AddIOp::create(l, loc, lo, hi), one);
+          Value cnt = countRow(l, loc, m, [&](OpBuilder &p, Value j) {
+            return tieBefore(p, j, mid);
+          });
+          Value ok = ge(l, cnt, rem);
+          return std::make_pair(
+              Value(arith::SelectOp::create(
+                  l, loc, ok, lo, arith::AddIOp::create(l, loc, mid, one))),
+              Value(arith::SelectOp::create(l, loc, ok, mid, hi)));
+        }).first;
+    scf::ForOp::create(
+        kb, loc, index(loc, 0), index(loc, m), index(loc, 1), ValueRange(),
+        [&](OpBuilder &l, Location ll, Value j, ValueRange) {
+          Value win = arith::OrIOp::create(
+              l, ll,
+              arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ugt, key(l, j),
+                                    t),
+              tieBefore(l, j, cut));
+          Value val = memref::LoadOp::create(l, ll, v, ValueRange{r, j});
+          memref::StoreOp::create(
+              l, ll, arith::SelectOp::create(l, ll, win, val, f32(l, ll, 0.0f)),
+              out, ValueRange{r, j});
+          scf::YieldOp::create(l, ll);
+        });
+  });
+  return success();
+}
+
+LogicalResult EntryLowering::lowerKWinnersDuty(sdl::KWinnersDutyOp op) {
+  Location loc = op.getLoc();
+  if (!kwinnersType(op.getOutput().getType()))
+    return op.emitOpError("on the CUDA target needs an f32 [B, n] output "
+                          "(KWinners2d is not supported by the CUDA target "
+                          "yet)");
+  const int64_t c = unitsOf(op.getOutput());
+  const bool countSteps = op.getBoostPeriod() > 0;
+  Value y = buffers.lookup(op.getOutput());
+  Value batch = dim(loc, y, 0);
+  Value duty = buffers.lookup(op.getDuty());
+  Value out = resultBuffer(op.getResult(), duty);
+  buffers.map(op.getResult(), out);
+  Value entries = dim(loc, duty, 0);
+  launch1D(loc, entries, "kwinners_duty", [&](OpBuilder &kb, Value j) {
+    Value jc = arith::MinUIOp::create(kb, loc, j, index(loc, c - 1));
+    // active = #(y[b, jc] > 0) over the batch, in order (the CPU's).
+    Value act = accumulate(
+        kb, loc, index(loc, 0), batch, f32(kb, loc, 0.0f),
+        [&](OpBuilder &l, Value bi, Value acc) {
+          Value yv = memref::LoadOp::create(l, loc, y, ValueRange{bi, jc});
+          Value pos = arith::CmpFOp::create(l, loc, arith::CmpFPredicate::OGT,
+                                            yv, f32(l, loc, 0.0f));
+          return arith::AddFOp::create(
+              l, loc, acc,
+              arith::SelectOp::create(l, loc, pos, f32(l, loc, 1.0f),
+                                      f32(l, loc, 0.0f)));
+        });
+    Value bf = indexToF32(kb, loc, batch);
+    Value count = memref::LoadOp::create(kb, loc, duty, index(loc, c));
+    Value next = arith::MinimumFOp::create(
+        kb, loc, arith::AddFOp::create(kb, loc, count, bf),
+        f32(kb, loc, static_cast<float>(op.getPeriod())));
+    Value keep = arith::SubFOp::create(kb, loc, next, bf);
+    Value old = memref::LoadOp::create(kb, loc, duty, j);
+    Value upd = arith::DivFOp::create(
+        kb, loc,
+        arith::AddFOp::create(kb, loc,
+                              arith::MulFOp::create(kb, loc, old, keep), act),
+        next);
+    Value isCount = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::eq, j,
+                                          index(loc, c));
+    Value r = arith::SelectOp::create(kb, loc, isCount, next, upd);
+    if (countSteps) {
+      Value isSteps = arith::CmpIOp::create(kb, loc, arith::CmpIPredicate::eq,
+                                            j, index(loc, c + 1));
+      r = arith::SelectOp::create(
+          kb, loc, isSteps,
+          arith::AddFOp::create(kb, loc, old, f32(kb, loc, 1.0f)), r);
+    }
+    memref::StoreOp::create(kb, loc, r, out, j);
+  });
+  return success();
+}
