@@ -18,7 +18,7 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 programs="sparsec-cuda-kernels-test sparsec-cuda-model-test sparsec-cuda-embed-test
   sparsec-cuda-optim-test sparsec-cuda-runtime-tests fashion_mnist_train recsys_train
-  wide_sparse_kwinners wide_sparse_rigl sparsec-bench"
+  wide_sparse_kwinners wide_sparse_rigl sparse_cnn_train sparsec-bench"
 # shellcheck disable=SC2086
 ninja -C "$build" $programs
 grep -q "sparsec_cuda_adam" "$build/runtime/optim.ptx" ||
@@ -27,7 +27,7 @@ rm -rf .gpu
 mkdir -p .gpu/bin .gpu/lib .gpu/data
 for p in $programs; do cp "$build/bin/$p" .gpu/bin/; done
 find "$build/tests/cuda" "$build/examples/fashion_mnist" "$build/examples/recsys" \
-  "$build/examples/wide_sparse" \
+  "$build/examples/wide_sparse" "$build/examples/sparse_cnn" \
   "$build/benchmarks" \
   -maxdepth 1 -name 'lib*.so' -exec cp {} .gpu/lib/ \;
 cp "$(ldd "$build/bin/sparsec-bench" | awk '/libbenchmark/ {print $3}')" .gpu/lib/

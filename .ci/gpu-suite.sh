@@ -13,6 +13,7 @@
 #   recsys   the recommender example (AdamW catch-up) with --device cuda
 #   kwinners the wide K-Winners example (CSR + K-Winners) with --device cuda
 #   rigl     the wide RigL example (pattern updates every 100 steps) on cuda
+#   cnn      the masked CNN example (pruned convolutions), two epochs on cuda
 #   bench    benchmarks/gpu.py --quick (skipped with --no-bench)
 # Exit status 0 only when every program passed (a program that finds no GPU
 # exits 77 and counts as a failure here). docs/cuda.md, "The GPU suite".
@@ -43,6 +44,7 @@ run fashion .gpu/bin/fashion_mnist_train --device cuda --epochs 1 --data .gpu/da
 run recsys .gpu/bin/recsys_train --device cuda --steps 400 --check
 run kwinners .gpu/bin/wide_sparse_kwinners --device cuda --epochs 1 --data .gpu/data
 run rigl .gpu/bin/wide_sparse_rigl --device cuda --epochs 1 --data .gpu/data
+run cnn .gpu/bin/sparse_cnn_train --device cuda --epochs 2 --data .gpu/data
 if [ "${1:-}" != "--no-bench" ]; then
   run bench env PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --build-dir .gpu --quick \
     --fashion-dir .gpu/data

@@ -235,21 +235,29 @@ LogicalResult EntryLowering::lowerLinear(Operation *op, Value input,
 LogicalResult EntryLowering::lowerElementwise(Operation *op) {
   Location loc = op->getLoc();
   auto type = cast<RankedTensorType>(op->getResult(0).getType());
-  if (type.getRank() != 2 || !type.getElementType().isF32())
-    return op->emitOpError("on the CUDA target needs rank-2 f32 operands");
+  if (type.getRank() < 1 || !type.getElementType().isF32())
+    return op->emitOpError("on the CUDA target needs f32 operands");
   SmallVector<Value> in;
   for (Value v : op->getOperands())
     in.push_back(buffers.lookup(v));
   Value out = resultBuffer(op->getResult(0), in.front());
   buffers.map(op->getResult(0), out);
-  Value cols = dim(loc, in.front(), 1);
-  Value total = arith::MulIOp::create(b, loc, dim(loc, in.front(), 0), cols);
+  SmallVector<Value> sizes = dims(loc, in.front());
+  Value total = index(loc, 1);
+  for (Value size : sizes)
+    total = arith::MulIOp::create(b, loc, total, size);
   llvm::StringRef what = isa<sdl::ReluOp>(op)       ? "relu"
                          : isa<sdl::ReluGradOp>(op) ? "relu_grad"
                                                     : "add";
   launch1D(loc, total, what, [&](OpBuilder &k, Value i) {
-    SmallVector<Value> idx{arith::DivUIOp::create(k, loc, i, cols),
-                           arith::RemUIOp::create(k, loc, i, cols)};
+    // The element's indices, the last dimension fastest.
+    SmallVector<Value> idx(sizes.size());
+    Value rest = i;
+    for (size_t d = sizes.size(); d-- > 1;) {
+      idx[d] = arith::RemUIOp::create(k, loc, rest, sizes[d]);
+      rest = arith::DivUIOp::create(k, loc, rest, sizes[d]);
+    }
+    idx[0] = rest;
     Value a = memref::LoadOp::create(k, loc, in[0], idx);
     Value zero = f32(k, loc, 0.0f);
     Value r;
@@ -313,6 +321,33 @@ LogicalResult EntryLowering::lowerStructural(Operation *op, bool &handled) {
     buffers.map(d.getRetLevels()[0], it->second.pos);
     buffers.map(d.getRetLevels()[1], it->second.crd);
     buffers.map(d.getRetValues(), it->second.vals);
+    return success();
+  }
+  if (auto d = dyn_cast<tensor::DimOp>(op)) {
+    buffers.map(d.getResult(),
+                memref::DimOp::create(b, loc, buffers.lookup(d.getSource()),
+                                      buffers.lookup(d.getIndex())));
+    return success();
+  }
+  if (auto e = dyn_cast<tensor::ExpandShapeOp>(op)) {
+    // A view of the same buffer (flatten/unflatten of activations).
+    SmallVector<OpFoldResult> shape;
+    for (OpFoldResult f : e.getMixedOutputShape())
+      if (auto v = dyn_cast<Value>(f))
+        shape.push_back(buffers.lookup(v));
+      else
+        shape.push_back(f);
+    auto type = MemRefType::get(e.getResultType().getShape(),
+                                e.getResultType().getElementType());
+    buffers.map(e.getResult(), memref::ExpandShapeOp::create(
+                                   b, loc, type, buffers.lookup(e.getSrc()),
+                                   e.getReassociationIndices(), shape));
+    return success();
+  }
+  if (auto c = dyn_cast<tensor::CollapseShapeOp>(op)) {
+    buffers.map(c.getResult(), memref::CollapseShapeOp::create(
+                                   b, loc, buffers.lookup(c.getSrc()),
+                                   c.getReassociationIndices()));
     return success();
   }
   if (auto x = dyn_cast<tensor::ExtractOp>(op)) {
@@ -396,6 +431,14 @@ LogicalResult EntryLowering::lower(Operation *op) {
                          o.getBoostPeriod());
   if (auto o = dyn_cast<sdl::KWinnersDutyOp>(op))
     return lowerKWinnersDuty(o);
+  if (auto o = dyn_cast<sdl::MaskedConv2dOp>(op))
+    return lowerMaskedConv2d(o);
+  if (auto o = dyn_cast<sdl::MaskedConv2dGradInputOp>(op))
+    return lowerMaskedConv2dGradInput(o);
+  if (auto o = dyn_cast<sdl::MaskedConv2dGradWeightOp>(op))
+    return lowerMaskedConv2dGradWeight(o);
+  if (auto o = dyn_cast<sdl::ChannelSumOp>(op))
+    return lowerChannelSum(o);
   if (auto o = dyn_cast<sdl::EmbeddingOp>(op))
     return lowerEmbedding(o);
   if (auto o = dyn_cast<sdl::EmbeddingGradOp>(op))

@@ -8,7 +8,7 @@
 // per sdl op. The forward ops' rules are in GpuLowering.cpp, the losses'
 // in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp, the
 // embeddings' (and concat/slice) in GpuEmbeddings.cpp, K-Winners' in
-// GpuKWinners.cpp.
+// GpuKWinners.cpp, the masked convolutions' in GpuConv.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -101,6 +101,14 @@ private:
   mlir::Value kwinnersBoost(mlir::Operation *op, mlir::Value input,
                             mlir::Value duty, int64_t k, double strength,
                             double factor, int64_t period);
+
+  // Masked 2-D convolutions on NCHW activations (GpuConv.cpp).
+  mlir::LogicalResult lowerMaskedConv2d(mlir::sdl::MaskedConv2dOp op);
+  mlir::LogicalResult
+  lowerMaskedConv2dGradInput(mlir::sdl::MaskedConv2dGradInputOp op);
+  mlir::LogicalResult
+  lowerMaskedConv2dGradWeight(mlir::sdl::MaskedConv2dGradWeightOp op);
+  mlir::LogicalResult lowerChannelSum(mlir::sdl::ChannelSumOp op);
 
   // Layer gradients (GpuBackward.cpp).
   /// dx = dy (W ∘ M) (no `mask`: dy W) of a linear or masked_linear.

@@ -240,6 +240,7 @@ _POSITIONAL = {"linear": ["in", "out", "bias"],
                "sparse_linear": ["in", "out", "sparsity", "bias"],
                "masked_linear": ["in", "out", "sparsity", "bias"],
                "kwinners": ["units"],
+               "masked_conv2d": ["in_channels", "out_channels", "kernel_size"],
                "embedding": ["num", "dim"],
                "embedding_bag": ["num", "dim", "mode"],
                "tensor": ["d0", "d1", "init", "scale"],
@@ -297,6 +298,14 @@ class _Parser:
 
     def value(self):
         tok = self.take()
+        if tok == "[":  # a pair such as a conv's [height, width]
+            items = []
+            while self.peek() != "]":
+                items.append(self.value())
+                if self.peek() == ",":
+                    self.take(",")
+            self.take("]")
+            return items
         if re.fullmatch(r"-?\d+", tok):
             return int(tok)
         try:

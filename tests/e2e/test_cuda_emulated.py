@@ -23,8 +23,8 @@ with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
 (lazy, catch-up and dense tables); and masked_linear models whose masks
 (buffers on the device) are pruned by gradual, structured and global
 magnitude schedules;
-K-Winners models (boosting, boost decay, k_inference, ties); and SET and
-RigL layers whose patterns change on the host copy.
+K-Winners models (boosting, boost decay, k_inference, ties); SET and
+RigL layers whose patterns change on the host copy; and masked CNNs.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -198,6 +198,36 @@ DYN_CASES = [
 ]
 
 
+# Masked 2-D convolutions (NCHW views of a flat input, groups, strides,
+# padding, dilation, a pruning schedule), relu on rank 4, flatten.
+CONV = """
+model Conv {{
+  input x : f32[B, 72]
+  target y : i64[B]
+  param c1 : masked_conv2d(2, 4, {k1}, sparsity = 0.3{c1})
+  param c2 : masked_conv2d(4, {o2}, {k2}{c2})
+  param fc : linear({f}, 7)
+  forward {{
+    img = unflatten(x, 2, 6, 6)
+    h1 = relu(c1(img))
+    h2 = relu(c2(h1))
+    out = fc(flatten(h2))
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = sgd(lr = 0.05, momentum = 0.9)
+}}
+"""
+
+CONV_CASES = [
+    # (name, c1 kernel, c1 options, c2 outputs, c2 kernel, c2 options, fc inputs)
+    ("padded_groups", "3", ", padding = 1, prune = gradual, final = 0.6, begin = 2, end = 6, "
+     "every = 2", 6, "3", ", stride = 2, padding = 1, groups = 2, sparsity = 0.2", 54),
+    ("grouped_then_dilated", "1", ", groups = 2", 4, "[3, 2]",
+     ", stride = [2, 1], padding = [0, 1], dilation = [2, 2]", 24),
+]
+
+
 class CudaEmulatedTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -336,6 +366,26 @@ class CudaEmulatedTest(unittest.TestCase):
                 x, _ = self.batch(rng, "i64[B]", 7)
                 oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward after the updates")
+                cpu.close()
+                dev.close()
+
+    def test_conv_models_train_alike_on_both_devices(self):
+        for name, k1, c1, o2, k2, c2, f in CONV_CASES:
+            self.current = name
+            with self.subTest(model=name):
+                rng = np.random.default_rng(41)
+
+                def batches():
+                    while True:
+                        yield [rng.standard_normal((BATCH, 72)).astype(np.float32),
+                               rng.integers(0, 7, BATCH).astype(np.int64)]
+                text = CONV.format(k1=k1, c1=c1, o2=o2, k2=k2, c2=c2, f=f)
+                cpu, dev = self.train_both(text, "conv_" + name, 5, batches())
+                x = rng.standard_normal((BATCH, 72)).astype(np.float32)
+                oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+                self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+                mask = dev.values("c1.weight_mask")
+                np.testing.assert_array_equal(mask, cpu.values("c1.weight_mask"))
                 cpu.close()
                 dev.close()
 
