@@ -204,3 +204,65 @@ LogicalResult EntryLowering::lowerReduceBatch(sdl::ReduceBatchOp op) {
   });
   return success();
 }
+
+void EntryLowering::contract(
+    Location loc, Value out, int64_t reduce, Value reduceDyn, StringRef what,
+    function_ref<std::pair<Value, Value>(OpBuilder &, Value, Value, Value)>
+        factors) {
+  Value cols = dim(loc, out, 1);
+  Value total = arith::MulIOp::create(b, loc, dim(loc, out, 0), cols);
+  Value n = reduceDyn ? reduceDyn : index(loc, reduce);
+  launch1D(loc, total, what, [&](OpBuilder &k, Value i) {
+    Value r = arith::DivUIOp::create(k, loc, i, cols);
+    Value c = arith::RemUIOp::create(k, loc, i, cols);
+    Value acc = accumulate(k, loc, index(loc, 0), n, f32(k, loc, 0.0f),
+                           [&](OpBuilder &l, Value e, Value sum) {
+                             auto [x, y] = factors(l, r, c, e);
+                             return mulAdd(l, loc, sum, x, y);
+                           });
+    memref::StoreOp::create(k, loc, acc, out, ValueRange{r, c});
+  });
+}
+
+LogicalResult EntryLowering::lowerMatmul(Operation *op) {
+  Location loc = op->getLoc();
+  Value result = op->getResult(0);
+  if (!isRank2F32(result.getType()) ||
+      !llvm::all_of(op->getOperandTypes(), isRank2F32))
+    return op->emitOpError("on the CUDA target needs rank-2 f32 operands");
+  auto load = [&](OpBuilder &l, Value m, Value i, Value j) -> Value {
+    return memref::LoadOp::create(l, loc, m, ValueRange{i, j});
+  };
+  if (auto mm = dyn_cast<sdl::MatmulOp>(op)) {
+    // y(b, o) = sum_i a(b, i) w(i, o)
+    Value a = buffers.lookup(mm.getLhs()), w = buffers.lookup(mm.getRhs());
+    Value y = resultBuffer(result, a);
+    buffers.map(result, y);
+    contract(loc, y, cast<MemRefType>(w.getType()).getDimSize(0), Value(),
+             "matmul", [&](OpBuilder &l, Value bi, Value o, Value i) {
+               return std::make_pair(load(l, a, bi, i), load(l, w, i, o));
+             });
+    return success();
+  }
+  if (auto g = dyn_cast<sdl::MatmulGradLhsOp>(op)) {
+    // dA(b, i) = sum_o dy(b, o) w(i, o)
+    Value dy = buffers.lookup(g.getGrad()), w = buffers.lookup(g.getRhs());
+    Value da = resultBuffer(result, dy);
+    buffers.map(result, da);
+    contract(loc, da, cast<MemRefType>(w.getType()).getDimSize(1), Value(),
+             "matmul_grad_lhs", [&](OpBuilder &l, Value bi, Value i, Value o) {
+               return std::make_pair(load(l, dy, bi, o), load(l, w, i, o));
+             });
+    return success();
+  }
+  // dB(i, o) = sum_b a(b, i) dy(b, o)
+  auto g = cast<sdl::MatmulGradRhsOp>(op);
+  Value a = buffers.lookup(g.getLhs()), dy = buffers.lookup(g.getGrad());
+  Value dbuf = resultBuffer(result, a);
+  buffers.map(result, dbuf);
+  contract(loc, dbuf, 0, dim(loc, a, 0), "matmul_grad_rhs",
+           [&](OpBuilder &l, Value i, Value o, Value bi) {
+             return std::make_pair(load(l, a, bi, i), load(l, dy, bi, o));
+           });
+  return success();
+}

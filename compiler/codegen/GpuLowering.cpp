@@ -439,6 +439,8 @@ LogicalResult EntryLowering::lower(Operation *op) {
     return lowerMaskedConv2dGradWeight(o);
   if (auto o = dyn_cast<sdl::ChannelSumOp>(op))
     return lowerChannelSum(o);
+  if (isa<sdl::MatmulOp, sdl::MatmulGradLhsOp, sdl::MatmulGradRhsOp>(op))
+    return lowerMatmul(op);
   if (auto o = dyn_cast<sdl::EmbeddingOp>(op))
     return lowerEmbedding(o);
   if (auto o = dyn_cast<sdl::EmbeddingGradOp>(op))

@@ -110,7 +110,17 @@ private:
   lowerMaskedConv2dGradWeight(mlir::sdl::MaskedConv2dGradWeightOp op);
   mlir::LogicalResult lowerChannelSum(mlir::sdl::ChannelSumOp op);
 
-  // Layer gradients (GpuBackward.cpp).
+  // Layer gradients (GpuBackward.cpp), and sdl.matmul with its two
+  // gradients (rank 2: a [B, I] times a tensor parameter [I, O]).
+  mlir::LogicalResult lowerMatmul(mlir::Operation *op);
+  /// One thread per element (r, c) of the rank-2 `out`: the sum over e in
+  /// [0, reduce) (or [0, reduceDyn)) of x * y, (x, y) = factors(r, c, e),
+  /// accumulated as the CPU's contractions (acc + x * y, e ascending).
+  void contract(mlir::Location loc, mlir::Value out, int64_t reduce,
+                mlir::Value reduceDyn, llvm::StringRef what,
+                llvm::function_ref<std::pair<mlir::Value, mlir::Value>(
+                    mlir::OpBuilder &, mlir::Value, mlir::Value, mlir::Value)>
+                    factors);
   /// dx = dy (W ∘ M) (no `mask`: dy W) of a linear or masked_linear.
   mlir::LogicalResult lowerLinearGradInput(mlir::Operation *op,
                                            mlir::Value grad, mlir::Value weight,

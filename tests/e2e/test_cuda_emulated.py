@@ -24,7 +24,8 @@ with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
 (buffers on the device) are pruned by gradual, structured and global
 magnitude schedules;
 K-Winners models (boosting, boost decay, k_inference, ties); SET and
-RigL layers whose patterns change on the host copy; and masked CNNs.
+RigL layers whose patterns change on the host copy; masked CNNs; and a
+matmul with a tensor parameter.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -51,6 +52,24 @@ model Net {{
   loss = {loss}(out, y)
   optimizer = {optimizer}
 }}
+"""
+
+# A tensor parameter used as a value (h @ w: sdl.matmul and both of its
+# gradients).
+MATMUL = """
+model Mm {
+  input x : f32[B, 20]
+  target y : f32[B, 3]
+  param fc0 : linear(20, 20)
+  param w : tensor(20, 12, init = normal, scale = 0.3)
+  param fc : linear(12, 3)
+  forward {
+    out = fc(relu(relu(fc0(x)) @ w))
+    return out
+  }
+  loss = mse(out, y)
+  optimizer = adam(lr = 0.01)
+}
 """
 
 CASES = [
@@ -294,6 +313,17 @@ class CudaEmulatedTest(unittest.TestCase):
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
                 cpu.close()
                 dev.close()
+
+    def test_matmul_model_trains_alike_on_both_devices(self):
+        self.current = "matmul"
+        rng = np.random.default_rng(12)
+        batches = (list(self.batch(rng, "f32[B, 3]", 3)) for _ in iter(int, 1))
+        cpu, dev = self.train_both(MATMUL, "matmul", 2, batches)
+        x, _ = self.batch(rng, "f32[B, 3]", 3)
+        oc, od = cpu.forward([x], (BATCH, 3)), dev.forward([x], (BATCH, 3))
+        self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+        cpu.close()
+        dev.close()
 
     def test_masked_models_train_alike_on_both_devices(self):
         for name, prune1, prune2, opt in MASKED_CASES:

@@ -195,12 +195,13 @@ module @Train {
 // -----
 
 module @Unsupported {
-  func.func @sparsec_kernel_Unsupported_forward(%arg0: memref<?x4xf32>, %arg1: memref<4x2xf32>, %arg2: memref<?x2xf32>) attributes {sdl.entry = "forward"} {
+  func.func @sparsec_kernel_Unsupported_forward(%arg0: memref<?x4xf32>, %arg1: memref<2x4xf32>, %arg2: memref<?x2xf32>) attributes {sdl.entry = "forward"} {
     %0 = bufferization.to_tensor %arg0 restrict : memref<?x4xf32> to tensor<?x4xf32>
-    %1 = bufferization.to_tensor %arg1 restrict : memref<4x2xf32> to tensor<4x2xf32>
-    // expected-error @+1 {{'sdl.matmul' op is not supported by the CUDA target yet}}
-    %2 = sdl.matmul %0, %1 : (tensor<?x4xf32>, tensor<4x2xf32>) -> tensor<?x2xf32>
-    bufferization.materialize_in_destination %2 in restrict writable %arg2 : (tensor<?x2xf32>, memref<?x2xf32>) -> ()
+    %1 = bufferization.to_tensor %arg1 restrict : memref<2x4xf32> to tensor<2x4xf32>
+    // expected-error @+1 {{'sdl.fake_quant_rows' op is not supported by the CUDA target yet}}
+    %2 = sdl.fake_quant_rows %1 bits(8) : tensor<2x4xf32>
+    %3 = sdl.linear %0, %2 : (tensor<?x4xf32>, tensor<2x4xf32>) -> tensor<?x2xf32>
+    bufferization.materialize_in_destination %3 in restrict writable %arg2 : (tensor<?x2xf32>, memref<?x2xf32>) -> ()
     return
   }
 }
