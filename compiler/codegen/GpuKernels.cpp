@@ -33,6 +33,21 @@ using namespace mlir;
 
 namespace {
 
+/// f32 math.absf as max(x, -x) (maximumf: NaN propagates, +0 for -0): the
+/// polynomial tanh needs it, and NVVM's lowering rejects llvm.intr.fabs.
+struct AbsF32ToMax : public OpRewritePattern<math::AbsFOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(math::AbsFOp op,
+                                PatternRewriter &rw) const override {
+    if (!op.getType().isF32())
+      return failure();
+    Value x = op.getOperand();
+    rw.replaceOpWithNewOp<arith::MaximumFOp>(
+        op, x, arith::NegFOp::create(rw, op.getLoc(), x));
+    return success();
+  }
+};
+
 /// f32 math.floor in arithmetic: the polynomial exp needs it, and
 /// convert-gpu-to-nvvm would turn it into a libdevice call. Exact: values
 /// of magnitude >= 2^23 (and NaN, inf) are integral already; below that the
@@ -141,13 +156,14 @@ struct GpuKernelsPass
     }
     for (func::FuncOp f : llvm::concat<func::FuncOp>(entries, others))
       f.erase();
-    // exp/log/log1p -> polynomials (fma, bit operations, floor in
+    // exp/log/log1p/tanh -> polynomials (fma, bit operations, floor in
     // arithmetic), on the device and in the emulator alike.
     RewritePatternSet patterns(&getContext());
     populateMathPolynomialApproximationPatterns(patterns, [](StringRef op) {
-      return op == "math.exp" || op == "math.log" || op == "math.log1p";
+      return op == "math.exp" || op == "math.log" || op == "math.log1p" ||
+             op == "math.tanh";
     });
-    patterns.add<FloorF32ToArith>(&getContext());
+    patterns.add<FloorF32ToArith, AbsF32ToMax>(&getContext());
     FrozenRewritePatternSet frozen(std::move(patterns));
     // Rewrite only: no folding or constant CSE, which would hoist the
     // kernels' constants out of the launches (into kernel arguments).

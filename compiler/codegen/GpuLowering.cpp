@@ -441,6 +441,10 @@ LogicalResult EntryLowering::lower(Operation *op) {
     return lowerChannelSum(o);
   if (isa<sdl::MatmulOp, sdl::MatmulGradLhsOp, sdl::MatmulGradRhsOp>(op))
     return lowerMatmul(op);
+  if (auto o = dyn_cast<sdl::MaskedLstmOp>(op))
+    return lowerMaskedLstm(o);
+  if (auto o = dyn_cast<sdl::MaskedLstmGradOp>(op))
+    return lowerMaskedLstmGrad(o);
   if (auto o = dyn_cast<sdl::EmbeddingOp>(op))
     return lowerEmbedding(o);
   if (auto o = dyn_cast<sdl::EmbeddingGradOp>(op))

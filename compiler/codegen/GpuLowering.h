@@ -8,7 +8,8 @@
 // per sdl op. The forward ops' rules are in GpuLowering.cpp, the losses'
 // in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp, the
 // embeddings' (and concat/slice) in GpuEmbeddings.cpp, K-Winners' in
-// GpuKWinners.cpp, the masked convolutions' in GpuConv.cpp.
+// GpuKWinners.cpp, the masked convolutions' in GpuConv.cpp, the masked
+// LSTM's in GpuLstm.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -109,6 +110,15 @@ private:
   mlir::LogicalResult
   lowerMaskedConv2dGradWeight(mlir::sdl::MaskedConv2dGradWeightOp op);
   mlir::LogicalResult lowerChannelSum(mlir::sdl::ChannelSumOp op);
+
+  // Masked LSTM layers (GpuLstm.cpp).
+  mlir::LogicalResult lowerMaskedLstm(mlir::sdl::MaskedLstmOp op);
+  mlir::LogicalResult lowerMaskedLstmGrad(mlir::sdl::MaskedLstmGradOp op);
+  /// The batch size of an LSTM input [B, T, F] (or [T, B, F]).
+  mlir::Value lstmBatch(mlir::Location loc, mlir::Value input, bool seqFirst);
+  /// The buffer of `v`, whose one dynamic dimension is the batch: its
+  /// destination argument or a new temporary (mapped).
+  mlir::Value batchBuffer(mlir::Location loc, mlir::Value v, mlir::Value batch);
 
   // Layer gradients (GpuBackward.cpp), and sdl.matmul with its two
   // gradients (rank 2: a [B, I] times a tensor parameter [I, O]).

@@ -24,8 +24,8 @@ with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
 (buffers on the device) are pruned by gradual, structured and global
 magnitude schedules;
 K-Winners models (boosting, boost decay, k_inference, ties); SET and
-RigL layers whose patterns change on the host copy; masked CNNs; and a
-matmul with a tensor parameter.
+RigL layers whose patterns change on the host copy; masked CNNs; a
+matmul with a tensor parameter; and stacked masked LSTMs.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -247,6 +247,32 @@ CONV_CASES = [
 ]
 
 
+# Masked LSTMs: a sequence layer feeding a last-state layer (without
+# biases), batch- or sequence-first, with a pruning schedule.
+LSTM = """
+model Lstm {{
+  input x : f32[{xdims}, 3]
+  target y : i64[B]
+  param r1 : masked_lstm(3, 4, batch_first = {bf}, sparsity = 0.3{prune})
+  param r2 : masked_lstm(4, 3, batch_first = {bf}, bias = false, sparsity = 0.5, output = last)
+  param fc : linear(3, 7)
+  forward {{
+    out = fc(r2(r1(x)))
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = {optimizer}
+}}
+"""
+
+LSTM_CASES = [
+    ("batch_first", "B, 5", "true", "", "adam(lr = 0.01)"),
+    ("seq_first_pruned", "5, B", "false",
+     ", prune = gradual, initial = 0.25, final = 0.75, begin = 2, end = 6, every = 2",
+     "sgd(lr = 0.1, momentum = 0.9)"),
+]
+
+
 class CudaEmulatedTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -273,7 +299,7 @@ class CudaEmulatedTest(unittest.TestCase):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
-    def train_both(self, text, stem, seed, batches):
+    def train_both(self, text, stem, seed, batches, batch=None):
         """Compiles `text` with the emulated CUDA functions, trains it on
         "cpu" and "cuda" from `seed` on the input lists `batches` yields,
         checks losses, first gradients and final parameters; returns both
@@ -287,7 +313,7 @@ class CudaEmulatedTest(unittest.TestCase):
         names = [p["name"] for p in cpu.param_info()]
         for step in range(STEPS):
             inputs = next(batches)
-            lc, ld = cpu.train_step(inputs), dev.train_step(inputs)
+            lc, ld = cpu.train_step(inputs, batch), dev.train_step(inputs, batch)
             tol = 1e-5 if step == 0 else 1e-4
             self.assertLessEqual(self.rel(ld, lc), tol, f"loss of step {step + 1}")
             if step == 0:
@@ -416,6 +442,26 @@ class CudaEmulatedTest(unittest.TestCase):
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
                 mask = dev.values("c1.weight_mask")
                 np.testing.assert_array_equal(mask, cpu.values("c1.weight_mask"))
+                cpu.close()
+                dev.close()
+
+    def test_lstm_models_train_alike_on_both_devices(self):
+        for name, xdims, bf, prune, opt in LSTM_CASES:
+            self.current = name
+            with self.subTest(model=name):
+                rng = np.random.default_rng(51)
+                shape = (BATCH, 5, 3) if bf == "true" else (5, BATCH, 3)
+
+                def batches():
+                    while True:
+                        yield [rng.standard_normal(shape).astype(np.float32),
+                               rng.integers(0, 7, BATCH).astype(np.int64)]
+                text = LSTM.format(xdims=xdims, bf=bf, prune=prune, optimizer=opt)
+                cpu, dev = self.train_both(text, "lstm_" + name, 8, batches(), BATCH)
+                x = rng.standard_normal(shape).astype(np.float32)
+                oc = cpu.forward([x], (BATCH, 7), batch=BATCH)
+                od = dev.forward([x], (BATCH, 7), batch=BATCH)
+                self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
                 cpu.close()
                 dev.close()
 
