@@ -4,11 +4,12 @@
 // sdl.kwinners, sdl.kwinners_grad and sdl.kwinners_duty, with the winner
 // search of the CPU lowering (LowerKWinners.cpp: no sort; bisection on
 // order-preserving u32 keys of the boosted values, ties to the lower index)
-// on [B, n] inputs (KWinners2d's [B, C, H, W] is not lowered for CUDA yet):
+// in the same [R, m] view of the input: [B, n]; KWinners2d's [B, C, H, W]
+// as [B, C*H*W], or [B*H*W, C] with `local` (read in place, no transpose):
 //
-//   kwinners_boost  one thread per unit: exp((k / n - duty[c]) * s), s the
-//                   boost strength of this step
-//   kwinners_rows   one thread per sample: T = the k-th largest key (32
+//   kwinners_boost  one thread per channel: exp((k / units - duty[c]) * s),
+//                   s the boost strength of this step
+//   kwinners_rows   one thread per view row: T = the k-th largest key (32
 //                   bisection passes counting keys >= mid), the cut among
 //                   the keys equal to T (bisection over the index), then
 //                   the row written: the value (input, or the incoming
@@ -107,26 +108,74 @@ bisect(OpBuilder &b, Location loc, int64_t steps, int64_t lo, int64_t hi,
   return {loop.getResult(0), loop.getResult(1)};
 }
 
-/// Whether `t` is an f32 [B, n] with a static n.
+/// Whether `t` is an f32 [B, n] or [B, C, H, W] with static inner sizes.
 bool kwinnersType(Type t) {
   auto type = cast<ShapedType>(t);
-  return type.getRank() == 2 && type.getElementType().isF32() &&
-         !type.isDynamicDim(1);
+  return (type.getRank() == 2 || type.getRank() == 4) &&
+         type.getElementType().isF32() &&
+         !llvm::any_of(type.getShape().drop_front(), ShapedType::isDynamic);
 }
 
-/// The units (columns) of a kwinners op's [B, n] input.
-int64_t unitsOf(Value v) { return cast<ShapedType>(v.getType()).getDimSize(1); }
+/// The view a kwinners op chooses its winners in (see the file comment).
+struct KwView {
+  int64_t channels = 0, spatial = 1;
+  bool local = false;
+  /// Values one winner set is chosen among (also the boost's units).
+  int64_t width() const { return local ? channels : channels * spatial; }
+  /// The flat offset of element (r, j).
+  Value offset(OpBuilder &b, Location loc, Value r, Value j) const {
+    auto c = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    if (!local)
+      return arith::AddIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, r, c(width())), j);
+    // r = sample * S + s, j = channel: sample * C*S + j * S + s.
+    Value sample = arith::DivUIOp::create(b, loc, r, c(spatial));
+    Value s = arith::RemUIOp::create(b, loc, r, c(spatial));
+    return arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, sample, c(channels * spatial)),
+        arith::AddIOp::create(b, loc,
+                              arith::MulIOp::create(b, loc, j, c(spatial)), s));
+  }
+  /// The channel of column j.
+  Value channel(OpBuilder &b, Location loc, Value j) const {
+    if (local || spatial == 1)
+      return j;
+    return arith::DivUIOp::create(
+        b, loc, j, arith::ConstantIndexOp::create(b, loc, spatial));
+  }
+};
+
+KwView kwView(Value input, bool local) {
+  auto type = cast<ShapedType>(input.getType());
+  KwView v;
+  v.channels = type.getDimSize(1);
+  v.spatial = type.getRank() == 4 ? type.getDimSize(2) * type.getDimSize(3) : 1;
+  v.local = local && type.getRank() == 4;
+  return v;
+}
+
+/// `buf` (an identity-layout memref) as a 1-D memref.
+Value flat(OpBuilder &b, Location loc, Value buf) {
+  ReassociationIndices all;
+  for (int64_t d = 0, e = cast<MemRefType>(buf.getType()).getRank(); d < e; ++d)
+    all.push_back(d);
+  return memref::CollapseShapeOp::create(b, loc, buf,
+                                         ArrayRef<ReassociationIndices>{all});
+}
 
 } // namespace
 
 Value EntryLowering::kwinnersBoost(Operation *op, Value input, Value dutyT,
-                                   int64_t k, double strength, double factor,
-                                   int64_t period) {
+                                   int64_t k, bool local, double strength,
+                                   double factor, int64_t period) {
   Location loc = op->getLoc();
-  const int64_t n = unitsOf(input);
+  const KwView view = kwView(input, local);
+  const int64_t n = view.channels;
   Value duty = buffers.lookup(dutyT);
   Value boost = temporary(loc, MemRefType::get({n}, b.getF32Type()));
-  float density = static_cast<float>(double(k) / double(n));
+  float density = static_cast<float>(double(k) / double(view.width()));
   launch1D(loc, index(loc, n), "kwinners_boost", [&](OpBuilder &kb, Value c) {
     Type f32t = kb.getF32Type();
     Value s;
@@ -160,23 +209,30 @@ Value EntryLowering::kwinnersBoost(Operation *op, Value input, Value dutyT,
 
 LogicalResult EntryLowering::lowerKWinners(Operation *op, Value input,
                                            Value dutyT, Value values, int64_t k,
-                                           double strength, double factor,
-                                           int64_t period) {
+                                           bool local, double strength,
+                                           double factor, int64_t period) {
   Location loc = op->getLoc();
   Value result = op->getResult(0);
   if (!kwinnersType(input.getType()))
-    return op->emitOpError("on the CUDA target needs an f32 [B, n] input "
-                           "(KWinners2d is not supported by the CUDA target "
-                           "yet)");
-  Value boost = kwinnersBoost(op, input, dutyT, k, strength, factor, period);
-  Value x = buffers.lookup(input), v = buffers.lookup(values);
+    return op->emitOpError("on the CUDA target needs an f32 [B, n] or "
+                           "[B, C, H, W] input with static inner sizes");
+  const KwView view = kwView(input, local);
+  Value boost =
+      kwinnersBoost(op, input, dutyT, k, local, strength, factor, period);
+  Value x = buffers.lookup(input);
   Value out = resultBuffer(result, x);
   buffers.map(result, out);
-  const int64_t m = unitsOf(input);
-  launch1D(loc, dim(loc, x, 0), "kwinners_rows", [&](OpBuilder &kb, Value r) {
+  Value xf = flat(b, loc, x), vf = flat(b, loc, buffers.lookup(values)),
+        of = flat(b, loc, out);
+  Value rows = dim(loc, x, 0);
+  if (view.local)
+    rows = arith::MulIOp::create(b, loc, rows, index(loc, view.spatial));
+  const int64_t m = view.width();
+  launch1D(loc, rows, "kwinners_rows", [&](OpBuilder &kb, Value r) {
     auto key = [&](OpBuilder &l, Value j) {
-      Value xv = memref::LoadOp::create(l, loc, x, ValueRange{r, j});
-      Value bv = memref::LoadOp::create(l, loc, boost, j);
+      Value xv = memref::LoadOp::create(l, loc, xf,
+                                        ValueRange{view.offset(l, loc, r, j)});
+      Value bv = memref::LoadOp::create(l, loc, boost, view.channel(l, loc, j));
       return orderedKey(l, loc, arith::MulFOp::create(l, loc, xv, bv));
     };
     auto ge = [&](OpBuilder &l, Value a, Value c) {
@@ -239,10 +295,11 @@ LogicalResult EntryLowering::lowerKWinners(Operation *op, Value input,
               arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ugt, key(l, j),
                                     t),
               tieBefore(l, j, cut));
-          Value val = memref::LoadOp::create(l, ll, v, ValueRange{r, j});
+          Value at = view.offset(l, ll, r, j);
+          Value val = memref::LoadOp::create(l, ll, vf, ValueRange{at});
           memref::StoreOp::create(
               l, ll, arith::SelectOp::create(l, ll, win, val, f32(l, ll, 0.0f)),
-              out, ValueRange{r, j});
+              of, ValueRange{at});
           scf::YieldOp::create(l, ll);
         });
   });
@@ -252,31 +309,44 @@ LogicalResult EntryLowering::lowerKWinners(Operation *op, Value input,
 LogicalResult EntryLowering::lowerKWinnersDuty(sdl::KWinnersDutyOp op) {
   Location loc = op.getLoc();
   if (!kwinnersType(op.getOutput().getType()))
-    return op.emitOpError("on the CUDA target needs an f32 [B, n] output "
-                          "(KWinners2d is not supported by the CUDA target "
-                          "yet)");
-  const int64_t c = unitsOf(op.getOutput());
+    return op.emitOpError("on the CUDA target needs an f32 [B, n] or "
+                          "[B, C, H, W] output with static inner sizes");
+  const KwView view = kwView(op.getOutput(), false);
+  const int64_t c = view.channels, sp = view.spatial;
   const bool countSteps = op.getBoostPeriod() > 0;
-  Value y = buffers.lookup(op.getOutput());
-  Value batch = dim(loc, y, 0);
+  Value y = flat(b, loc, buffers.lookup(op.getOutput()));
+  Value batch = dim(loc, buffers.lookup(op.getOutput()), 0);
   Value duty = buffers.lookup(op.getDuty());
   Value out = resultBuffer(op.getResult(), duty);
   buffers.map(op.getResult(), out);
   Value entries = dim(loc, duty, 0);
   launch1D(loc, entries, "kwinners_duty", [&](OpBuilder &kb, Value j) {
     Value jc = arith::MinUIOp::create(kb, loc, j, index(loc, c - 1));
-    // active = #(y[b, jc] > 0) over the batch, in order (the CPU's).
+    // active = #(y[b, jc, s] > 0), b outer and s inner (the CPU's order),
+    // divided by H*W for KWinners2d.
     Value act = accumulate(
         kb, loc, index(loc, 0), batch, f32(kb, loc, 0.0f),
         [&](OpBuilder &l, Value bi, Value acc) {
-          Value yv = memref::LoadOp::create(l, loc, y, ValueRange{bi, jc});
-          Value pos = arith::CmpFOp::create(l, loc, arith::CmpFPredicate::OGT,
-                                            yv, f32(l, loc, 0.0f));
-          return arith::AddFOp::create(
-              l, loc, acc,
-              arith::SelectOp::create(l, loc, pos, f32(l, loc, 1.0f),
-                                      f32(l, loc, 0.0f)));
+          Value base = arith::AddIOp::create(
+              l, loc, arith::MulIOp::create(l, loc, bi, index(loc, c * sp)),
+              arith::MulIOp::create(l, loc, jc, index(loc, sp)));
+          return accumulate(
+              l, loc, index(loc, 0), index(loc, sp), acc,
+              [&](OpBuilder &p, Value si, Value a) {
+                Value yv = memref::LoadOp::create(
+                    p, loc, y,
+                    ValueRange{arith::AddIOp::create(p, loc, base, si)});
+                Value pos = arith::CmpFOp::create(
+                    p, loc, arith::CmpFPredicate::OGT, yv, f32(p, loc, 0.0f));
+                return arith::AddFOp::create(
+                    p, loc, a,
+                    arith::SelectOp::create(p, loc, pos, f32(p, loc, 1.0f),
+                                            f32(p, loc, 0.0f)));
+              });
         });
+    if (sp != 1)
+      act = arith::DivFOp::create(kb, loc, act,
+                                  f32(kb, loc, static_cast<float>(sp)));
     Value bf = indexToF32(kb, loc, batch);
     Value count = memref::LoadOp::create(kb, loc, duty, index(loc, c));
     Value next = arith::MinimumFOp::create(

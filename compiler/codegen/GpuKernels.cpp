@@ -48,6 +48,38 @@ struct AbsF32ToMax : public OpRewritePattern<math::AbsFOp> {
   }
 };
 
+/// f32 math.roundeven in arithmetic (NVVM's lowering rejects
+/// llvm.intr.roundeven): below 2^23 in magnitude, (|x| + 2^23) - 2^23 is
+/// |x| rounded to nearest even by the add's own rounding, then x's sign
+/// (so -0.3 gives -0); from 2^23 up (and NaN, inf) x is integral already.
+/// Exact.
+struct RoundEvenF32ToArith : public OpRewritePattern<math::RoundEvenOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(math::RoundEvenOp op,
+                                PatternRewriter &rw) const override {
+    if (!op.getType().isF32())
+      return failure();
+    Location loc = op.getLoc();
+    Value x = op.getOperand();
+    Value two23 = arith::ConstantFloatOp::create(rw, loc, rw.getF32Type(),
+                                                 APFloat(8388608.0f));
+    Value ax = arith::MaximumFOp::create(rw, loc, x,
+                                         arith::NegFOp::create(rw, loc, x));
+    Value r = arith::SubFOp::create(
+        rw, loc, arith::AddFOp::create(rw, loc, ax, two23), two23);
+    Value neg =
+        arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OLT, x,
+                              arith::ConstantFloatOp::create(
+                                  rw, loc, rw.getF32Type(), APFloat(0.0f)));
+    Value signedR = arith::SelectOp::create(
+        rw, loc, neg, arith::NegFOp::create(rw, loc, r), r);
+    Value big =
+        arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::UGE, ax, two23);
+    rw.replaceOpWithNewOp<arith::SelectOp>(op, big, x, signedR);
+    return success();
+  }
+};
+
 /// f32 math.floor in arithmetic: the polynomial exp needs it, and
 /// convert-gpu-to-nvvm would turn it into a libdevice call. Exact: values
 /// of magnitude >= 2^23 (and NaN, inf) are integral already; below that the
@@ -163,7 +195,8 @@ struct GpuKernelsPass
       return op == "math.exp" || op == "math.log" || op == "math.log1p" ||
              op == "math.tanh";
     });
-    patterns.add<FloorF32ToArith, AbsF32ToMax>(&getContext());
+    patterns.add<FloorF32ToArith, AbsF32ToMax, RoundEvenF32ToArith>(
+        &getContext());
     FrozenRewritePatternSet frozen(std::move(patterns));
     // Rewrite only: no folding or constant CSE, which would hoist the
     // kernels' constants out of the launches (into kernel arguments).

@@ -164,6 +164,9 @@ LogicalResult EntryLowering::lowerLinear(Operation *op, Value input,
   auto outType = cast<RankedTensorType>(op->getResult(0).getType());
   if (outType.getRank() != 2 || !outType.getElementType().isF32())
     return op->emitOpError("on the CUDA target needs a rank-2 f32 result");
+  sdl::FakeQuantRowsOp fq;
+  if (!mask && isInt8Linear(weight, fq))
+    return lowerInt8Linear(op, input, fq, biasValue);
   // relu(linear(...)) as the linear's only use: one kernel.
   Value result = op->getResult(0);
   bool relu = false;
@@ -421,12 +424,12 @@ LogicalResult EntryLowering::lower(Operation *op) {
   if (auto o = dyn_cast<sdl::KWinnersOp>(op))
     return lowerKWinners(op, o.getInput(), o.getDuty(), o.getInput(),
                          o.getTraining() ? o.getK() : o.getKInference(),
-                         o.getBoostStrength().convertToDouble(),
+                         o.getLocal(), o.getBoostStrength().convertToDouble(),
                          o.getBoostFactor().convertToDouble(),
                          o.getBoostPeriod());
   if (auto o = dyn_cast<sdl::KWinnersGradOp>(op))
     return lowerKWinners(op, o.getInput(), o.getDuty(), o.getGrad(), o.getK(),
-                         o.getBoostStrength().convertToDouble(),
+                         o.getLocal(), o.getBoostStrength().convertToDouble(),
                          o.getBoostFactor().convertToDouble(),
                          o.getBoostPeriod());
   if (auto o = dyn_cast<sdl::KWinnersDutyOp>(op))
@@ -441,6 +444,8 @@ LogicalResult EntryLowering::lower(Operation *op) {
     return lowerChannelSum(o);
   if (isa<sdl::MatmulOp, sdl::MatmulGradLhsOp, sdl::MatmulGradRhsOp>(op))
     return lowerMatmul(op);
+  if (auto o = dyn_cast<sdl::FakeQuantRowsOp>(op))
+    return lowerFakeQuant(o);
   if (auto o = dyn_cast<sdl::MaskedLstmOp>(op))
     return lowerMaskedLstm(o);
   if (auto o = dyn_cast<sdl::MaskedLstmGradOp>(op))

@@ -9,7 +9,7 @@
 // in GpuLosses.cpp, the layer gradients' in GpuBackward.cpp, the
 // embeddings' (and concat/slice) in GpuEmbeddings.cpp, K-Winners' in
 // GpuKWinners.cpp, the masked convolutions' in GpuConv.cpp, the masked
-// LSTM's in GpuLstm.cpp.
+// LSTM's in GpuLstm.cpp, the quantized layers' in GpuQuant.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -90,18 +90,19 @@ private:
   mlir::LogicalResult lowerConcat(mlir::sdl::ConcatOp op);
   mlir::LogicalResult lowerSlice(mlir::sdl::SliceOp op);
 
-  // K-Winners on [B, n] (GpuKWinners.cpp): sdl.kwinners (`values` =
-  // `input`) and sdl.kwinners_grad (`values` = the incoming gradient) keep
-  // `values` at the k winners of `input`; the duty-cycle update.
+  // K-Winners on [B, n] and KWinners2d on [B, C, H, W] (GpuKWinners.cpp):
+  // sdl.kwinners (`values` = `input`) and sdl.kwinners_grad (`values` =
+  // the incoming gradient) keep `values` at the k winners of `input`; the
+  // duty-cycle update.
   mlir::LogicalResult lowerKWinners(mlir::Operation *op, mlir::Value input,
                                     mlir::Value duty, mlir::Value values,
-                                    int64_t k, double strength, double factor,
-                                    int64_t period);
+                                    int64_t k, bool local, double strength,
+                                    double factor, int64_t period);
   mlir::LogicalResult lowerKWinnersDuty(mlir::sdl::KWinnersDutyOp op);
   /// The boost factor of every channel (a new [C] buffer).
   mlir::Value kwinnersBoost(mlir::Operation *op, mlir::Value input,
-                            mlir::Value duty, int64_t k, double strength,
-                            double factor, int64_t period);
+                            mlir::Value duty, int64_t k, bool local,
+                            double strength, double factor, int64_t period);
 
   // Masked 2-D convolutions on NCHW activations (GpuConv.cpp).
   mlir::LogicalResult lowerMaskedConv2d(mlir::sdl::MaskedConv2dOp op);
@@ -110,6 +111,17 @@ private:
   mlir::LogicalResult
   lowerMaskedConv2dGradWeight(mlir::sdl::MaskedConv2dGradWeightOp op);
   mlir::LogicalResult lowerChannelSum(mlir::sdl::ChannelSumOp op);
+
+  // sparse_quantized_linear layers (GpuQuant.cpp): the fake quantization
+  // of a CSR weight, and the int8 forward of a layer whose quantization
+  // says so (QuantRows.h's rule, forward entry only).
+  mlir::LogicalResult lowerFakeQuant(mlir::sdl::FakeQuantRowsOp op);
+  /// Whether `weight` is a fake quantization (returned in `fq`) that the
+  /// forward entry computes in int8.
+  bool isInt8Linear(mlir::Value weight, mlir::sdl::FakeQuantRowsOp &fq);
+  mlir::LogicalResult lowerInt8Linear(mlir::Operation *op, mlir::Value input,
+                                      mlir::sdl::FakeQuantRowsOp fq,
+                                      mlir::Value bias);
 
   // Masked LSTM layers (GpuLstm.cpp).
   mlir::LogicalResult lowerMaskedLstm(mlir::sdl::MaskedLstmOp op);

@@ -63,8 +63,7 @@ using namespace mlir::sdl::blocks;
 
 namespace {
 
-/// Levels of the int8 activations.
-constexpr double kActivationLevels = 127.0;
+using quant::kActivationLevels;
 /// The activation levels are stored plus kOffset, as unsigned bytes in
 /// [1, 255]: a product of a zero-extended byte and a sign-extended one is
 /// what LLVM's X86 back end turns into vpmaddwd / vpdpwssd (one operand
@@ -106,28 +105,9 @@ std::optional<QuantLayer> matchLayer(LinearOp op) {
   return QuantLayer{op, fq, c};
 }
 
-/// The most columns whose int8 products an int32 sums exactly:
-/// (2^31 - 1) / 127^2 (Sema rejects `inference = int8` above it).
-constexpr int64_t kMaxInt8Inputs = 133143;
-
-/// The fewest stored weights per input column for which `auto` takes int8:
-/// each quantized activation is then read by at least this many entries.
-/// Measured (docs/performance.md): 8 per column at least as fast as f32,
-/// 1 per column (784 -> 1024 -> 10's last layer) slower, the quantization
-/// of the input costing more than the product saves.
-constexpr int64_t kMinEntriesPerInput = 8;
-
-/// Whether the layer is computed in int8: `sdl.inference` = "int8"; "f32"
-/// never; "auto" (also when absent) when it has at least
-/// kMinEntriesPerInput stored weights per input column and at most
-/// kMaxInt8Inputs columns. The rule does not depend on the batch size, so
-/// that a sample's output does not either.
+/// Whether the layer is computed in int8 (QuantRows.h's rule).
 bool useInt8(FakeQuantRowsOp fq, const Csr &c) {
-  auto mode = fq->getAttrOfType<StringAttr>("sdl.inference");
-  if (mode && mode.getValue() != "auto")
-    return mode.getValue() == "int8";
-  int64_t nnz = tensorOf(c.vals).getDimSize(0);
-  return c.cols <= kMaxInt8Inputs && nnz >= kMinEntriesPerInput * c.cols;
+  return quant::inferenceInt8(fq, tensorOf(c.vals).getDimSize(0), c.cols);
 }
 
 /// The quantized weight: int8 levels [nnz], one f32 scale per row and,

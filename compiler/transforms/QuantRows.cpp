@@ -20,6 +20,14 @@ namespace mlir::sdl::quant {
 
 double maxLevel(int64_t bits) { return double((int64_t(1) << (bits - 1)) - 1); }
 
+bool inferenceInt8(Operation *fakeQuant, int64_t nnz, int64_t cols) {
+  constexpr int64_t kMaxInt8Inputs = 133143, kMinEntriesPerInput = 8;
+  auto mode = fakeQuant->getAttrOfType<StringAttr>("sdl.inference");
+  if (mode && mode.getValue() != "auto")
+    return mode.getValue() == "int8";
+  return cols <= kMaxInt8Inputs && nnz >= kMinEntriesPerInput * cols;
+}
+
 Value constant(OpBuilder &b, Location loc, Type t, double v) {
   if (auto vt = dyn_cast<VectorType>(t))
     return arith::ConstantOp::create(

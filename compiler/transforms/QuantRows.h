@@ -32,6 +32,18 @@ Value levelOf(OpBuilder &b, Location loc, Value v, Value scale, double qmax);
 /// clamp(roundeven(t), -qmax, qmax).
 Value roundLevel(OpBuilder &b, Location loc, Value t, double qmax);
 
+/// Levels of the int8 activations of the int8 inference forward.
+constexpr double kActivationLevels = 127.0;
+
+/// Whether the forward of a sparse_quantized_linear layer (`fakeQuant`: its
+/// sdl.fake_quant_rows; `nnz` stored weights, `cols` inputs) runs in int8:
+/// `sdl.inference` = "int8"; "f32" never; "auto" (also when absent) when it
+/// has at least 8 stored weights per input column (measured in
+/// docs/performance.md: from there at least as fast as f32) and at most
+/// 133143 = (2^31 - 1) / 127^2 columns (int32 sums exact). The rule does not
+/// depend on the batch size, so that a sample's output does not either.
+bool inferenceInt8(Operation *fakeQuant, int64_t nnz, int64_t cols);
+
 /// The number of lanes of `v`: its vector length, 1 for a scalar.
 int64_t lanesOf(Value v);
 /// A load of `lanes` consecutive elements of the 1-d buffer `mem` from `k`

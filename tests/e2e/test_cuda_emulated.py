@@ -25,7 +25,8 @@ with max_norm (2- and 1-norm), scale_grad_by_freq and gradient clipping
 magnitude schedules;
 K-Winners models (boosting, boost decay, k_inference, ties); SET and
 RigL layers whose patterns change on the host copy; masked CNNs; a
-matmul with a tensor parameter; and stacked masked LSTMs.
+matmul with a tensor parameter; stacked masked LSTMs; quantized layers
+(int8 and f32 inference); and KWinners2d (global and local) after a conv.
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -273,6 +274,43 @@ LSTM_CASES = [
 ]
 
 
+# sparse_quantized_linear: the fake-quantized training forward, and the
+# forward entry in int8 (fc1) and in f32 (fc2, 4 bits).
+QUANT = """
+model Quant {
+  input x : f32[B, 20]
+  target y : i64[B]
+  param fc1 : sparse_quantized_linear(20, 16, sparsity = 0.5, inference = int8)
+  param fc2 : sparse_quantized_linear(16, 7, sparsity = 0.3, bits = 4, inference = f32)
+  forward {
+    out = fc2(relu(fc1(x)))
+    return out
+  }
+  loss = cross_entropy(out, y)
+  optimizer = sgd(lr = 0.05, momentum = 0.9)
+}
+"""
+
+
+# KWinners2d after a convolution, among all C*H*W values of a sample or,
+# `local`, among the channels at each location.
+CONV_KW = """
+model ConvKw {{
+  input x : f32[B, 72]
+  target y : i64[B]
+  param c1 : masked_conv2d(2, 4, 3, padding = 1)
+  param kw : kwinners2d(4, percent_on = 0.3, boost_strength = 1.0{local})
+  param fc : linear(144, 7)
+  forward {{
+    out = fc(flatten(kw(c1(unflatten(x, 2, 6, 6)))))
+    return out
+  }}
+  loss = cross_entropy(out, y)
+  optimizer = sgd(lr = 0.05, momentum = 0.9)
+}}
+"""
+
+
 class CudaEmulatedTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -348,6 +386,18 @@ class CudaEmulatedTest(unittest.TestCase):
         x, _ = self.batch(rng, "f32[B, 3]", 3)
         oc, od = cpu.forward([x], (BATCH, 3)), dev.forward([x], (BATCH, 3))
         self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+        cpu.close()
+        dev.close()
+
+    def test_quantized_model_trains_alike_on_both_devices(self):
+        self.current = "quant"
+        rng = np.random.default_rng(61)
+        batches = (list(self.batch(rng, "i64[B]", 7)) for _ in iter(int, 1))
+        cpu, dev = self.train_both(QUANT, "quant", 3, batches)
+        x, _ = self.batch(rng, "i64[B]", 7)
+        oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
+        # The int8 forward sums exactly; its scales and levels are the CPU's.
+        self.assertLessEqual(self.rel(od, oc), 1e-5, "forward (int8, then f32 4-bit)")
         cpu.close()
         dev.close()
 
@@ -461,6 +511,25 @@ class CudaEmulatedTest(unittest.TestCase):
                 x = rng.standard_normal(shape).astype(np.float32)
                 oc = cpu.forward([x], (BATCH, 7), batch=BATCH)
                 od = dev.forward([x], (BATCH, 7), batch=BATCH)
+                self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+                cpu.close()
+                dev.close()
+
+    def test_kwinners2d_trains_alike_on_both_devices(self):
+        for local in ("", ", local = true"):
+            self.current = "kwinners2d" + local
+            with self.subTest(local=bool(local)):
+                rng = np.random.default_rng(71)
+
+                def batches():
+                    while True:
+                        yield [rng.standard_normal((BATCH, 72)).astype(np.float32),
+                               rng.integers(0, 7, BATCH).astype(np.int64)]
+                text = CONV_KW.format(local=local)
+                cpu, dev = self.train_both(text, "convkw" + ("_local" if local else ""), 6,
+                                           batches())
+                x = rng.standard_normal((BATCH, 72)).astype(np.float32)
+                oc, od = cpu.forward([x], (BATCH, 7)), dev.forward([x], (BATCH, 7))
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
                 cpu.close()
                 dev.close()

@@ -198,8 +198,8 @@ module @Unsupported {
   func.func @sparsec_kernel_Unsupported_forward(%arg0: memref<?x4xf32>, %arg1: memref<2x4xf32>, %arg2: memref<?x2xf32>) attributes {sdl.entry = "forward"} {
     %0 = bufferization.to_tensor %arg0 restrict : memref<?x4xf32> to tensor<?x4xf32>
     %1 = bufferization.to_tensor %arg1 restrict : memref<2x4xf32> to tensor<2x4xf32>
-    // expected-error @+1 {{'sdl.fake_quant_rows' op is not supported by the CUDA target yet}}
-    %2 = sdl.fake_quant_rows %1 bits(8) : tensor<2x4xf32>
+    // expected-error @+1 {{'arith.mulf' op is not supported by the CUDA target yet}}
+    %2 = arith.mulf %1, %1 : tensor<2x4xf32>
     %3 = sdl.linear %0, %2 : (tensor<?x4xf32>, tensor<2x4xf32>) -> tensor<?x2xf32>
     bufferization.materialize_in_destination %3 in restrict writable %arg2 : (tensor<?x2xf32>, memref<?x2xf32>) -> ()
     return
