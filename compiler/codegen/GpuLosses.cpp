@@ -86,13 +86,25 @@ void storeAt(OpBuilder &b, Location loc, Value v, Value mem, Value r, Value c) {
     memref::StoreOp::create(b, loc, v, mem, ValueRange{r, c});
 }
 
-/// Input and target of a pointwise loss: rank 1 or 2, f32, same rank.
+/// Input and target of a pointwise loss: f32, the same rank >= 1.
 bool isPointwiseLoss(Operation *op) {
   auto x = dyn_cast<RankedTensorType>(op->getOperand(0).getType());
   auto t = dyn_cast<RankedTensorType>(op->getOperand(1).getType());
-  return x && t && (x.getRank() == 1 || x.getRank() == 2) &&
-         x.getElementType().isF32() && t.getElementType().isF32() &&
-         x.getRank() == t.getRank();
+  return x && t && x.getRank() >= 1 && x.getElementType().isF32() &&
+         t.getElementType().isF32() && x.getRank() == t.getRank();
+}
+
+/// A buffer of rank > 2 as [product of the leading sizes, last size] (a
+/// view; ranks 1 and 2 as they are).
+Value asRows(OpBuilder &b, Location loc, Value mem) {
+  int64_t rank = cast<MemRefType>(mem.getType()).getRank();
+  if (rank <= 2)
+    return mem;
+  ReassociationIndices lead;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    lead.push_back(d);
+  return memref::CollapseShapeOp::create(
+      b, loc, mem, ArrayRef<ReassociationIndices>{lead, {rank - 1}});
 }
 
 } // namespace
@@ -207,12 +219,13 @@ EntryLowering::lowerCrossEntropyGrad(sdl::CrossEntropyLossGradOp op) {
 
 FailureOr<PointwiseOperands> EntryLowering::pointwiseOperands(Operation *op) {
   if (!isPointwiseLoss(op))
-    return op->emitOpError("on the CUDA target needs a rank-1 or rank-2 f32 "
-                           "input and target");
+    return op->emitOpError("on the CUDA target needs f32 input and target of "
+                           "one rank");
   Location loc = op->getLoc();
   PointwiseOperands o;
-  o.x = buffers.lookup(op->getOperand(0));
-  o.t = buffers.lookup(op->getOperand(1));
+  o.full = buffers.lookup(op->getOperand(0));
+  o.x = asRows(b, loc, o.full);
+  o.t = asRows(b, loc, buffers.lookup(op->getOperand(1)));
   o.rows = dim(loc, o.x, 0);
   o.cols = cast<MemRefType>(o.x.getType()).getRank() == 2 ? dim(loc, o.x, 1)
                                                           : index(loc, 1);
@@ -269,8 +282,9 @@ LogicalResult EntryLowering::lowerPointwiseLossGrad(Operation *op, bool bce) {
   if (failed(pw))
     return failure();
   Value x = pw->x, t = pw->t, cols = pw->cols, count = pw->count;
-  Value out = resultBuffer(op->getResult(0), x);
+  Value out = resultBuffer(op->getResult(0), pw->full);
   buffers.map(op->getResult(0), out);
+  out = asRows(b, loc, out);
   Value scale = arith::DivFOp::create(b, loc, f32(b, loc, bce ? 1.0f : 2.0f),
                                       indexToF32(b, loc, count));
   launch1D(

@@ -44,10 +44,11 @@ struct CrossEntropyOperands {
   mlir::Value x, t, maxes, sums;
 };
 
-/// The buffers of a pointwise loss (MSE, BCE): input and target, rank 1 or
-/// 2 (rank 1: one column), and their element count.
+/// The buffers of a pointwise loss (MSE, BCE): input and target as rank 1
+/// (one column) or rank 2 (a higher rank viewed as [leading sizes, last]),
+/// their element count, and the input's buffer as it is (`full`).
 struct PointwiseOperands {
-  mlir::Value x, t, rows, cols, count;
+  mlir::Value x, t, rows, cols, count, full;
 };
 
 /// Lowers one entry point `src` into the (empty) function `dst`, which has

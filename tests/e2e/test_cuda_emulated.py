@@ -26,7 +26,8 @@ magnitude schedules;
 K-Winners models (boosting, boost decay, k_inference, ties); SET and
 RigL layers whose patterns change on the host copy; masked CNNs; a
 matmul with a tensor parameter; stacked masked LSTMs; quantized layers
-(int8 and f32 inference); and KWinners2d (global and local) after a conv.
+(int8 and f32 inference); KWinners2d (global and local) after a conv;
+and MSE on a sequence output [B, T, H].
 docs/cuda.md, "The emulator".
 """
 import tempfile
@@ -264,6 +265,21 @@ model Lstm {{
   loss = cross_entropy(out, y)
   optimizer = {optimizer}
 }}
+"""
+
+# A sequence output under MSE: the pointwise loss on [B, T, H].
+LSTM_SEQ = """
+model LstmSeq {
+  input x : f32[B, 5, 3]
+  target y : f32[B, 5, 4]
+  param r : masked_lstm(3, 4, batch_first = true, sparsity = 0.4)
+  forward {
+    h = r(x)
+    return h
+  }
+  loss = mse(h, y)
+  optimizer = adam(lr = 0.01)
+}
 """
 
 LSTM_CASES = [
@@ -533,6 +549,21 @@ class CudaEmulatedTest(unittest.TestCase):
                 self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
                 cpu.close()
                 dev.close()
+
+    def test_sequence_mse_trains_alike_on_both_devices(self):
+        self.current = "lstm_seq"
+        rng = np.random.default_rng(81)
+
+        def batches():
+            while True:
+                yield [rng.standard_normal((BATCH, 5, 3)).astype(np.float32),
+                       rng.standard_normal((BATCH, 5, 4)).astype(np.float32)]
+        cpu, dev = self.train_both(LSTM_SEQ, "lstm_seq", 4, batches())
+        x = rng.standard_normal((BATCH, 5, 3)).astype(np.float32)
+        oc, od = cpu.forward([x], (BATCH, 5, 4)), dev.forward([x], (BATCH, 5, 4))
+        self.assertLessEqual(self.rel(od, oc), 1e-4, "forward")
+        cpu.close()
+        dev.close()
 
     def test_embedding_models_train_alike_on_both_devices(self):
         rng = np.random.default_rng(17)
