@@ -100,10 +100,15 @@ LstmShape lstmShape(Value input, Value weightIh, bool seqFirst) {
   return s;
 }
 
-bool staticLstm(Value input) {
-  auto t = cast<ShapedType>(input.getType());
-  return t.getRank() == 3 && t.getElementType().isF32() &&
-         llvm::count_if(t.getShape(), ShapedType::isDynamic) <= 1;
+/// The shape of a masked_lstm or masked_lstm_grad op, or a diagnostic
+/// unless its input is f32 [B, T, I] (or [T, B, I]) with static T and I.
+template <typename Op> FailureOr<LstmShape> checkedShape(Op op) {
+  auto t = cast<ShapedType>(op.getInput().getType());
+  if (t.getRank() != 3 || !t.getElementType().isF32() ||
+      llvm::count_if(t.getShape(), ShapedType::isDynamic) > 1)
+    return op.emitOpError("on the CUDA target needs an f32 [B, T, I] input "
+                          "with static T and I");
+  return lstmShape(op.getInput(), op.getWeightIh(), op.getSeqFirst());
 }
 
 } // namespace
@@ -125,11 +130,10 @@ Value EntryLowering::batchBuffer(Location loc, Value v, Value batch) {
 
 LogicalResult EntryLowering::lowerMaskedLstm(sdl::MaskedLstmOp op) {
   Location loc = op.getLoc();
-  if (!staticLstm(op.getInput()))
-    return op.emitOpError("on the CUDA target needs an f32 [B, T, I] input "
-                          "with static T and I");
-  const LstmShape sh =
-      lstmShape(op.getInput(), op.getWeightIh(), op.getSeqFirst());
+  FailureOr<LstmShape> shape = checkedShape(op);
+  if (failed(shape))
+    return failure();
+  const LstmShape sh = *shape;
   const int64_t T = sh.steps, H = sh.hidden, G = 4 * H;
   Value x = buffers.lookup(op.getInput());
   Value wih = buffers.lookup(op.getWeightIh()),
@@ -235,11 +239,10 @@ LogicalResult EntryLowering::lowerMaskedLstm(sdl::MaskedLstmOp op) {
 
 LogicalResult EntryLowering::lowerMaskedLstmGrad(sdl::MaskedLstmGradOp op) {
   Location loc = op.getLoc();
-  if (!staticLstm(op.getInput()))
-    return op.emitOpError("on the CUDA target needs an f32 [B, T, I] input "
-                          "with static T and I");
-  const LstmShape sh =
-      lstmShape(op.getInput(), op.getWeightIh(), op.getSeqFirst());
+  FailureOr<LstmShape> shape = checkedShape(op);
+  if (failed(shape))
+    return failure();
+  const LstmShape sh = *shape;
   const int64_t T = sh.steps, H = sh.hidden, G = 4 * H, I = sh.in;
   const bool last = op.getLast();
   Value x = buffers.lookup(op.getInput()), dy = buffers.lookup(op.getGrad());

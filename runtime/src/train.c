@@ -173,29 +173,8 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   rc = sparsec__renorm_reserve(m, "train_step", batch);
   if (rc != SPARSEC_OK)
     return rc;
-  if (m->dev) { /* resident on a CUDA device (device.c) */
-    int64_t n = 1 + m->num_inputs;
-    for (int32_t i = 0; i < m->num_params; ++i) {
-      sparsec__param *p = &m->params[i];
-      n += sparsec__param_arrays(p) + 1;
-      if (p->desc.dynamic != SPARSEC_DYNAMIC_RIGL)
-        continue;
-      n += 2; /* the captured layer input and output gradient */
-      if (sparsec__dynamic_reserve(p, batch) != 0)
-        return sparsec__fail(SPARSEC_ERR_NOMEM,
-                             "train_step: cannot allocate the RigL captures of '%s' for batch %lld",
-                             p->desc.name, (long long)batch);
-    }
-    void *stack[SPARSEC_STACK_BUFS];
-    void **bufs = sparsec__bufs_alloc(stack, n);
-    if (!bufs)
-      return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
-    rc = sparsec__device_train_step(m, batch, inputs, loss, bufs);
-    if (bufs != stack)
-      free(bufs);
-    return rc;
-  }
-  /* RigL layers: buffers for the captured layer input and output gradient. */
+  /* The kernel's arguments; RigL layers: buffers for the captured layer
+   * input and output gradient. */
   int64_t n = 1 + m->num_inputs;
   for (int32_t i = 0; i < m->num_params; ++i) {
     sparsec__param *p = &m->params[i];
@@ -212,6 +191,12 @@ SPARSEC_API int sparsec_train_step(sparsec_model *m, int64_t batch, const void *
   void **bufs = sparsec__bufs_alloc(stack, n);
   if (!bufs)
     return sparsec__fail(SPARSEC_ERR_NOMEM, "train_step: cannot allocate the argument array");
+  if (m->dev) { /* resident on a CUDA device (device.c) */
+    rc = sparsec__device_train_step(m, batch, inputs, loss, bufs);
+    if (bufs != stack)
+      free(bufs);
+    return rc;
+  }
 
   /* Catch-up tables: the kernel must read the batch's rows up to date;
    * then max_norm renorms what it reads (PyTorch: forward after the step). */
