@@ -7,14 +7,23 @@
 // rounding:
 //
 //   linear_grad_input        dense: one thread per dx[b, c], sum over the
-//                            outputs; CSR: zero-fill, then one thread per
-//                            (b, r) adding vals[k] * dy[b, r] into dx[b,
-//                            crd[k]] with atomic adds (the transposed
+//                            outputs; CSR: zero-fill, then a group of lanes
+//                            per (b, r) adding vals[k] * dy[b, r] into
+//                            dx[b, crd[k]] with atomic adds (the transposed
 //                            product; the order of the adds is free)
 //   linear_grad_weight       dense: one thread per dW[r, c], sum over the
-//                            batch; CSR (SDDMM at the weight's pattern): one
-//                            thread per stored entry k, its row found by
-//                            binary search in the positions
+//                            batch; CSR (SDDMM at the weight's pattern): a
+//                            group of lanes per row, each lane one stored
+//                            entry k at a time, dW[k] = sum over the batch
+//                            of dy[b, r] * x[b, crd[k]]
+//
+// A CSR row's group (rowGroups) is g consecutive threads, g the power of
+// two >= the mean row length, at most a warp: lane l takes the row's
+// entries l, l + g, ..., so the group's loads of crd/vals are coalesced, its
+// reads of x (and atomic adds into dx) fall on nearby columns of one row,
+// dy[b, r] is one broadcast load, and no lane waits on a longer row than
+// its own (the row-per-warp form of SpMM/SDDMM; rows shorter than a warp
+// share it).
 //   reduce_batch             one thread per column, sum over the batch
 //
 //===----------------------------------------------------------------------===//
@@ -52,24 +61,15 @@ LogicalResult EntryLowering::lowerLinearGradInput(Operation *op, Value grad,
   if (it != csr.end() && !mask) {
     CsrBuffers w = it->second;
     zeroFill(loc, dx);
-    Value total = arith::MulIOp::create(b, loc, batch, outs);
-    launch1D(loc, total, "linear_grad_input_csr", [&](OpBuilder &k, Value i) {
-      Value r = arith::RemUIOp::create(k, loc, i, outs);
-      Value s = arith::DivUIOp::create(k, loc, i, outs);
-      Value g = memref::LoadOp::create(k, loc, dy, ValueRange{s, r});
-      Value next = arith::AddIOp::create(k, loc, r, index(loc, 1));
-      scf::ForOp::create(
-          k, loc, loadIndex(k, loc, w.pos, r), loadIndex(k, loc, w.pos, next),
-          index(loc, 1), ValueRange(),
-          [&](OpBuilder &l, Location ll, Value e, ValueRange) {
-            Value v = memref::LoadOp::create(l, ll, w.vals, e);
-            Value col = loadIndex(l, ll, w.crd, e);
-            memref::AtomicRMWOp::create(l, ll, arith::AtomicRMWKind::addf,
-                                        arith::MulFOp::create(l, ll, g, v), dx,
-                                        ValueRange{s, col});
-            scf::YieldOp::create(l, ll);
-          });
-    });
+    rowGroups(loc, w, batch, outs, "linear_grad_input_csr",
+              [&](OpBuilder &l, Value s, Value r, Value e) {
+                Value g = memref::LoadOp::create(l, loc, dy, ValueRange{s, r});
+                Value v = memref::LoadOp::create(l, loc, w.vals, e);
+                Value col = loadIndex(l, loc, w.crd, e);
+                memref::AtomicRMWOp::create(l, loc, arith::AtomicRMWKind::addf,
+                                            arith::MulFOp::create(l, loc, g, v),
+                                            dx, ValueRange{s, col});
+              });
     return success();
   }
   Value w = buffers.lookupOrNull(weight);
@@ -151,37 +151,47 @@ LogicalResult EntryLowering::lowerLinearGradWeight(Operation *op, Value grad,
   if (!out.vals)
     out.vals = temporary(loc, cast<MemRefType>(it->second.vals.getType()));
   csr[result] = out;
-  Value nnz = dim(loc, out.vals, 0);
   Value rows =
       arith::SubIOp::create(b, loc, dim(loc, out.pos, 0), index(loc, 1));
-  launch1D(loc, nnz, "linear_grad_weight_csr", [&](OpBuilder &k, Value e) {
-    // The row of entry e: the last r with pos[r] <= e (pos[rows] = nnz > e).
-    Type idx = k.getIndexType();
-    auto search = scf::WhileOp::create(
-        k, loc, TypeRange{idx, idx}, ValueRange{index(loc, 0), rows},
-        [&](OpBuilder &l, Location ll, ValueRange lh) {
-          Value span = arith::SubIOp::create(l, ll, lh[1], lh[0]);
-          Value more =
-              arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ugt, span,
-                                    arith::ConstantIndexOp::create(l, ll, 1));
-          scf::ConditionOp::create(l, ll, more, lh);
-        },
-        [&](OpBuilder &l, Location ll, ValueRange lh) {
-          Value mid = arith::DivUIOp::create(
-              l, ll, arith::AddIOp::create(l, ll, lh[0], lh[1]),
-              arith::ConstantIndexOp::create(l, ll, 2));
-          Value le = arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ule,
-                                           loadIndex(l, ll, out.pos, mid), e);
-          scf::YieldOp::create(
-              l, ll,
-              ValueRange{arith::SelectOp::create(l, ll, le, mid, lh[0]),
-                         arith::SelectOp::create(l, ll, le, lh[1], mid)});
-        });
-    Value r = search.getResult(0);
-    Value c = loadIndex(k, loc, out.crd, e);
-    memref::StoreOp::create(k, loc, dot(k, r, c), out.vals, e);
-  });
+  rowGroups(loc, out, index(loc, 1), rows, "linear_grad_weight_csr",
+            [&](OpBuilder &l, Value, Value r, Value e) {
+              Value c = loadIndex(l, loc, out.crd, e);
+              memref::StoreOp::create(l, loc, dot(l, r, c), out.vals, e);
+            });
   return success();
+}
+
+void EntryLowering::rowGroups(
+    Location loc, const CsrBuffers &w, Value outer, Value rows, StringRef what,
+    function_ref<void(OpBuilder &, Value, Value, Value)> body) {
+  // g: the smallest power of two >= ceil(nnz / rows), at most 32.
+  Value one = index(loc, 1);
+  Value mean = arith::CeilDivUIOp::create(
+      b, loc, dim(loc, w.vals, 0), arith::MaxUIOp::create(b, loc, rows, one));
+  Value g = one;
+  for (int64_t p = 2; p <= 32; p *= 2)
+    g = arith::SelectOp::create(b, loc,
+                                arith::CmpIOp::create(b, loc,
+                                                      arith::CmpIPredicate::ugt,
+                                                      mean, index(loc, p / 2)),
+                                index(loc, p), g);
+  Value total = arith::MulIOp::create(
+      b, loc, arith::MulIOp::create(b, loc, outer, rows), g);
+  launch1D(loc, total, what, [&](OpBuilder &k, Value i) {
+    Value lane = arith::RemUIOp::create(k, loc, i, g);
+    Value rest = arith::DivUIOp::create(k, loc, i, g);
+    Value r = arith::RemUIOp::create(k, loc, rest, rows);
+    Value o = arith::DivUIOp::create(k, loc, rest, rows);
+    Value next = arith::AddIOp::create(k, loc, r, index(loc, 1));
+    scf::ForOp::create(
+        k, loc,
+        arith::AddIOp::create(k, loc, loadIndex(k, loc, w.pos, r), lane),
+        loadIndex(k, loc, w.pos, next), g, ValueRange(),
+        [&](OpBuilder &l, Location, Value e, ValueRange) {
+          body(l, o, r, e);
+          scf::YieldOp::create(l, loc);
+        });
+  });
 }
 
 LogicalResult EntryLowering::lowerReduceBatch(sdl::ReduceBatchOp op) {

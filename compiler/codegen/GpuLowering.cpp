@@ -7,10 +7,15 @@
 //
 //   sdl.linear, CSR weight   one thread per output y[b, r]: bias[r] +
 //                            sum over the row's stored entries of
-//                            vals[k] * x[b, crd[k]] (consecutive threads take
-//                            consecutive rows of one sample; math.fma in
-//                            stored order, as the CPU kernel)
-//   sdl.linear, dense weight one thread per output: bias[r] + W[r, :] . x[b, :]
+//                            vals[k] * x[b, crd[k]] (math.fma in stored
+//                            order, as the CPU kernel). A warp works on one
+//                            row: consecutive threads take consecutive
+//                            samples of it, so the row's entries are one
+//                            broadcast load per warp and x is read from its
+//                            transpose xT[in, B] (one kernel per input,
+//                            shared by the linears reading it), a coalesced
+//                            load (the CSR SpMM form of GE-SpMM)
+//   sdl.linear, dense weight the same mapping: bias[r] + W[r, :] . x[b, :]
 //   sdl.relu                 fused into the producing linear when it is the
 //                            linear's only use; otherwise elementwise
 //   sdl.add, sdl.relu_grad   elementwise
@@ -145,6 +150,32 @@ Value EntryLowering::temporary(Location loc, MemRefType type,
   return buf;
 }
 
+Value EntryLowering::transposed(Location loc, Value x) {
+  if (Value t = transposes.lookup(x))
+    return t;
+  auto type = cast<MemRefType>(x.getType());
+  auto tType = MemRefType::get({type.getDimSize(1), type.getDimSize(0)},
+                               type.getElementType());
+  Value rows = dim(loc, x, 0), cols = dim(loc, x, 1);
+  SmallVector<Value> sizes;
+  if (tType.isDynamicDim(0))
+    sizes.push_back(cols);
+  if (tType.isDynamicDim(1))
+    sizes.push_back(rows);
+  Value t = temporary(loc, tType, sizes);
+  // One thread per element, x read in order (coalesced).
+  launch1D(loc, arith::MulIOp::create(b, loc, rows, cols), "transpose",
+           [&](OpBuilder &k, Value i) {
+             Value r = arith::DivUIOp::create(k, loc, i, cols);
+             Value c = arith::RemUIOp::create(k, loc, i, cols);
+             memref::StoreOp::create(
+                 k, loc, memref::LoadOp::create(k, loc, x, ValueRange{r, c}), t,
+                 ValueRange{c, r});
+           });
+  transposes[x] = t;
+  return t;
+}
+
 Value EntryLowering::resultBuffer(Value v, Value like) {
   if (Value dst = destination.lookup(v))
     return dst;
@@ -190,20 +221,22 @@ LogicalResult EntryLowering::lowerLinear(Operation *op, Value input,
     return op->emitOpError("weight is neither a CSR assemble nor a dense "
                            "argument; not supported by the CUDA target yet");
   Value outs = index(loc, outType.getDimSize(1));
-  Value total = arith::MulIOp::create(b, loc, dim(loc, x, 0), outs);
+  Value batch = dim(loc, x, 0);
+  Value total = arith::MulIOp::create(b, loc, batch, outs);
   Value ins = dim(loc, x, 1);
+  Value xt = transposed(loc, x);
   std::string what = sparse ? "linear_csr"
                      : m    ? "linear_masked"
                             : "linear_dense";
   if (relu)
     what += "_relu";
   launch1D(loc, total, what, [&](OpBuilder &k, Value i) {
-    Value row = arith::RemUIOp::create(k, loc, i, outs);
-    Value sample = arith::DivUIOp::create(k, loc, i, outs);
+    Value row = arith::DivUIOp::create(k, loc, i, batch);
+    Value sample = arith::RemUIOp::create(k, loc, i, batch);
     Value acc = bias ? memref::LoadOp::create(k, loc, bias, row).getResult()
                      : f32(k, loc, 0.0f);
     auto fma = [&](OpBuilder &l, Value wv, Value col, Value sum) -> Value {
-      Value xv = memref::LoadOp::create(l, loc, x, ValueRange{sample, col});
+      Value xv = memref::LoadOp::create(l, loc, xt, ValueRange{col, sample});
       return math::FmaOp::create(l, loc, wv, xv, sum);
     };
     if (sparse) {

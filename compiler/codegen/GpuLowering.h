@@ -155,6 +155,15 @@ private:
                                             mlir::Value weight,
                                             mlir::Value mask);
   mlir::LogicalResult lowerReduceBatch(mlir::sdl::ReduceBatchOp op);
+  /// One group of lanes per (o, r), o < `outer`, r < `rows` of the CSR `w`
+  /// (GpuBackward.cpp's header: the group's size from the mean row
+  /// length); `body(o, r, e)` for each stored entry e of row r, lane l
+  /// taking the entries l, l + g, ... of the row.
+  void rowGroups(mlir::Location loc, const CsrBuffers &w, mlir::Value outer,
+                 mlir::Value rows, llvm::StringRef what,
+                 llvm::function_ref<void(mlir::OpBuilder &, mlir::Value,
+                                         mlir::Value, mlir::Value)>
+                     body);
   /// Per-sample max and sum of exp(x - max) of the logits `x` [B, C] (one
   /// kernel, shared by the loss and its gradient).
   std::pair<mlir::Value, mlir::Value> softmaxStats(mlir::Location loc,
@@ -168,6 +177,10 @@ private:
   /// The buffer of `v`: its destination argument or a new gpu.alloc shaped
   /// like `like` (a buffer of the same rank giving the dynamic sizes).
   mlir::Value resultBuffer(mlir::Value v, mlir::Value like);
+  /// The transpose [C, R] of the rank-2 buffer `x` [R, C] (a temporary and
+  /// its kernel, emitted once per buffer: buffers are not written after
+  /// their kernel).
+  mlir::Value transposed(mlir::Location loc, mlir::Value x);
   /// A new gpu.alloc of `type` (`sizes`: its dynamic sizes), freed at the
   /// return.
   mlir::Value temporary(mlir::Location loc, mlir::MemRefType type,
@@ -189,6 +202,7 @@ private:
   mlir::IRMapping buffers; // tensor value -> memref, scalar -> scalar
   llvm::DenseMap<mlir::Value, CsrBuffers> csr;
   llvm::DenseMap<mlir::Value, mlir::Value> destination; // value -> output
+  llvm::DenseMap<mlir::Value, mlir::Value> transposes;  // buffer -> its [C, R]
   llvm::DenseSet<mlir::Operation *> fused; // relu ops folded into a linear
   llvm::DenseMap<mlir::Value, std::pair<mlir::Value, mlir::Value>> softmax;
   llvm::SmallVector<mlir::Value> temporaries;

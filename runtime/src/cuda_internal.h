@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "sparsec/cuda.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,23 @@ void sparsec__cuda_record(const char *fmt, ...) SPARSEC_PRINTF(1, 2);
 /* The default device's ordinal (mgpuSetDefaultDevice; before the first
  * CUDA call only). */
 void sparsec__cuda_set_device(int ordinal);
+
+/* Tests only: `api` becomes the driver, as if loaded, with no context (a
+ * fake driver; the real one is never loaded afterwards). */
+void sparsec__cuda_use_driver(const struct sparsec__cuda_api *api);
+
+/* Device memory without the cache (cuda_mgpu.c): NULL with the failure
+ * recorded; managed memory with `host_shared`. The free waits for `stream`
+ * (if not NULL) first and returns SPARSEC_OK or SPARSEC_ERR_CUDA. */
+void *sparsec__cuda_mem_alloc(size_t bytes, bool host_shared);
+int sparsec__cuda_mem_free(void *ptr, void *stream);
+/* cuMemAlloc in the context; NULL with the driver's result in *result (0
+ * if the context could not be entered: that failure is recorded). */
+void *sparsec__cuda_mem_alloc_raw(size_t bytes, CUresult *result);
+/* The size class of a cached request (cuda_cache.c). */
+size_t sparsec__cuda_size_class(size_t bytes);
+/* mgpu* functions the runtime itself calls. */
+void mgpuStreamSynchronize(void *s);
 
 /* `n` contiguous values of a parameter on the device, their gradient and
  * the optimizer state at the same offsets (0 where a state is not kept):

@@ -4,14 +4,16 @@
  * host code (the prototypes follow the LLVM declarations it emits, see
  * docs/cuda.md), implemented over the driver loaded by cuda_driver.c.
  * Debian ships no libmlir_cuda_runtime, and this one differs from
- * upstream's CudaRuntimeWrappers.cpp in three ways:
+ * upstream's CudaRuntimeWrappers.cpp in these ways:
  *   - no abort on error: every failure is recorded for the calling thread
  *     (sparsec_cuda_take_error) and the call does nothing / returns NULL, so
  *     a model library keeps working on a machine without a GPU;
  *   - modules are loaded lazily: mgpuModuleLoad (called from the model
  *     library's constructor at dlopen time) only remembers the image, the
  *     driver is touched on the first mgpuModuleGetFunction;
- *   - the symbols are hidden: they bind inside the model library only.
+ *   - the symbols are hidden: they bind inside the model library only;
+ *   - destroyed streams are pooled for the next mgpuStreamCreate, and
+ *     device memory is cached (mgpuMemAlloc/mgpuMemFree, cuda_cache.c).
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
 
@@ -148,10 +150,22 @@ void mgpuLaunchKernel(void *function, intptr_t gx, intptr_t gy, intptr_t gz, int
   sparsec__cuda_leave();
 }
 
+/* Streams handed back by mgpuStreamDestroy, reused by mgpuStreamCreate:
+ * the generated code creates and destroys a few streams per call. A pooled
+ * stream may still have work queued; work queued later runs after it. */
+enum { kStreamPoolCap = 16 };
+static pthread_mutex_t stream_lock = PTHREAD_MUTEX_INITIALIZER;
+static CUstream stream_pool[kStreamPoolCap];
+static int pooled_streams;
+
 void *mgpuStreamCreate(void) {
+  pthread_mutex_lock(&stream_lock);
+  CUstream s = pooled_streams > 0 ? stream_pool[--pooled_streams] : NULL;
+  pthread_mutex_unlock(&stream_lock);
+  if (s)
+    return s;
   if (sparsec__cuda_enter("mgpuStreamCreate") != SPARSEC_OK)
     return NULL;
-  CUstream s = NULL;
   /* CU_STREAM_NON_BLOCKING = 1, as upstream's wrapper. */
   if (sparsec__cuda_check(sparsec__cu.StreamCreate(&s, 1), "cuStreamCreate"))
     s = NULL;
@@ -170,7 +184,15 @@ void *mgpuStreamCreate(void) {
   } while (0)
 
 void mgpuStreamDestroy(void *s) {
-  CUDA_ON_HANDLE(s, "mgpuStreamDestroy", sparsec__cu.StreamDestroy(s), "cuStreamDestroy");
+  if (!s)
+    return;
+  pthread_mutex_lock(&stream_lock);
+  const int kept = pooled_streams < kStreamPoolCap;
+  if (kept)
+    stream_pool[pooled_streams++] = s;
+  pthread_mutex_unlock(&stream_lock);
+  if (!kept)
+    CUDA_ON_HANDLE(s, "mgpuStreamDestroy", sparsec__cu.StreamDestroy(s), "cuStreamDestroy");
 }
 
 void mgpuStreamSynchronize(void *s) {
@@ -210,8 +232,17 @@ void mgpuEventRecord(void *e, void *s) {
   CUDA_ON_HANDLE(e, "mgpuEventRecord", sparsec__cu.EventRecord(e, s), "cuEventRecord");
 }
 
-void *mgpuMemAlloc(uint64_t bytes, void *stream, bool host_shared) {
-  (void)stream;
+void *sparsec__cuda_mem_alloc_raw(size_t bytes, CUresult *result) {
+  *result = 0;
+  if (sparsec__cuda_enter("mgpuMemAlloc") != SPARSEC_OK)
+    return NULL;
+  CUdeviceptr p = 0;
+  *result = sparsec__cu.MemAlloc(&p, bytes);
+  sparsec__cuda_leave();
+  return *result == 0 ? (void *)(uintptr_t)p : NULL;
+}
+
+void *sparsec__cuda_mem_alloc(size_t bytes, bool host_shared) {
   if (bytes == 0)
     return NULL;
   if (sparsec__cuda_enter("mgpuMemAlloc") != SPARSEC_OK)
@@ -226,12 +257,18 @@ void *mgpuMemAlloc(uint64_t bytes, void *stream, bool host_shared) {
   return (void *)(uintptr_t)p;
 }
 
-void mgpuMemFree(void *ptr, void *stream) {
-  /* The generated code frees temporaries on the stream whose kernels may
-   * still read them: wait for it first (cuMemFree is not stream-ordered). */
-  if (ptr && stream)
+int sparsec__cuda_mem_free(void *ptr, void *stream) {
+  if (!ptr)
+    return SPARSEC_OK;
+  /* Kernels on `stream` may still read it (cuMemFree is not
+   * stream-ordered). */
+  if (stream)
     mgpuStreamSynchronize(stream);
-  CUDA_ON_HANDLE(ptr, "mgpuMemFree", sparsec__cu.MemFree((CUdeviceptr)(uintptr_t)ptr), "cuMemFree");
+  if (sparsec__cuda_enter("mgpuMemFree") != SPARSEC_OK)
+    return SPARSEC_ERR_CUDA;
+  int rc = sparsec__cuda_check(sparsec__cu.MemFree((CUdeviceptr)(uintptr_t)ptr), "cuMemFree");
+  sparsec__cuda_leave();
+  return rc;
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream) {

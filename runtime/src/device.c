@@ -41,7 +41,7 @@
 void *sparsec__dev_alloc(sparsec__device *d, size_t bytes) {
   if (bytes == 0)
     bytes = 1;
-  return d->k.emulated ? malloc(bytes) : mgpuMemAlloc(bytes, d->stream, false);
+  return d->k.emulated ? malloc(bytes) : sparsec__cuda_mem_alloc(bytes, false);
 }
 
 void sparsec__dev_free(sparsec__device *d, void *p) {
@@ -50,7 +50,7 @@ void sparsec__dev_free(sparsec__device *d, void *p) {
   if (d->k.emulated)
     free(p);
   else
-    mgpuMemFree(p, d->stream);
+    sparsec__cuda_mem_free(p, d->stream);
 }
 
 void sparsec__dev_copy(sparsec__device *d, void *dst, const void *src, size_t bytes) {

@@ -43,6 +43,17 @@ int sparsec_cuda_device_info(char *buf, size_t cap);
  * Clears the record. */
 int sparsec_cuda_take_error(void);
 
+/* Device memory of the generated code's temporaries is cached (as
+ * PyTorch's caching allocator): a block freed at the end of a call is kept
+ * for the next request of its size class. These report the cached
+ * allocator's bytes handed out (`in_use`) and kept idle (`cached`), and
+ * give the idle blocks back to the driver. SPARSEC_CUDA_CACHE=0 in the
+ * environment turns caching off. Each model library links its own
+ * runtime and so has its own cache. Returns SPARSEC_OK, SPARSEC_ERR_NULL,
+ * or SPARSEC_ERR_CUDA (a failed cuMemFree). */
+int sparsec_cuda_memory_stats(size_t *in_use, size_t *cached);
+int sparsec_cuda_empty_cache(void);
+
 #ifdef __cplusplus
 }
 #endif

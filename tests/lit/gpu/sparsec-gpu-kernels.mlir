@@ -35,42 +35,59 @@ module @Gpu {
 // CHECK: func.func @sparsec_gpu_kernel_Gpu_forward(%[[X:[^:]+]]: memref<?x8xf32>, %[[POS:[^:]+]]: memref<7xi32>, %[[CRD:[^:]+]]: memref<24xi32>, %[[VAL:[^:]+]]: memref<24xf32>, %[[B1:[^:]+]]: memref<6xf32>, %[[W2:[^:]+]]: memref<3x6xf32>, %[[B2:[^:]+]]: memref<3xf32>, %[[OUT:[^:]+]]: memref<?x3xf32>)
 // CHECK-SAME: sdl.target = "cuda"
 //
-// The CSR layer: h is used twice, so relu is not fused.
+// The CSR layer: h is used twice, so relu is not fused. Its input is
+// transposed first (x^T [8, B]); a thread computes y[b, r] with
+// r = i / B, b = i mod B, reading x^T[crd[k], b].
 // CHECK: %[[H:.+]] = gpu.alloc (%{{.+}}) : memref<?x6xf32>
+// CHECK: %[[XT:.+]] = gpu.alloc (%{{.+}}) : memref<8x?xf32>
 // At least one block, and no host branch around the launch.
+// CHECK: %[[TBLOCKS:.+]] = arith.maxui %{{.+}}, %{{.+}} : index
+// CHECK-NOT: scf.if
+// CHECK: gpu.launch blocks(%{{.+}}) in (%{{.+}} = %[[TBLOCKS]], {{.*}} module(@sparsec_gpu_kernel_Gpu_kernels) function(@sparsec_gpu_kernel_Gpu_forward_0_transpose)
+// CHECK: %[[TR:.+]] = arith.divui
+// CHECK: %[[TC:.+]] = arith.remui
+// CHECK: %[[XV:.+]] = memref.load %[[X]][%[[TR]], %[[TC]]]
+// CHECK: memref.store %[[XV]], %[[XT]][%[[TC]], %[[TR]]]
 // CHECK: %[[BLOCKS:.+]] = arith.maxui %{{.+}}, %{{.+}} : index
 // CHECK-NOT: scf.if
-// CHECK: gpu.launch blocks(%{{.+}}) in (%{{.+}} = %[[BLOCKS]], {{.*}} module(@sparsec_gpu_kernel_Gpu_kernels) function(@sparsec_gpu_kernel_Gpu_forward_0_linear_csr)
-// CHECK: memref.load %[[B1]]
+// CHECK: gpu.launch blocks(%{{.+}}) in (%{{.+}} = %[[BLOCKS]], {{.*}} module(@sparsec_gpu_kernel_Gpu_kernels) function(@sparsec_gpu_kernel_Gpu_forward_1_linear_csr)
+// CHECK: %[[ROW:.+]] = arith.divui
+// CHECK: %[[SAMPLE:.+]] = arith.remui
+// CHECK: memref.load %[[B1]][%[[ROW]]]
 // CHECK: memref.load %[[POS]]
 // CHECK: scf.for
-// CHECK: memref.load %[[CRD]]
+// CHECK: %[[COL:.+]] = arith.index_castui
 // CHECK: memref.load %[[VAL]]
-// CHECK: memref.load %[[X]]
+// CHECK: memref.load %[[XT]][%[[COL]], %[[SAMPLE]]]
 // CHECK: math.fma
 // CHECK-NOT: arith.maximumf
-// CHECK: memref.store %{{.+}}, %[[H]]
+// CHECK: memref.store %{{.+}}, %[[H]][%[[SAMPLE]], %[[ROW]]]
 //
 // CHECK: %[[R:.+]] = gpu.alloc (%{{.+}}) : memref<?x6xf32>
-// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_1_relu)
+// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_2_relu)
 // CHECK: arith.maximumf
 // CHECK: memref.store %{{.+}}, %[[R]]
 //
 // CHECK: %[[S:.+]] = gpu.alloc (%{{.+}}) : memref<?x6xf32>
-// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_2_add)
+// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_3_add)
 // CHECK: arith.addf
 // CHECK: memref.store %{{.+}}, %[[S]]
 //
 // The dense layer writes the output argument directly.
-// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_3_linear_dense)
-// CHECK: memref.load %[[W2]]
+// CHECK: %[[ST:.+]] = gpu.alloc (%{{.+}}) : memref<6x?xf32>
+// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_4_transpose)
 // CHECK: memref.load %[[S]]
+// CHECK: function(@sparsec_gpu_kernel_Gpu_forward_5_linear_dense)
+// CHECK: memref.load %[[W2]]
+// CHECK: memref.load %[[ST]]
 // CHECK: math.fma
 // CHECK: memref.store %{{.+}}, %[[OUT]]
 // CHECK-NOT: gpu.memcpy
 // CHECK: gpu.dealloc %[[H]]
+// CHECK: gpu.dealloc %[[XT]]
 // CHECK: gpu.dealloc %[[R]]
 // CHECK: gpu.dealloc %[[S]]
+// CHECK: gpu.dealloc %[[ST]]
 // CHECK-NEXT: return
 // The train entry is lowered too (here: no ops, the constant loss).
 // CHECK: func.func @sparsec_gpu_kernel_Gpu_train(%{{.+}}: memref<?x8xf32>) -> f32
@@ -80,7 +97,7 @@ module @Gpu {
 // -----
 
 // relu(linear) as the linear's only use: one kernel, writing the output
-// argument (no temporary).
+// argument (the only temporary is the input's transpose).
 module @Fused {
   func.func @sparsec_kernel_Fused_forward(%arg0: memref<?x4xf32>, %arg1: memref<2x4xf32>, %arg2: memref<?x2xf32>) attributes {sdl.entry = "forward"} {
     %0 = bufferization.to_tensor %arg0 restrict : memref<?x4xf32> to tensor<?x4xf32>
@@ -94,8 +111,11 @@ module @Fused {
 
 // CHECK-LABEL: module @Fused
 // CHECK: func.func @sparsec_gpu_kernel_Fused_forward(%{{[^:]+}}: memref<?x4xf32>, %{{[^:]+}}: memref<2x4xf32>, %[[OUT:[^:]+]]: memref<?x2xf32>)
+// CHECK: gpu.alloc (%{{.+}}) : memref<4x?xf32>
 // CHECK-NOT: gpu.alloc
-// CHECK: function(@sparsec_gpu_kernel_Fused_forward_0_linear_dense_relu)
+// CHECK: function(@sparsec_gpu_kernel_Fused_forward_0_transpose)
+// CHECK-NOT: gpu.alloc
+// CHECK: function(@sparsec_gpu_kernel_Fused_forward_1_linear_dense_relu)
 // CHECK: %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
 // CHECK: scf.for
 // CHECK: arith.maximumf %{{.+}}, %[[ZERO]]
@@ -152,38 +172,51 @@ module @Train {
 // CHECK: func.func @sparsec_gpu_kernel_T_train(%[[X:[^:]+]]: memref<?x6xf32>, %[[Y:[^:]+]]: memref<?xi64>, %{{[^:]+}}: memref<5x6xf32>, %{{[^:]+}}: memref<5xf32>, %[[POS:[^:]+]]: memref<5xi32>, %[[CRD:[^:]+]]: memref<10xi32>, %[[VAL:[^:]+]]: memref<10xf32>, %{{[^:]+}}: memref<4xf32>, %[[GW1:[^:]+]]: memref<5x6xf32>, %[[GB1:[^:]+]]: memref<5xf32>, %[[GVAL:[^:]+]]: memref<10xf32>, %[[GB2:[^:]+]]: memref<4xf32>) -> f32
 // CHECK-NOT: math.exp
 // CHECK-NOT: math.log
-// CHECK: function(@sparsec_gpu_kernel_T_train_0_linear_dense)
-// CHECK: function(@sparsec_gpu_kernel_T_train_1_relu)
-// CHECK: function(@sparsec_gpu_kernel_T_train_2_linear_csr)
-// CHECK: function(@sparsec_gpu_kernel_T_train_3_softmax_stats)
+// CHECK: function(@sparsec_gpu_kernel_T_train_0_transpose)
+// CHECK: function(@sparsec_gpu_kernel_T_train_1_linear_dense)
+// CHECK: function(@sparsec_gpu_kernel_T_train_2_relu)
+// CHECK: function(@sparsec_gpu_kernel_T_train_3_transpose)
+// CHECK: function(@sparsec_gpu_kernel_T_train_4_linear_csr)
+// CHECK: function(@sparsec_gpu_kernel_T_train_5_softmax_stats)
 // CHECK: arith.maximumf
 // CHECK: %[[LOSS:.+]] = gpu.alloc () : memref<f32>
-// CHECK: function(@sparsec_gpu_kernel_T_train_5_cross_entropy_mean)
+// CHECK: function(@sparsec_gpu_kernel_T_train_7_cross_entropy_mean)
 // CHECK: scf.for
 // CHECK: arith.divf
 // CHECK: memref.store %{{.+}}, %[[LOSS]][]
-// CHECK: function(@sparsec_gpu_kernel_T_train_6_cross_entropy_grad)
+// CHECK: function(@sparsec_gpu_kernel_T_train_8_cross_entropy_grad)
 // CHECK: memref.load %[[Y]]
 // CHECK: arith.select
 // CHECK: %[[DH:.+]] = gpu.alloc (%{{.+}}) : memref<?x5xf32>
-// CHECK: function(@sparsec_gpu_kernel_T_train_7_zero)
+// CHECK: function(@sparsec_gpu_kernel_T_train_9_zero)
 // CHECK: memref.store %{{.+}}, %[[DH]]
-// CHECK: function(@sparsec_gpu_kernel_T_train_8_linear_grad_input_csr)
+// A CSR row's group of lanes: g, the power of two >= the mean row length
+// (at most 32), chosen on the host; lane l takes the entries pos[r] + l,
+// pos[r] + l + g, ...
+// CHECK: %[[MEAN:.+]] = arith.ceildivui
+// CHECK: arith.cmpi ugt, %[[MEAN]]
+// CHECK-COUNT-5: arith.select
+// CHECK: function(@sparsec_gpu_kernel_T_train_10_linear_grad_input_csr)
+// CHECK: %[[LANE:.+]] = arith.remui
 // CHECK: memref.load %[[POS]]
+// CHECK: %[[FIRST:.+]] = arith.addi %{{.+}}, %[[LANE]]
+// CHECK: scf.for %{{.+}} = %[[FIRST]] to
 // CHECK: memref.atomic_rmw addf %{{.+}}, %[[DH]]
-// CHECK: function(@sparsec_gpu_kernel_T_train_9_linear_grad_weight_csr)
-// CHECK: scf.while
+// The SDDMM: a group of lanes per row, no search for an entry's row.
+// CHECK-NOT: scf.while
+// CHECK: function(@sparsec_gpu_kernel_T_train_11_linear_grad_weight_csr)
 // CHECK: memref.load %[[POS]]
+// CHECK: scf.for
 // CHECK: memref.load %[[CRD]]
 // CHECK: memref.store %{{.+}}, %[[GVAL]]
-// CHECK: function(@sparsec_gpu_kernel_T_train_10_reduce_batch)
+// CHECK: function(@sparsec_gpu_kernel_T_train_12_reduce_batch)
 // CHECK: memref.store %{{.+}}, %[[GB2]]
-// CHECK: function(@sparsec_gpu_kernel_T_train_11_relu_grad)
+// CHECK: function(@sparsec_gpu_kernel_T_train_13_relu_grad)
 // CHECK: arith.cmpf ogt
-// CHECK: function(@sparsec_gpu_kernel_T_train_12_linear_grad_weight_dense)
+// CHECK: function(@sparsec_gpu_kernel_T_train_14_linear_grad_weight_dense)
 // CHECK: memref.load %[[X]]
 // CHECK: memref.store %{{.+}}, %[[GW1]]
-// CHECK: function(@sparsec_gpu_kernel_T_train_13_reduce_batch)
+// CHECK: function(@sparsec_gpu_kernel_T_train_15_reduce_batch)
 // CHECK: memref.store %{{.+}}, %[[GB1]]
 // CHECK: %[[HOST:.+]] = memref.alloca() : memref<f32>
 // CHECK: gpu.memcpy  %[[HOST]], %[[LOSS]]
