@@ -129,6 +129,15 @@ void EntryLowering::launch1D(
   gpu::TerminatorOp::create(b, loc);
 }
 
+void EntryLowering::hostLoop(Location loc, int64_t n,
+                             llvm::function_ref<void(Value)> body) {
+  auto loop =
+      scf::ForOp::create(b, loc, index(loc, 0), index(loc, n), index(loc, 1));
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
 void EntryLowering::zeroFill(Location loc, Value buf) {
   Value cols = dim(loc, buf, 1);
   Value total = arith::MulIOp::create(b, loc, dim(loc, buf, 0), cols);

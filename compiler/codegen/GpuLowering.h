@@ -190,6 +190,10 @@ private:
   /// named <function>_<N>_<what>.
   void launch1D(mlir::Location loc, mlir::Value total, llvm::StringRef what,
                 llvm::function_ref<void(mlir::OpBuilder &, mlir::Value)> body);
+  /// A host loop `for v in [0, n)` around what `body(v)` emits (launches
+  /// that depend on the previous iteration's, as an LSTM's steps).
+  void hostLoop(mlir::Location loc, int64_t n,
+                llvm::function_ref<void(mlir::Value)> body);
   /// Kernel writing 0 to every element of the rank-2 buffer `buf`.
   void zeroFill(mlir::Location loc, mlir::Value buf);
   mlir::Value dim(mlir::Location loc, mlir::Value memref, int64_t d);

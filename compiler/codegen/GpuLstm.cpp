@@ -8,13 +8,17 @@
 //
 //   lstm_proj     one thread per (t, b, gate unit): b_ih + b_hh + Σ_i x w∘m
 //   lstm_stash0   one thread per stash value: 0 (row 0 is c = h = 0)
-//   lstm_steps    one thread per sample: the recurrence over t, each step's
-//                 z = P + h_{t-1} (W_hh ∘ M_hh)ᵀ for every gate unit from
-//                 stash row t, then gates, cell and hidden state into row
-//                 t + 1 (the samples are independent, the steps are not)
+//   lstm_step     one launch per step t (a host loop: the steps depend on
+//                 each other, the (sample, unit) pairs of a step do not),
+//                 one thread per (b, unit j): the four gates'
+//                 z = P + h_{t-1} (W_hh ∘ M_hh)ᵀ from stash row t, then
+//                 gates, cell and hidden state into row t + 1
 //   lstm_value    one thread per value: h over time, or h_{T-1}
-//   lstm_bptt     one thread per sample: dh, dc backwards over t, dZ(t)
-//                 for every gate unit, then dh = dZ(t) (W_hh ∘ M_hh)
+//   lstm_bptt_init one thread per (b, j): dh = dy (last) or 0, dc = 0
+//   lstm_bptt_gates, lstm_bptt_dh
+//                 two launches per step, t from T - 1 down: one thread per
+//                 (b, j): dZ(t) of the unit's four gates and dc; one
+//                 thread per (b, k): dh = dZ(t) (W_hh ∘ M_hh)
 //   lstm_grad_x, lstm_grad_wih, lstm_grad_whh, lstm_grad_bias
 //                 one thread per element: the sums over every step at once
 //
@@ -180,33 +184,32 @@ LogicalResult EntryLowering::lowerMaskedLstm(sdl::MaskedLstmOp op) {
             {arith::DivUIOp::create(kb, loc, rest, batch),
              arith::RemUIOp::create(kb, loc, rest, batch), col});
   });
-  launch1D(loc, batch, "lstm_steps", [&](OpBuilder &kb, Value s) {
-    Ops k{kb, loc};
-    k.each(T, [&](OpBuilder &lt, Value t) {
-      Ops st{lt, loc};
-      Value t1 = st.add(t, st.c(1));
-      st.each(H, [&](OpBuilder &lj, Value j) {
-        Ops u{lj, loc};
-        // z for gate `gate` of unit j: P + Σ_k h_{t-1}(k) (w ∘ m)(row, k).
-        auto z = [&](int64_t gate) {
-          Value row = u.add(j, u.c(gate * H));
-          return u.loop(
-              u.c(0), u.c(H), u.load(proj, {t, s, row}),
-              [&](OpBuilder &l, Value kk, Value a) {
-                Ops o{l, loc};
-                Value h = o.load(stash, {t, s, o.add(kk, o.c(Hidden * H))});
-                return o.fadd(a, o.fmul(h, o.wm(whh, mhh, row, kk)));
-              });
-        };
-        Value i = u.sigmoid(z(GateI)), f = u.sigmoid(z(GateF));
-        Value g = u.tanh(z(GateG)), o = u.sigmoid(z(GateO));
-        Value cPrev = u.load(stash, {t, s, u.add(j, u.c(Cell * H))});
-        Value c = u.fadd(u.fmul(f, cPrev), u.fmul(i, g));
-        Value h = u.fmul(o, u.tanh(c));
-        Value vals[] = {i, f, g, o, c, h};
-        for (int64_t blk = GateI; blk <= Hidden; ++blk)
-          u.store(vals[blk], stash, {t1, s, u.add(j, u.c(blk * H))});
-      });
+  Value units = arith::MulIOp::create(b, loc, batch, index(loc, H));
+  hostLoop(loc, T, [&](Value t) {
+    launch1D(loc, units, "lstm_step", [&](OpBuilder &kb, Value e) {
+      Ops u{kb, loc};
+      Value j = arith::RemUIOp::create(kb, loc, e, u.c(H));
+      Value s = arith::DivUIOp::create(kb, loc, e, u.c(H));
+      Value t1 = u.add(t, u.c(1));
+      // z for gate `gate` of unit j: P + Σ_k h_{t-1}(k) (w ∘ m)(row, k).
+      auto z = [&](int64_t gate) {
+        Value row = u.add(j, u.c(gate * H));
+        return u.loop(
+            u.c(0), u.c(H), u.load(proj, {t, s, row}),
+            [&](OpBuilder &l, Value kk, Value a) {
+              Ops o{l, loc};
+              Value h = o.load(stash, {t, s, o.add(kk, o.c(Hidden * H))});
+              return o.fadd(a, o.fmul(h, o.wm(whh, mhh, row, kk)));
+            });
+      };
+      Value i = u.sigmoid(z(GateI)), f = u.sigmoid(z(GateF));
+      Value g = u.tanh(z(GateG)), o = u.sigmoid(z(GateO));
+      Value cPrev = u.load(stash, {t, s, u.add(j, u.c(Cell * H))});
+      Value c = u.fadd(u.fmul(f, cPrev), u.fmul(i, g));
+      Value h = u.fmul(o, u.tanh(c));
+      Value vals[] = {i, f, g, o, c, h};
+      for (int64_t blk = GateI; blk <= Hidden; ++blk)
+        u.store(vals[blk], stash, {t1, s, u.add(j, u.c(blk * H))});
     });
   });
   // The value: h_t over time, or h_{T-1}.
@@ -257,50 +260,53 @@ LogicalResult EntryLowering::lowerMaskedLstmGrad(sdl::MaskedLstmGradOp op) {
                        {batch});
   auto bh = MemRefType::get({ShapedType::kDynamic, H}, f32t);
   Value dh = temporary(loc, bh, {batch}), dc = temporary(loc, bh, {batch});
-  launch1D(loc, batch, "lstm_bptt", [&](OpBuilder &kb, Value s) {
-    Ops k{kb, loc};
-    k.each(H, [&](OpBuilder &l, Value j) {
-      Ops u{l, loc};
-      u.store(last ? u.load(dy, {s, j}) : f32(l, loc, 0.0f), dh, {s, j});
-      u.store(f32(l, loc, 0.0f), dc, {s, j});
+  Value units = arith::MulIOp::create(b, loc, batch, index(loc, H));
+  launch1D(loc, units, "lstm_bptt_init", [&](OpBuilder &kb, Value e) {
+    Ops u{kb, loc};
+    Value j = arith::RemUIOp::create(kb, loc, e, u.c(H));
+    Value s = arith::DivUIOp::create(kb, loc, e, u.c(H));
+    u.store(last ? u.load(dy, {s, j}) : f32(kb, loc, 0.0f), dh, {s, j});
+    u.store(f32(kb, loc, 0.0f), dc, {s, j});
+  });
+  hostLoop(loc, T, [&](Value step) {
+    Value t = arith::SubIOp::create(b, loc, index(loc, T - 1), step);
+    launch1D(loc, units, "lstm_bptt_gates", [&](OpBuilder &kb, Value e) {
+      Ops u{kb, loc};
+      Value j = arith::RemUIOp::create(kb, loc, e, u.c(H));
+      Value s = arith::DivUIOp::create(kb, loc, e, u.c(H));
+      Value t1 = u.add(t, u.c(1));
+      auto at = [&](Value row, int64_t blk) {
+        return u.load(stash, {row, s, u.add(j, u.c(blk * H))});
+      };
+      Value i = at(t1, GateI), f = at(t1, GateF), g = at(t1, GateG),
+            o = at(t1, GateO), c = at(t1, Cell), cPrev = at(t, Cell);
+      Value dht = u.load(dh, {s, j});
+      if (!last)
+        dht = u.fadd(dht, u.load(dy, sh.act(s, t, j)));
+      Value one = u.one();
+      Value tc = u.tanh(c);
+      Value dct = u.fadd(u.load(dc, {s, j}),
+                         u.fmul(u.fmul(dht, o), u.fsub(one, u.fmul(tc, tc))));
+      Value grads[] = {u.fmul(u.fmul(dct, g), u.fmul(i, u.fsub(one, i))),
+                       u.fmul(u.fmul(dct, cPrev), u.fmul(f, u.fsub(one, f))),
+                       u.fmul(u.fmul(dct, i), u.fsub(one, u.fmul(g, g))),
+                       u.fmul(u.fmul(dht, tc), u.fmul(o, u.fsub(one, o)))};
+      for (int64_t blk = GateI; blk <= GateO; ++blk)
+        u.store(grads[blk], dz, {t, s, u.add(j, u.c(blk * H))});
+      u.store(u.fmul(dct, f), dc, {s, j});
     });
-    k.each(T, [&](OpBuilder &lt, Value step) {
-      Ops st{lt, loc};
-      Value t = arith::SubIOp::create(lt, loc, st.c(T - 1), step);
-      Value t1 = st.add(t, st.c(1));
-      st.each(H, [&](OpBuilder &lj, Value j) {
-        Ops u{lj, loc};
-        auto at = [&](Value row, int64_t blk) {
-          return u.load(stash, {row, s, u.add(j, u.c(blk * H))});
-        };
-        Value i = at(t1, GateI), f = at(t1, GateF), g = at(t1, GateG),
-              o = at(t1, GateO), c = at(t1, Cell), cPrev = at(t, Cell);
-        Value dht = u.load(dh, {s, j});
-        if (!last)
-          dht = u.fadd(dht, u.load(dy, sh.act(s, t, j)));
-        Value one = u.one();
-        Value tc = u.tanh(c);
-        Value dct = u.fadd(u.load(dc, {s, j}),
-                           u.fmul(u.fmul(dht, o), u.fsub(one, u.fmul(tc, tc))));
-        Value grads[] = {u.fmul(u.fmul(dct, g), u.fmul(i, u.fsub(one, i))),
-                         u.fmul(u.fmul(dct, cPrev), u.fmul(f, u.fsub(one, f))),
-                         u.fmul(u.fmul(dct, i), u.fsub(one, u.fmul(g, g))),
-                         u.fmul(u.fmul(dht, tc), u.fmul(o, u.fsub(one, o)))};
-        for (int64_t blk = GateI; blk <= GateO; ++blk)
-          u.store(grads[blk], dz, {t, s, u.add(j, u.c(blk * H))});
-        u.store(u.fmul(dct, f), dc, {s, j});
-      });
-      // dh_{t-1}(k) = Σ_g dZ(t, g) (w ∘ m)(g, k).
-      st.each(H, [&](OpBuilder &lk, Value kk) {
-        Ops u{lk, loc};
-        Value acc = u.loop(u.c(0), u.c(G), f32(lk, loc, 0.0f),
-                           [&](OpBuilder &l, Value g, Value a) {
-                             Ops o{l, loc};
-                             return o.fadd(a, o.fmul(o.load(dz, {t, s, g}),
-                                                     o.wm(whh, mhh, g, kk)));
-                           });
-        u.store(acc, dh, {s, kk});
-      });
+    // dh_{t-1}(k) = Σ_g dZ(t, g) (w ∘ m)(g, k).
+    launch1D(loc, units, "lstm_bptt_dh", [&](OpBuilder &kb, Value e) {
+      Ops u{kb, loc};
+      Value kk = arith::RemUIOp::create(kb, loc, e, u.c(H));
+      Value s = arith::DivUIOp::create(kb, loc, e, u.c(H));
+      Value acc = u.loop(u.c(0), u.c(G), f32(kb, loc, 0.0f),
+                         [&](OpBuilder &l, Value g, Value a) {
+                           Ops o{l, loc};
+                           return o.fadd(a, o.fmul(o.load(dz, {t, s, g}),
+                                                   o.wm(whh, mhh, g, kk)));
+                         });
+      u.store(acc, dh, {s, kk});
     });
   });
   // Over every step at once.
