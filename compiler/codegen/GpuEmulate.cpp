@@ -11,7 +11,10 @@
 //                 sizes replaced by the loop variables and launch operands;
 //                 threads run one after another, so kernels that need
 //                 threads to run together (barriers, shuffles, shared or
-//                 private memory) are rejected
+//                 private memory) are rejected; a thread's own scratch
+//                 (memref.alloca of a static shape in the body) is hoisted
+//                 out of the loops, one buffer the threads take in turn
+//                 (each initialises it before use, as on a GPU)
 //   gpu.alloc     memref.alloc       gpu.dealloc   memref.dealloc
 //   gpu.memcpy    memref.copy
 //
@@ -75,15 +78,24 @@ LogicalResult emulateLaunch(gpu::LaunchOp launch) {
   Value vars[2][3] = {{ids[0].z, ids[0].y, ids[0].x},
                       {ids[1].z, ids[1].y, ids[1].x}};
   // Blocks outside, threads inside; x innermost.
+  scf::ForOp outer;
   for (int level = 0; level < 2; ++level)
     for (int d = 0; d < 3; ++d) {
       auto loop = scf::ForOp::create(b, loc, zero, bounds[level][d], one);
+      if (!outer)
+        outer = loop;
       map.map(vars[level][d], loop.getInductionVar());
       b.setInsertionPoint(loop.getBody()->getTerminator());
     }
   for (Operation &op : body.front().without_terminator())
     b.clone(op, map);
   launch.erase();
+  // Scratch allocated per thread: once, before the loops (an alloca in a
+  // loop would grow the host stack with every thread).
+  outer.walk([&](memref::AllocaOp a) {
+    if (a.getType().hasStaticShape() && a->getNumOperands() == 0)
+      a->moveBefore(outer);
+  });
   return success();
 }
 

@@ -9,11 +9,13 @@
 //
 //   kwinners_boost  one thread per channel: exp((k / units - duty[c]) * s),
 //                   s the boost strength of this step
-//   kwinners_rows   one thread per view row: T = the k-th largest key (32
-//                   bisection passes counting keys >= mid), the cut among
-//                   the keys equal to T (bisection over the index), then
-//                   the row written: the value (input, or the incoming
-//                   gradient) at the winners, 0 elsewhere
+//   kwinners_rows   one thread per view row: T = the k-th largest key by
+//                   radix select (four passes over the row, each a
+//                   histogram of one byte in a 256-entry scratch array),
+//                   then one pass writing the row: the value (input, or the
+//                   incoming gradient) at the winners - the keys > T and
+//                   the first keys equal to T by index - 0 elsewhere. The
+//                   same winners as the CPU's bisection (32 passes)
 //   kwinners_duty   one thread per buffer entry: nupic.torch's duty-cycle
 //                   update (activity counted in the CPU's order), the
 //                   clamped sample count, the step count
@@ -29,8 +31,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-
-#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace sparsec::cudagen;
@@ -77,35 +77,6 @@ Value orderedKey(OpBuilder &b, Location loc, Value v) {
           b, loc, b.getI32IntegerAttr(static_cast<int32_t>(0x80000000u))));
   return arith::ExtUIOp::create(b, loc, b.getI64Type(),
                                 arith::XOrIOp::create(b, loc, u, flip));
-}
-
-/// for j in [0, m): count += pred(j) (an i1); returns the i64 count.
-Value countRow(OpBuilder &b, Location loc, int64_t m,
-               llvm::function_ref<Value(OpBuilder &, Value)> pred) {
-  return accumulate(b, loc, arith::ConstantIndexOp::create(b, loc, 0),
-                    arith::ConstantIndexOp::create(b, loc, m), i64c(b, loc, 0),
-                    [&](OpBuilder &l, Value j, Value acc) {
-                      Value inc = arith::ExtUIOp::create(l, loc, l.getI64Type(),
-                                                         pred(l, j));
-                      return arith::AddIOp::create(l, loc, acc, inc);
-                    });
-}
-
-/// Two-value scf.for over [0, steps) with i64 iter_args (lo, hi).
-std::pair<Value, Value>
-bisect(OpBuilder &b, Location loc, int64_t steps, int64_t lo, int64_t hi,
-       llvm::function_ref<std::pair<Value, Value>(OpBuilder &, Value, Value)>
-           step) {
-  auto loop =
-      scf::ForOp::create(b, loc, arith::ConstantIndexOp::create(b, loc, 0),
-                         arith::ConstantIndexOp::create(b, loc, steps),
-                         arith::ConstantIndexOp::create(b, loc, 1),
-                         ValueRange{i64c(b, loc, lo), i64c(b, loc, hi)},
-                         [&](OpBuilder &l, Location ll, Value, ValueRange a) {
-                           auto [nlo, nhi] = step(l, a[0], a[1]);
-                           scf::YieldOp::create(l, ll, ValueRange{nlo, nhi});
-                         });
-  return {loop.getResult(0), loop.getResult(1)};
 }
 
 /// Whether `t` is an f32 [B, n] or [B, C, H, W] with static inner sizes.
@@ -235,73 +206,99 @@ LogicalResult EntryLowering::lowerKWinners(Operation *op, Value input,
       Value bv = memref::LoadOp::create(l, loc, boost, view.channel(l, loc, j));
       return orderedKey(l, loc, arith::MulFOp::create(l, loc, xv, bv));
     };
-    auto ge = [&](OpBuilder &l, Value a, Value c) {
-      return arith::CmpIOp::create(l, loc, arith::CmpIPredicate::sge, a, c);
+    auto c64 = [&](OpBuilder &l, int64_t v) { return i64c(l, loc, v); };
+    auto cmp = [&](OpBuilder &l, arith::CmpIPredicate p, Value a, Value c) {
+      return arith::CmpIOp::create(l, loc, p, a, c);
     };
-    Value kk = i64c(kb, loc, k), one = i64c(kb, loc, 1);
-    // T: the largest t with #(key >= t) >= k.
-    Value t =
-        bisect(kb, loc, 32, 0, 0xFFFFFFFFll,
-               [&](OpBuilder &l, Value lo, Value hi) {
-                 Value span = arith::AddIOp::create(
-                     l, loc, arith::SubIOp::create(l, loc, hi, lo), one);
-                 Value mid = arith::AddIOp::create(
-                     l, loc, lo, arith::ShRUIOp::create(l, loc, span, one));
-                 Value cnt = countRow(l, loc, m, [&](OpBuilder &p, Value j) {
-                   return arith::CmpIOp::create(
-                       p, loc, arith::CmpIPredicate::uge, key(p, j), mid);
-                 });
-                 Value ok = ge(l, cnt, kk);
-                 return std::make_pair(
-                     Value(arith::SelectOp::create(l, loc, ok, mid, lo)),
-                     Value(arith::SelectOp::create(
-                         l, loc, ok, hi,
-                         arith::SubIOp::create(l, loc, mid, one))));
-               })
-            .first;
-    // rem = k - #(key > T) ties to take, by index: the cut c.
-    Value gt = countRow(kb, loc, m, [&](OpBuilder &p, Value j) {
-      return arith::CmpIOp::create(p, loc, arith::CmpIPredicate::ugt, key(p, j),
-                                   t);
+    auto each =
+        [&](OpBuilder &l, int64_t n, ValueRange init,
+            function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)>
+                body) {
+          return scf::ForOp::create(
+              l, loc, index(loc, 0), index(loc, n), index(loc, 1), init,
+              [&](OpBuilder &fb, Location, Value v, ValueRange a) {
+                scf::YieldOp::create(fb, loc, body(fb, v, a));
+              });
+        };
+    // T, the k-th largest key, by radix select a byte at a time from the
+    // top: per pass, the histogram of the byte over the keys whose higher
+    // bytes are T's so far (`prefix`), then the byte whose bucket holds
+    // the need-th largest of them (the lowest byte if none does: k > m).
+    Type i64 = kb.getI64Type();
+    Value hist = memref::AllocaOp::create(kb, loc, MemRefType::get({256}, i64));
+    Value prefix = c64(kb, 0), need = c64(kb, k);
+    for (int64_t shift = 24; shift >= 0; shift -= 8) {
+      each(kb, 256, {}, [&](OpBuilder &l, Value d, ValueRange) {
+        memref::StoreOp::create(l, loc, c64(l, 0), hist, d);
+        return SmallVector<Value>{};
+      });
+      each(kb, m, {}, [&](OpBuilder &l, Value j, ValueRange) {
+        Value kv = key(l, j);
+        Value high = arith::ShRUIOp::create(l, loc, kv, c64(l, shift + 8));
+        auto match = scf::IfOp::create(
+            l, loc, cmp(l, arith::CmpIPredicate::eq, high, prefix), false);
+        OpBuilder t = match.getThenBodyBuilder();
+        Value d = arith::IndexCastOp::create(
+            t, loc, t.getIndexType(),
+            arith::AndIOp::create(
+                t, loc, arith::ShRUIOp::create(t, loc, kv, c64(t, shift)),
+                c64(t, 255)));
+        memref::StoreOp::create(
+            t, loc,
+            arith::AddIOp::create(
+                t, loc, memref::LoadOp::create(t, loc, hist, d), c64(t, 1)),
+            hist, d);
+        return SmallVector<Value>{};
+      });
+      // From byte 255 down: above = the count of higher bytes.
+      Value no = arith::ConstantOp::create(kb, loc, kb.getBoolAttr(false));
+      auto pick =
+          each(kb, 256, {c64(kb, 0), c64(kb, 0), need, no},
+               [&](OpBuilder &l, Value i, ValueRange a) {
+                 Value d = arith::SubIOp::create(l, loc, index(loc, 255), i);
+                 Value sum = arith::AddIOp::create(
+                     l, loc, a[0], memref::LoadOp::create(l, loc, hist, d));
+                 Value hit = arith::AndIOp::create(
+                     l, loc,
+                     arith::XOrIOp::create(l, loc, a[3],
+                                           arith::ConstantOp::create(
+                                               l, loc, l.getBoolAttr(true))),
+                     arith::OrIOp::create(
+                         l, loc, cmp(l, arith::CmpIPredicate::sge, sum, need),
+                         cmp(l, arith::CmpIPredicate::eq, d, index(loc, 0))));
+                 return SmallVector<Value>{
+                     sum,
+                     arith::SelectOp::create(
+                         l, loc, hit,
+                         arith::IndexCastOp::create(l, loc, i64, d), a[1]),
+                     arith::SelectOp::create(
+                         l, loc, hit, arith::SubIOp::create(l, loc, need, a[0]),
+                         a[2]),
+                     arith::OrIOp::create(l, loc, a[3], hit)};
+               });
+      prefix = arith::OrIOp::create(
+          kb, loc, arith::ShLIOp::create(kb, loc, prefix, c64(kb, 8)),
+          pick.getResult(1));
+      need = pick.getResult(2);
+    }
+    Value t = prefix;
+    // The winners: the keys > T and the first `need` keys equal to T (ties
+    // to the lower index); the row written in the same pass.
+    each(kb, m, {c64(kb, 0)}, [&](OpBuilder &l, Value j, ValueRange a) {
+      Value kv = key(l, j);
+      Value tie =
+          arith::AndIOp::create(l, loc, cmp(l, arith::CmpIPredicate::eq, kv, t),
+                                cmp(l, arith::CmpIPredicate::slt, a[0], need));
+      Value win = arith::OrIOp::create(
+          l, loc, cmp(l, arith::CmpIPredicate::ugt, kv, t), tie);
+      Value at = view.offset(l, loc, r, j);
+      Value val = memref::LoadOp::create(l, loc, vf, ValueRange{at});
+      memref::StoreOp::create(
+          l, loc, arith::SelectOp::create(l, loc, win, val, f32(l, loc, 0.0f)),
+          of, ValueRange{at});
+      return SmallVector<Value>{arith::AddIOp::create(
+          l, loc, a[0], arith::ExtUIOp::create(l, loc, i64, tie))};
     });
-    Value rem = arith::SubIOp::create(kb, loc, kk, gt);
-    auto tieBefore = [&](OpBuilder &p, Value j, Value cut) {
-      Value eq =
-          arith::CmpIOp::create(p, loc, arith::CmpIPredicate::eq, key(p, j), t);
-      Value jj = arith::IndexCastOp::create(p, loc, p.getI64Type(), j);
-      Value before =
-          arith::CmpIOp::create(p, loc, arith::CmpIPredicate::slt, jj, cut);
-      return arith::AndIOp::create(p, loc, eq, before);
-    };
-    int64_t steps = llvm::Log2_64_Ceil(static_cast<uint64_t>(m)) + 1;
-    Value cut =
-        bisect(kb, loc, steps, 1, m, [&](OpBuilder &l, Value lo, Value hi) {
-          Value mid = arith::ShRUIOp::create(
-              l, loc, arith::AddIOp::create(l, loc, lo, hi), one);
-          Value cnt = countRow(l, loc, m, [&](OpBuilder &p, Value j) {
-            return tieBefore(p, j, mid);
-          });
-          Value ok = ge(l, cnt, rem);
-          return std::make_pair(
-              Value(arith::SelectOp::create(
-                  l, loc, ok, lo, arith::AddIOp::create(l, loc, mid, one))),
-              Value(arith::SelectOp::create(l, loc, ok, mid, hi)));
-        }).first;
-    scf::ForOp::create(
-        kb, loc, index(loc, 0), index(loc, m), index(loc, 1), ValueRange(),
-        [&](OpBuilder &l, Location ll, Value j, ValueRange) {
-          Value win = arith::OrIOp::create(
-              l, ll,
-              arith::CmpIOp::create(l, ll, arith::CmpIPredicate::ugt, key(l, j),
-                                    t),
-              tieBefore(l, j, cut));
-          Value at = view.offset(l, ll, r, j);
-          Value val = memref::LoadOp::create(l, ll, vf, ValueRange{at});
-          memref::StoreOp::create(
-              l, ll, arith::SelectOp::create(l, ll, win, val, f32(l, ll, 0.0f)),
-              of, ValueRange{at});
-          scf::YieldOp::create(l, ll);
-        });
   });
   return success();
 }

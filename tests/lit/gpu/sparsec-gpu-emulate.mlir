@@ -3,7 +3,8 @@
 // launch is loops over the grid and the block (z, y, x; blocks outside,
 // threads inside) with the ids, grid and block sizes replaced; gpu.alloc,
 // gpu.dealloc and gpu.memcpy become memref.alloc, memref.dealloc and
-// memref.copy. Kernels that need threads to run together are rejected.
+// memref.copy. Kernels that need threads to run together are rejected; a
+// thread's static scratch (memref.alloca) is hoisted out of the loops.
 // RUN: sparsec-opt %s -split-input-file -sparsec-gpu-emulate -verify-diagnostics | FileCheck %s
 
 func.func @scale(%x: memref<?xf32>, %out: memref<?xf32>, %n: index) {
@@ -46,6 +47,31 @@ func.func @scale(%x: memref<?xf32>, %out: memref<?xf32>, %n: index) {
 // CHECK: memref.copy %[[T]], %[[OUT]] : memref<?xf32> to memref<?xf32>
 // CHECK: memref.dealloc %[[T]] : memref<?xf32>
 // CHECK-NEXT: return
+
+// -----
+
+// Per-thread scratch: one alloca before the loops, not one per thread.
+func.func @scratch(%out: memref<64xi64>) {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1) threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    %h = memref.alloca() : memref<4xi64>
+    %c0 = arith.constant 0 : index
+    %v = arith.index_cast %tx : index to i64
+    memref.store %v, %h[%c0] : memref<4xi64>
+    %w = memref.load %h[%c0] : memref<4xi64>
+    memref.store %w, %out[%tx] : memref<64xi64>
+    gpu.terminator
+  }
+  return
+}
+
+// CHECK-LABEL: func.func @scratch(
+// CHECK: %[[H:.+]] = memref.alloca() : memref<4xi64>
+// CHECK-NEXT: scf.for
+// CHECK-NOT: memref.alloca
+// CHECK: memref.store %{{.+}}, %[[H]]
+// CHECK: return
 
 // -----
 
