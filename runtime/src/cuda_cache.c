@@ -108,10 +108,10 @@ void *mgpuMemAlloc(uint64_t bytes, void *stream, bool host_shared) {
     }
     b->bytes = cls;
     CUresult r = 0;
-    b->p = sparsec__cuda_mem_alloc_raw(cls, &r);
+    b->p = sparsec__cuda_mem_alloc_raw(cls, false, &r);
     int failed = 0;
     if (!b->p && r == kCudaErrorOutOfMemory && release_idle(&failed) > 0 && !failed)
-      b->p = sparsec__cuda_mem_alloc_raw(cls, &r);
+      b->p = sparsec__cuda_mem_alloc_raw(cls, false, &r);
     if (!b->p) {
       if (r != 0)
         sparsec__cuda_check(r, "cuMemAlloc");

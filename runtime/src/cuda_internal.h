@@ -98,9 +98,10 @@ void sparsec__cuda_use_driver(const struct sparsec__cuda_api *api);
  * (if not NULL) first and returns SPARSEC_OK or SPARSEC_ERR_CUDA. */
 void *sparsec__cuda_mem_alloc(size_t bytes, bool host_shared);
 int sparsec__cuda_mem_free(void *ptr, void *stream);
-/* cuMemAlloc in the context; NULL with the driver's result in *result (0
- * if the context could not be entered: that failure is recorded). */
-void *sparsec__cuda_mem_alloc_raw(size_t bytes, CUresult *result);
+/* cuMemAlloc (cuMemAllocManaged with `host_shared`) in the context,
+ * recording nothing: NULL with the driver's result in *result (0 if the
+ * context could not be entered: that failure is recorded). */
+void *sparsec__cuda_mem_alloc_raw(size_t bytes, bool host_shared, CUresult *result);
 /* The size class of a cached request (cuda_cache.c). */
 size_t sparsec__cuda_size_class(size_t bytes);
 /* mgpu* functions the runtime itself calls. */

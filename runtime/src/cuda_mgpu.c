@@ -232,12 +232,14 @@ void mgpuEventRecord(void *e, void *s) {
   CUDA_ON_HANDLE(e, "mgpuEventRecord", sparsec__cu.EventRecord(e, s), "cuEventRecord");
 }
 
-void *sparsec__cuda_mem_alloc_raw(size_t bytes, CUresult *result) {
+void *sparsec__cuda_mem_alloc_raw(size_t bytes, bool host_shared, CUresult *result) {
   *result = 0;
   if (sparsec__cuda_enter("mgpuMemAlloc") != SPARSEC_OK)
     return NULL;
   CUdeviceptr p = 0;
-  *result = sparsec__cu.MemAlloc(&p, bytes);
+  /* CU_MEM_ATTACH_GLOBAL = 1. */
+  *result =
+      host_shared ? sparsec__cu.MemAllocManaged(&p, bytes, 1) : sparsec__cu.MemAlloc(&p, bytes);
   sparsec__cuda_leave();
   return *result == 0 ? (void *)(uintptr_t)p : NULL;
 }
@@ -245,16 +247,11 @@ void *sparsec__cuda_mem_alloc_raw(size_t bytes, CUresult *result) {
 void *sparsec__cuda_mem_alloc(size_t bytes, bool host_shared) {
   if (bytes == 0)
     return NULL;
-  if (sparsec__cuda_enter("mgpuMemAlloc") != SPARSEC_OK)
-    return NULL;
-  CUdeviceptr p = 0;
-  /* CU_MEM_ATTACH_GLOBAL = 1. */
-  CUresult r =
-      host_shared ? sparsec__cu.MemAllocManaged(&p, bytes, 1) : sparsec__cu.MemAlloc(&p, bytes);
-  if (sparsec__cuda_check(r, host_shared ? "cuMemAllocManaged" : "cuMemAlloc"))
-    p = 0;
-  sparsec__cuda_leave();
-  return (void *)(uintptr_t)p;
+  CUresult r;
+  void *p = sparsec__cuda_mem_alloc_raw(bytes, host_shared, &r);
+  if (r != 0)
+    sparsec__cuda_check(r, host_shared ? "cuMemAllocManaged" : "cuMemAlloc");
+  return p;
 }
 
 int sparsec__cuda_mem_free(void *ptr, void *stream) {
