@@ -17,7 +17,7 @@ if [ ! -f "$build/build.ninja" ]; then
     -DSPARSEC_MODEL_OPTIONS=--generic-cpu
 fi
 programs="sparsec-cuda-kernels-test sparsec-cuda-model-test sparsec-cuda-embed-test
-  sparsec-cuda-optim-test sparsec-cuda-runtime-tests fashion_mnist_train recsys_train
+  sparsec-cuda-optim-test sparsec-cuda-sort-test sparsec-cuda-runtime-tests fashion_mnist_train recsys_train
   wide_sparse_kwinners wide_sparse_rigl sparse_cnn_train sparsec-bench"
 # shellcheck disable=SC2086
 ninja -C "$build" $programs

@@ -7,6 +7,9 @@
 #   model    the model API on the GPU (25 training steps) vs the CPU
 #   embed    embedding rows on the GPU (catch-up, max_norm, frequency
 #            scaling, clipping, a refused step's undo) vs the CPU
+#   embed-host-sort  the same with the row order sorted on the host
+#            (SPARSEC_CUDA_SORT=host)
+#   sort     the device row order (coalesce.cu) vs the CPU's sort
 #   optim    every optimizer kernel vs the CPU step
 #   runtime  the driver/mgpu layer on a real device (cuda.CudaRuntime.*)
 #   fashion  the main example: one Fashion-MNIST epoch with --device cuda
@@ -38,6 +41,8 @@ nvidia-smi -L 2>/dev/null || echo "gpu-suite: nvidia-smi not found"
 run kernels .gpu/bin/sparsec-cuda-kernels-test
 run model .gpu/bin/sparsec-cuda-model-test
 run embed .gpu/bin/sparsec-cuda-embed-test
+run embed-host-sort env SPARSEC_CUDA_SORT=host .gpu/bin/sparsec-cuda-embed-test
+run sort .gpu/bin/sparsec-cuda-sort-test
 run optim .gpu/bin/sparsec-cuda-optim-test
 run runtime .gpu/bin/sparsec-cuda-runtime-tests --gtest_filter='CudaRuntime.*'
 run fashion .gpu/bin/fashion_mnist_train --device cuda --epochs 1 --data .gpu/data

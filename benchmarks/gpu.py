@@ -6,7 +6,9 @@
   P1     4096 -> 4096 sparse_linear forward, 90% sparse, batch 256
   P2     its train step (forward, mse, backward, SGD)
   P3     embedding 1,000,000 x 64, 4096 Zipf ids: SGD, Adagrad, Adam
-         against nn.Embedding(sparse=True) with SGD, Adagrad, SparseAdam
+         against nn.Embedding(sparse=True) with SGD, Adagrad, SparseAdam,
+         and against sparsec's own step with the ids sorted on the host
+         (SPARSEC_CUDA_SORT=host) instead of on the device
   P4     one Fashion-MNIST epoch of the 784 -> 2000 (90% sparse) -> 10 MLP
   SWEEP  P1 at 50, 70, 80, 90, 95, 99% sparsity
 
@@ -82,14 +84,16 @@ def need_gpu(bench):
     return torch
 
 
-def sparsec_times(bench, regex, args, reps, min_time):
-    """{benchmark name: median seconds} of sparsec-bench --device=cuda."""
+def sparsec_times(bench, regex, args, reps, min_time, env=None):
+    """{benchmark name: median seconds} of sparsec-bench --device=cuda
+    (with the variables of `env` added to the environment)."""
     cmd = [bench, "--device=cuda", "--benchmark_filter=" + regex, "--benchmark_format=json",
            "--benchmark_min_time=%g" % min_time, "--benchmark_repetitions=%d" % reps,
            "--benchmark_report_aggregates_only=true", "--fashion-dir=" + args.fashion_dir,
            "--epoch-limit=%d" % args.epoch_limit]
     tw.progress("sparsec on the GPU: " + regex)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
     if proc.returncode != 0:
         sys.exit("gpu.py: sparsec-bench failed: %s" % proc.stderr.strip()[-2000:])
     scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -219,10 +223,15 @@ def main():
         row("P2 train_step 90%", ours["Layer/train_step/90"], torch_layer(torch, timer, 90, True))
     if "P3" in args.only:
         ours = sparsec_times(bench, "Embedding/train_step/", args, reps, min_time)
+        # The same steps with the ids sorted on the host (the runtime's
+        # other row order): which one is faster on this GPU.
+        host_sort = sparsec_times(bench, "Embedding/train_step/", args, reps, min_time,
+                                  {"SPARSEC_CUDA_SORT": "host"})
         theirs = torch_embedding(torch, timer)
         for name in ("sgd", "adagrad", "adam"):
-            row("P3 embedding %s" % name, ours["Embedding/train_step/" + name],
-                {"torch": theirs[name]})
+            key = "Embedding/train_step/" + name
+            row("P3 embedding %s" % name, ours[key],
+                {"torch": theirs[name], "sparsec host sort": host_sort[key]})
         ratio = theirs["adam"] / ours["Embedding/train_step/adam"]
         print("target: Adam step >= 5x SparseAdam: %s (x%.2f)" %
               ("MET" if ratio >= 5 else "MISSED", ratio))

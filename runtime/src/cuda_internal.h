@@ -107,6 +107,24 @@ size_t sparsec__cuda_size_class(size_t bytes);
 /* mgpu* functions the runtime itself calls. */
 void mgpuStreamSynchronize(void *s);
 
+/* The runtime's own kernel modules (runtime/cuda/<name>.cu, PTX embedded
+ * as sparsec__cuda_<name>_ptx). */
+typedef enum sparsec__cuda_module {
+  SPARSEC_CUDA_OPTIM,
+  SPARSEC_CUDA_COALESCE,
+  SPARSEC_CUDA_MODULES
+} sparsec__cuda_module;
+/* Launches kernel `name` of module `m` on `grid` blocks of 256 threads.
+ * `stream` NULL: on a stream of its own, waited for; SPARSEC_OK or
+ * SPARSEC_ERR_CUDA with the first failure on the way. Otherwise queued on
+ * `stream` and not waited for: failures are recorded for the caller, who
+ * waits and takes them (sparsec_cuda_take_error). Either way a runtime
+ * built without nvcc fails with SPARSEC_ERR_CUDA, as
+ * sparsec__cuda_module_status does (SPARSEC_OK: the module is there). */
+int sparsec__cuda_module_status(sparsec__cuda_module m);
+int sparsec__cuda_launch(sparsec__cuda_module m, const char *name, int64_t grid, void **params,
+                         int np, void *stream);
+
 /* `n` contiguous values of a parameter on the device, their gradient and
  * the optimizer state at the same offsets (0 where a state is not kept):
  * sparsec__span with device pointers. */
@@ -173,6 +191,17 @@ int sparsec__cuda_catchup(const sparsec__row_arrays *r, CUdeviceptr rows, int64_
 int sparsec__cuda_renorm(CUdeviceptr table, CUdeviceptr rows, int64_t n, int64_t dim,
                          double max_norm, double norm_type);
 int sparsec__cuda_scale_rows(CUdeviceptr grad, CUdeviceptr scale, int64_t n, int64_t dim);
+
+/* The row order of an embedding gradient on the device (cuda_coalesce.c,
+ * kernels in runtime/cuda/coalesce.cu): the `n` ids (device u32, each
+ * < 2^bits, bits in 1..31) sorted stably, as sparsec__coo_sort sorts them:
+ * perm (n), the run starts (starts[runs] = n, n + 1 places) and each run's
+ * id (keys, n places), all device arrays; the run count in host `*runs`.
+ * `scratch` holds sparsec__cuda_order_scratch(n) bytes of device memory.
+ * Synchronous; SPARSEC_OK or SPARSEC_ERR_CUDA with the message set. */
+size_t sparsec__cuda_order_scratch(int64_t n);
+int sparsec__cuda_order(CUdeviceptr ids, int64_t n, int bits, CUdeviceptr scratch, CUdeviceptr perm,
+                        CUdeviceptr starts, CUdeviceptr keys, int64_t *runs);
 
 #ifdef __cplusplus
 }

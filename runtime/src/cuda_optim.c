@@ -3,15 +3,17 @@
  * Launches the optimizer kernels of runtime/cuda/optim.cu (PTX embedded at
  * build time as sparsec__cuda_optim_ptx) on values, gradients and state
  * that live on the device: one thread per value, the update of
- * optim_elem.h. The module is JIT-loaded on first use through the mgpu*
- * layer (cuda_mgpu.c), so failures are recorded per thread the same way
- * and nothing here needs the CUDA toolkit at run time.
+ * optim_elem.h; and the launcher of the runtime's kernel modules (optim.cu,
+ * coalesce.cu), each JIT-loaded on first use through the mgpu* layer
+ * (cuda_mgpu.c), so failures are recorded per thread the same way and
+ * nothing here needs the CUDA toolkit at run time.
  *===----------------------------------------------------------------------===*/
 #include "cuda_internal.h"
 
 #include <pthread.h>
 
 extern const char sparsec__cuda_optim_ptx[];
+extern const char sparsec__cuda_coalesce_ptx[];
 
 void *mgpuModuleLoadJIT(void *data, int opt_level);
 void *mgpuModuleGetFunction(void *handle, const char *name);
@@ -19,37 +21,67 @@ void mgpuLaunchKernel(void *function, intptr_t gx, intptr_t gy, intptr_t gz, int
                       intptr_t by, intptr_t bz, int32_t smem, void *stream, void **params,
                       void **extra, size_t param_count);
 void *mgpuStreamCreate(void);
-void mgpuStreamSynchronize(void *s);
 void mgpuStreamDestroy(void *s);
 
 enum { kThreads = 256 };
 
-static pthread_once_t module_once = PTHREAD_ONCE_INIT;
-static void *module;
+/* The runtime's kernel modules, JIT-loaded on first use. */
+static const struct {
+  const char *ptx;
+  const char *what;
+} modules[SPARSEC_CUDA_MODULES] = {
+    {sparsec__cuda_optim_ptx, "optimizer"},
+    {sparsec__cuda_coalesce_ptx, "row-order"},
+};
+static pthread_mutex_t module_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *loaded[SPARSEC_CUDA_MODULES];
 
-static void load_module(void) {
-  module = mgpuModuleLoadJIT((void *)(uintptr_t)sparsec__cuda_optim_ptx, 3);
+static void *module(sparsec__cuda_module m) {
+  pthread_mutex_lock(&module_lock);
+  if (!loaded[m]) /* a failure is recorded; the next call tries again */
+    loaded[m] = mgpuModuleLoadJIT((void *)(uintptr_t)modules[m].ptx, 3);
+  void *h = loaded[m];
+  pthread_mutex_unlock(&module_lock);
+  return h;
 }
 
-/* Launches kernel `name` of the optimizer module on `grid` blocks of
- * kThreads on a stream of its own and waits for it (the generated code runs
- * on non-blocking streams, which do not wait for the legacy one); the first
- * failure on the way is the status. */
-static int launch(const char *name, int64_t grid, void **params, int np) {
-  if (!sparsec__cuda_optim_ptx[0])
-    return sparsec__fail(SPARSEC_ERR_CUDA, "optimizer step on the GPU: this runtime was built "
-                                           "without the CUDA toolkit (nvcc), so it has no "
-                                           "optimizer kernels");
+int sparsec__cuda_module_status(sparsec__cuda_module m) {
+  if (modules[m].ptx[0])
+    return SPARSEC_OK;
+  return sparsec__fail(SPARSEC_ERR_CUDA,
+                       "%s kernels on the GPU: this runtime was built without the CUDA "
+                       "toolkit (nvcc), so it has none",
+                       modules[m].what);
+}
+
+int sparsec__cuda_launch(sparsec__cuda_module m, const char *name, int64_t grid, void **params,
+                         int np, void *stream) {
+  if (sparsec__cuda_module_status(m) != SPARSEC_OK)
+    return SPARSEC_ERR_CUDA;
+  if (stream) { /* queued: the caller waits and takes the error */
+    void *h = module(m);
+    void *f = h ? mgpuModuleGetFunction(h, name) : NULL;
+    if (f)
+      mgpuLaunchKernel(f, (intptr_t)grid, 1, 1, kThreads, 1, 1, 0, stream, params, NULL,
+                       (size_t)np);
+    return SPARSEC_OK;
+  }
+  /* A stream of its own, waited for (the generated code runs on
+   * non-blocking streams, which do not wait for the legacy one); the first
+   * failure on the way is the status. */
   (void)sparsec_cuda_take_error(); /* start from a clean record */
-  pthread_once(&module_once, load_module);
-  void *f = mgpuModuleGetFunction(module, name);
-  void *stream = mgpuStreamCreate();
+  stream = mgpuStreamCreate();
   if (stream) {
-    mgpuLaunchKernel(f, (intptr_t)grid, 1, 1, kThreads, 1, 1, 0, stream, params, NULL, (size_t)np);
+    sparsec__cuda_launch(m, name, grid, params, np, stream);
     mgpuStreamSynchronize(stream);
     mgpuStreamDestroy(stream);
   }
   return sparsec_cuda_take_error();
+}
+
+/* Kernel `name` of the optimizer module, synchronous. */
+static int launch(const char *name, int64_t grid, void **params, int np) {
+  return sparsec__cuda_launch(SPARSEC_CUDA_OPTIM, name, grid, params, np, NULL);
 }
 
 int sparsec__cuda_opt_span(const sparsec__opt *o, const sparsec__cuda_span *s, int init,

@@ -204,9 +204,9 @@ void sparsec__device_free(sparsec_model *m) {
       if (m->params[i].desc.layout == SPARSEC_LAYOUT_EMBEDDING)
         sparsec__dev_free(d, q->grad);
       sparsec__dev_free(d, q->dense_grad);
-      sparsec__dev_buf *bufs[] = {&q->perm,    &q->starts,  &q->keys,    &q->init,
-                                  &q->cu_rows, &q->cu_coef, &q->cu_save, &q->rn_rows,
-                                  &q->rn_save, &q->freq,    &q->cap_x,   &q->cap_dy};
+      sparsec__dev_buf *bufs[] = {&q->perm,    &q->starts,  &q->keys,    &q->init,    &q->cu_rows,
+                                  &q->cu_coef, &q->cu_save, &q->rn_rows, &q->rn_save, &q->freq,
+                                  &q->cap_x,   &q->cap_dy,  &q->order};
       for (size_t b = 0; b < sizeof(bufs) / sizeof(bufs[0]); ++b)
         sparsec__dev_free(d, bufs[b]->p);
     }

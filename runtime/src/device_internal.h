@@ -37,7 +37,8 @@ typedef struct sparsec__dev_param {
   size_t grad_cap;
   float *dense_grad; /* sparse = dense: the densified gradient (nnz) */
   sparsec__dev_buf perm, starts, keys, init;
-  int64_t segments; /* rows of this step's sorted gradient */
+  sparsec__dev_buf order; /* the ids and the device sort's scratch */
+  int64_t segments;       /* rows of this step's sorted gradient */
   /* device_rows.c: the rows caught up (ids, maps, snapshot) and renormed
    * (ids, snapshot) by this call, restored if it fails; freq scales. */
   sparsec__dev_buf cu_rows, cu_coef, cu_save, rn_rows, rn_save, freq;

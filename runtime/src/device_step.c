@@ -6,8 +6,9 @@
  *  1. embedding gradients (one row per id of the batch) put in the form
  *     their step reads: padding rows zeroed and scale_grad_by_freq applied
  *     (device_rows.c); sparse = dense: the rows added into the device's
- *     dense gradient; otherwise the ids sorted on the host (where they
- *     are) and the order uploaded, the coalesced rows being sums the row
+ *     dense gradient; otherwise the ids sorted on the device
+ *     (cuda_coalesce.c; SPARSEC_CUDA_SORT=host: on the host, where they
+ *     are, and the order uploaded), the coalesced rows being sums the row
  *     kernel forms as it steps;
  *  2. clipping (torch.nn.utils.clip_grad_norm_): the norm over every
  *     gradient, embeddings by their coalesced rows, then each gradient
@@ -20,6 +21,7 @@
  *===----------------------------------------------------------------------===*/
 #include "device_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* `p` with its arrays replaced by the device copies (emulated: host memory
@@ -58,38 +60,98 @@ static int densify(sparsec__device *d, sparsec__param *p, sparsec__dev_param *q,
              : rc;
 }
 
-/* Lazy and catch-up rows: the batch's ids sorted by id (stable) on the
- * host, the order and each row's id and momentum flag uploaded. */
-static int sort_rows(sparsec_model *m, sparsec__param *p, sparsec__dev_param *q, int64_t n) {
-  sparsec__device *d = m->dev;
-  const int coalesce = sparsec__opt_coalesces(&m->opt);
-  if (d->k.emulated) { /* the CPU's coalescing, into p->cur */
-    sparsec__coo_grad g = {n, p->desc.dims[1], p->grad_ids, q->grad, 0};
-    if (coalesce)
-      sparsec__coo_coalesce(&g, p->desc.dims[0], &p->coo);
-    p->cur = g;
-    return SPARSEC_OK;
-  }
+/* Where the ids of lazy and catch-up rows are sorted: SPARSEC_CUDA_SORT
+ * "device" (coalesce.cu, the default) or "host" (coo.c's radix sort, the
+ * order uploaded); -1 for anything else. */
+static int sort_on_device(void) {
+  const char *env = getenv("SPARSEC_CUDA_SORT");
+  if (!env || strcmp(env, "device") == 0)
+    return 1;
+  return strcmp(env, "host") == 0 ? 0 : -1;
+}
+
+/* The batch's `n` ids sorted on the host and the order uploaded; the run
+ * ids into `keys`. */
+static int order_on_host(sparsec__device *d, sparsec__param *p, sparsec__dev_param *q, int64_t n,
+                         int32_t *keys, const char *what) {
   sparsec__coo_grad g = {n, p->desc.dims[1], p->grad_ids, NULL, 0};
   const sparsec__coo_order ord = sparsec__coo_sort(&g, &p->coo, 0);
-  /* Per segment: its id and whether the row's momentum buffer holds state
-   * (out_ids / the coalescing rows are free scratch here). */
-  int32_t *keys = p->coo.out_ids;
-  uint32_t *init = (uint32_t *)(void *)p->coo.out_rows;
-  for (int64_t s = 0; s < ord.segments; ++s) {
+  for (int64_t s = 0; s < ord.segments; ++s)
     keys[s] = (int32_t)ord.keys[ord.starts[s]];
-    init[s] = p->mom_row_init ? p->mom_row_init[keys[s]] : 0;
-  }
   q->segments = ord.segments;
-  const char *what = "train_step: the row order on the CUDA device";
   int rc = sparsec__dev_upload(d, &q->perm, ord.perm, (size_t)n * sizeof(uint32_t), what);
   if (rc == SPARSEC_OK)
     rc = sparsec__dev_upload(d, &q->starts, ord.starts,
                              (size_t)(ord.segments + 1) * sizeof(uint32_t), what);
   if (rc == SPARSEC_OK)
     rc = sparsec__dev_upload(d, &q->keys, keys, (size_t)ord.segments * sizeof(int32_t), what);
+  return rc;
+}
+
+/* The batch's `n` ids uploaded and sorted on the device (the same order);
+ * the run ids copied back into `keys` and checked, so that a fault of the
+ * kernels is an error, not a write outside the host's row tables. */
+static int order_on_device(sparsec__device *d, sparsec__param *p, sparsec__dev_param *q, int64_t n,
+                           int32_t *keys, const char *what) {
+  const int64_t rows = p->desc.dims[0];
+  int bits = 1;
+  while (bits < 31 && ((int64_t)1 << bits) < rows)
+    ++bits;
+  const size_t words = (size_t)n * sizeof(uint32_t);
+  int rc = sparsec__dev_reserve(d, &q->order.p, &q->order.cap,
+                                words + sparsec__cuda_order_scratch(n), what);
   if (rc == SPARSEC_OK)
-    rc = sparsec__dev_upload(d, &q->init, init, (size_t)ord.segments * sizeof(uint32_t), what);
+    rc = sparsec__dev_reserve(d, &q->perm.p, &q->perm.cap, words, what);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__dev_reserve(d, &q->starts.p, &q->starts.cap, words + sizeof(uint32_t), what);
+  if (rc == SPARSEC_OK)
+    rc = sparsec__dev_reserve(d, &q->keys.p, &q->keys.cap, words, what);
+  if (rc != SPARSEC_OK)
+    return rc;
+  sparsec__dev_copy(d, q->order.p, p->grad_ids, words);
+  int64_t runs = 0;
+  const CUdeviceptr ids = sparsec__dptr(q->order.p);
+  rc = sparsec__cuda_order(ids, n, bits, ids + words, sparsec__dptr(q->perm.p),
+                           sparsec__dptr(q->starts.p), sparsec__dptr(q->keys.p), &runs);
+  if (rc != SPARSEC_OK)
+    return rc;
+  sparsec__dev_copy(d, keys, q->keys.p, (size_t)runs * sizeof(int32_t));
+  for (int64_t s = 0; s < runs; ++s)
+    if (keys[s] < 0 || keys[s] >= rows || (s > 0 && keys[s] <= keys[s - 1]))
+      return sparsec__fail(SPARSEC_ERR_CUDA, "%s: run %lld of %lld has row %d", what, (long long)s,
+                           (long long)runs, (int)keys[s]);
+  q->segments = runs;
+  return SPARSEC_OK;
+}
+
+/* Lazy and catch-up rows: the batch's ids sorted by id (stable), the order
+ * (perm, starts), each run's id and momentum flag on the device. */
+static int sort_rows(sparsec_model *m, sparsec__param *p, sparsec__dev_param *q, int64_t n) {
+  sparsec__device *d = m->dev;
+  if (d->k.emulated) { /* the CPU's coalescing, into p->cur */
+    sparsec__coo_grad g = {n, p->desc.dims[1], p->grad_ids, q->grad, 0};
+    if (sparsec__opt_coalesces(&m->opt))
+      sparsec__coo_coalesce(&g, p->desc.dims[0], &p->coo);
+    p->cur = g;
+    return SPARSEC_OK;
+  }
+  const int on_device = sort_on_device();
+  if (on_device < 0)
+    return sparsec__fail(SPARSEC_ERR_INVALID_ARG,
+                         "train_step: SPARSEC_CUDA_SORT is '%s' (expected host or device)",
+                         getenv("SPARSEC_CUDA_SORT"));
+  /* Per run: its id and whether the row's momentum buffer holds state
+   * (out_ids / the coalescing rows are free scratch here). */
+  int32_t *keys = p->coo.out_ids;
+  uint32_t *init = (uint32_t *)(void *)p->coo.out_rows;
+  const char *what = "train_step: the row order on the CUDA device";
+  int rc =
+      on_device ? order_on_device(d, p, q, n, keys, what) : order_on_host(d, p, q, n, keys, what);
+  if (rc != SPARSEC_OK)
+    return rc;
+  for (int64_t s = 0; s < q->segments; ++s)
+    init[s] = p->mom_row_init ? p->mom_row_init[keys[s]] : 0;
+  rc = sparsec__dev_upload(d, &q->init, init, (size_t)q->segments * sizeof(uint32_t), what);
   return rc == SPARSEC_OK ? sparsec__dev_status(d, what) : rc;
 }
 
