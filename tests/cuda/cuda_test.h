@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* 0 when a GPU is usable (its description printed), else 77. */
 static inline int cuda_test_need_gpu(void) {
@@ -54,6 +55,27 @@ static int cuda_test_failures;
 static inline void cuda_test_check(int ok, const char *what, double value) {
   printf("%s: %s (%.3g)\n", ok ? "PASS" : "FAIL", what, value);
   cuda_test_failures += !ok;
+}
+
+/* 1 when the embedded PTX `ptx` (`what`: its module) has an entry for
+ * each of the `n` kernel names (each printed with PASS or FAIL); 1 with a
+ * NOTE for a runtime built without nvcc (empty PTX). */
+static inline int cuda_test_ptx_has(const char *ptx, const char *what,
+                                    const char *const *kernels, size_t n) {
+  if (!ptx[0]) {
+    printf("NOTE: the runtime was built without nvcc: no %s PTX\n", what);
+    return 1;
+  }
+  int ok = 1;
+  for (size_t i = 0; i < n; ++i) {
+    char entry[96];
+    snprintf(entry, sizeof(entry), ".visible .entry %s(", kernels[i]);
+    const int found = strstr(ptx, entry) != NULL;
+    printf("%s: embedded %s PTX has %s\n", found ? "PASS" : "FAIL", what,
+           entry);
+    ok = ok && found;
+  }
+  return ok;
 }
 
 #endif /* SPARSEC_TESTS_CUDA_TEST_H */

@@ -238,32 +238,22 @@ static int run_rowwise(int64_t dim, int sparse_form) {
 static int no_gpu_mode(void) {
   if (cuda_test_need_no_gpu())
     return 77;
-  int ok = 1;
-  const char *kernels[] = {"sparsec_cuda_sgd(",
-                           "sparsec_cuda_adagrad(",
-                           "sparsec_cuda_rmsprop(",
-                           "sparsec_cuda_adam(",
-                           "sparsec_cuda_rowwise_adagrad(",
-                           "sparsec_cuda_rows(",
-                           "sparsec_cuda_scatter_rows(",
-                           "sparsec_cuda_sumsq(",
-                           "sparsec_cuda_scale(",
-                           "sparsec_cuda_segment_sumsq(",
-                           "sparsec_cuda_row_snapshot(",
-                           "sparsec_cuda_catchup(",
-                           "sparsec_cuda_renorm(",
-                           "sparsec_cuda_scale_rows("};
-  if (!sparsec__cuda_optim_ptx[0]) {
-    printf("NOTE: the runtime was built without nvcc: no optimizer PTX\n");
-  } else {
-    for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); ++i) {
-      char entry[64];
-      snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
-      const int found = strstr(sparsec__cuda_optim_ptx, entry) != NULL;
-      printf("%s: embedded PTX has %s\n", found ? "PASS" : "FAIL", entry);
-      ok = ok && found;
-    }
-  }
+  const char *kernels[] = {"sparsec_cuda_sgd",
+                           "sparsec_cuda_adagrad",
+                           "sparsec_cuda_rmsprop",
+                           "sparsec_cuda_adam",
+                           "sparsec_cuda_rowwise_adagrad",
+                           "sparsec_cuda_rows",
+                           "sparsec_cuda_scatter_rows",
+                           "sparsec_cuda_sumsq",
+                           "sparsec_cuda_scale",
+                           "sparsec_cuda_segment_sumsq",
+                           "sparsec_cuda_row_snapshot",
+                           "sparsec_cuda_catchup",
+                           "sparsec_cuda_renorm",
+                           "sparsec_cuda_scale_rows"};
+  int ok = cuda_test_ptx_has(sparsec__cuda_optim_ptx, "optimizer", kernels,
+                             sizeof(kernels) / sizeof(kernels[0]));
   Case c[16];
   const int n = cases(c);
   c[n] = (Case){"row-wise adagrad", desc(SPARSEC_OPT_ROWWISE_ADAGRAD, 0.1), 0};

@@ -130,21 +130,12 @@ static int compare(int64_t n, int bits, Shape shape,
 static int no_gpu_mode(void) {
   if (cuda_test_need_no_gpu())
     return 77;
-  int ok = 1;
-  const char *kernels[] = {"sparsec_coalesce_tile(", "sparsec_coalesce_count(",
-                           "sparsec_coalesce_scatter(",
-                           "sparsec_coalesce_heads(", "sparsec_coalesce_runs("};
-  if (!sparsec__cuda_coalesce_ptx[0]) {
-    printf("NOTE: the runtime was built without nvcc: no row-order PTX\n");
-  } else {
-    for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); ++i) {
-      char entry[64];
-      snprintf(entry, sizeof(entry), ".visible .entry %s", kernels[i]);
-      const int found = strstr(sparsec__cuda_coalesce_ptx, entry) != NULL;
-      printf("%s: embedded PTX has %s\n", found ? "PASS" : "FAIL", entry);
-      ok = ok && found;
-    }
-  }
+  const char *kernels[] = {"sparsec_coalesce_tile", "sparsec_coalesce_count",
+                           "sparsec_coalesce_scatter", "sparsec_coalesce_heads",
+                           "sparsec_coalesce_runs"};
+  const int ok =
+      cuda_test_ptx_has(sparsec__cuda_coalesce_ptx, "row-order", kernels,
+                        sizeof(kernels) / sizeof(kernels[0]));
   int64_t runs = -1;
   const int status = sparsec__cuda_order(1, 10000, 20, 2, 3, 4, 5, &runs);
   const char *why = sparsec_last_error();

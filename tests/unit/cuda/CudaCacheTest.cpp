@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FakeDriver.h"
 #include "cuda_internal.h"
 
 #include <gtest/gtest.h>
@@ -36,15 +37,6 @@ struct FakeDevice {
 };
 FakeDevice dev;
 
-CUresult push(CUcontext) { return 0; }
-CUresult pop(CUcontext *c) {
-  *c = nullptr;
-  return 0;
-}
-CUresult errorString(CUresult, const char **s) {
-  *s = "fake driver error";
-  return 0;
-}
 CUresult allocate(CUdeviceptr *p, size_t bytes) {
   if (dev.used + bytes > dev.capacity)
     return 2; // CUDA_ERROR_OUT_OF_MEMORY
@@ -84,10 +76,7 @@ CUresult destroyStream(CUstream) { return 0; }
 class CudaCache : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    sparsec__cuda_api api = {};
-    api.CtxPushCurrent = push;
-    api.CtxPopCurrent = pop;
-    api.GetErrorString = errorString;
+    sparsec__cuda_api api = fake_driver::base();
     api.MemAlloc = allocate;
     api.MemAllocManaged = allocateManaged;
     api.MemFree = release;

@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FakeDriver.h"
 #include "cuda_internal.h"
 #include "internal.h"
 
@@ -78,7 +79,8 @@ uint32_t writeRuns(const std::vector<std::pair<uint32_t, uint32_t>> &t,
 }
 
 // Sorts `t` stably by the key's bits (key >> shift) & mask.
-void sortBy(std::vector<std::pair<uint32_t, uint32_t>> &t, uint32_t shift, uint32_t mask) {
+void sortBy(std::vector<std::pair<uint32_t, uint32_t>> &t, uint32_t shift,
+            uint32_t mask) {
   std::vector<std::pair<uint64_t, size_t>> order; // (digit, place): distinct
   for (size_t i = 0; i < t.size(); ++i)
     order.emplace_back((t[i].first >> shift) & mask, i);
@@ -162,15 +164,6 @@ void runBlock(const std::string &name, void **p, unsigned b, unsigned grid) {
   }
 }
 
-CUresult push(CUcontext) { return 0; }
-CUresult pop(CUcontext *c) {
-  *c = nullptr;
-  return 0;
-}
-CUresult errorString(CUresult, const char **s) {
-  *s = "fake launch failure";
-  return 0;
-}
 CUresult loadModule(CUmodule *m, const void *image, unsigned, int *, void **) {
   // The embedded PTX of coalesce.cu (the optimizer module is not used).
   EXPECT_NE(std::strstr(static_cast<const char *>(image),
@@ -217,10 +210,7 @@ struct Order {
 class CudaOrder : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    sparsec__cuda_api api = {};
-    api.CtxPushCurrent = push;
-    api.CtxPopCurrent = pop;
-    api.GetErrorString = errorString;
+    sparsec__cuda_api api = fake_driver::base();
     api.ModuleLoadDataEx = loadModule;
     api.ModuleGetFunction = getFunction;
     api.LaunchKernel = launch;
@@ -356,8 +346,9 @@ TEST_F(CudaOrder, BadArgumentsAndKernelFaultsAreErrors) {
   fake.failLaunch = true;
   device(ids(10000, 12, 1), 12, rc);
   EXPECT_EQ(rc, SPARSEC_ERR_CUDA);
-  EXPECT_NE(std::string(sparsec_last_error()).find("fake launch failure"),
-            std::string::npos)
+  EXPECT_NE(
+      std::string(sparsec_last_error()).find(fake_driver::kFakeDriverError),
+      std::string::npos)
       << sparsec_last_error();
 
   fake = Fake();
