@@ -464,15 +464,37 @@ static std::string versionScript(llvm::StringRef model,
   return text;
 }
 
+/// `fn` kernels have no CUDA code yet: with a CUDA target they are built
+/// for the CPU only, which a warning says when a library or object is
+/// built (`withModel`: next to a model, whose layers do get CUDA
+/// kernels). Without a model, nothing is built for CUDA: --emit=ptx and a
+/// CUDA-only target are errors. Returns false after an error.
+static bool checkFnTargets(const sparsec::Targets &targets, bool withModel) {
+  if (!targets.cuda)
+    return true;
+  const bool builds = emitStage >= Stage::LLVMDialect &&
+                      emitStage != Stage::Header && emitStage != Stage::PTX;
+  if (!withModel && (emitStage == Stage::PTX || (builds && !targets.cpu))) {
+    llvm::WithColor::error()
+        << inputFilename
+        << ": fn kernels have no CUDA code yet, and this file has no model "
+           "(whose layers have CUDA kernels): build it with --target=cpu\n";
+    return false;
+  }
+  if (builds)
+    llvm::WithColor::warning()
+        << inputFilename
+        << ": fn kernels have no CUDA code yet: they run on the CPU only\n";
+  return true;
+}
+
 /// The pipeline of a file with `fn` kernels and no model
 /// (docs/sparse-ops.md): the kernels are generated on linalg directly, so
 /// --emit=sdl, sdl-train and linalg all print that module.
 static int runFnPipeline(const sparsec::ast::Module &m, llvm::SourceMgr &sm,
-                         const char *argv0) {
-  if (emitStage == Stage::PTX) {
-    llvm::WithColor::error() << "fn kernels have no CUDA code yet\n";
+                         const sparsec::Targets &targets, const char *argv0) {
+  if (!checkFnTargets(targets, /*withModel=*/false))
     return 1;
-  }
   std::string prefix = sparsec::fnSymbolPrefix(inputFilename, fnPrefix);
   if (emitStage == Stage::Header)
     return writeOutput(fnHeaderText(m, prefix)) ? 0 : 1;
@@ -532,10 +554,12 @@ static int runPipeline(const char *argv0) {
     return writeOutput(text) ? 0 : 1;
   }
   if (!module->fns.empty() && module->models.empty())
-    return runFnPipeline(*module, sm, argv0);
+    return runFnPipeline(*module, sm, targets, argv0);
   // fn kernels next to a model join its module at the linalg stage, its
   // library and its header (docs/sparse-ops.md).
   bool hasFns = !module->fns.empty();
+  if (hasFns && !checkFnTargets(targets, /*withModel=*/true))
+    return 1;
   std::string prefix = sparsec::fnSymbolPrefix(inputFilename, fnPrefix);
   const sparsec::ast::Model *model = pickModel(*module);
   if (!model)
