@@ -37,8 +37,8 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Path.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
@@ -144,27 +144,29 @@ static cl::opt<std::string> fnPrefix(
              "name; docs/sparse-ops.md)"),
     cl::value_desc("name"), cl::cat(sparsecCategory));
 
-static cl::opt<std::string> headerFilename(
-    "header", cl::desc("With --emit=so: where to write the C header "
-                       "(default: the output path with .h)"),
-    cl::value_desc("filename"), cl::cat(sparsecCategory));
+static cl::opt<std::string>
+    headerFilename("header",
+                   cl::desc("With --emit=so: where to write the C header "
+                            "(default: the output path with .h)"),
+                   cl::value_desc("filename"), cl::cat(sparsecCategory));
 
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::Prefix, cl::init(3),
                                   cl::cat(sparsecCategory));
 
-static cl::opt<unsigned> vectorLength(
-    "vl", cl::desc("Sparsifier vector length (0 = scalar loops)"),
-    cl::init(0), cl::cat(sparsecCategory));
+static cl::opt<unsigned>
+    vectorLength("vl", cl::desc("Sparsifier vector length (0 = scalar loops)"),
+                 cl::init(0), cl::cat(sparsecCategory));
 
-static cl::opt<bool> genericCPU(
-    "generic-cpu", cl::desc("Generate code for generic x86-64 instead of "
-                            "the host CPU"),
-    cl::init(false), cl::cat(sparsecCategory));
+static cl::opt<bool>
+    genericCPU("generic-cpu",
+               cl::desc("Generate code for generic x86-64 instead of "
+                        "the host CPU"),
+               cl::init(false), cl::cat(sparsecCategory));
 
-static cl::opt<std::string> linkerDriver(
-    "cc", cl::desc("C compiler used to link the model library"),
-    cl::init("cc"), cl::cat(sparsecCategory));
+static cl::opt<std::string>
+    linkerDriver("cc", cl::desc("C compiler used to link the model library"),
+                 cl::init("cc"), cl::cat(sparsecCategory));
 
 static cl::opt<bool> verboseLink("v", cl::desc("Print the link command"),
                                  cl::init(false), cl::cat(sparsecCategory));
@@ -293,14 +295,14 @@ static bool writeHeaderText(llvm::StringRef text, llvm::StringRef path) {
   llvm::StringRef dir = llvm::sys::path::parent_path(path);
   std::error_code ec;
   if (!dir.empty() && (ec = llvm::sys::fs::create_directories(dir))) {
-    llvm::WithColor::error() << "cannot create '" << dir
-                             << "': " << ec.message() << '\n';
+    llvm::WithColor::error()
+        << "cannot create '" << dir << "': " << ec.message() << '\n';
     return false;
   }
   llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_Text);
   if (ec) {
-    llvm::WithColor::error() << "cannot write '" << path
-                             << "': " << ec.message() << '\n';
+    llvm::WithColor::error()
+        << "cannot write '" << path << "': " << ec.message() << '\n';
     return false;
   }
   out.os() << text;
@@ -338,15 +340,15 @@ static int runBackend(mlir::ModuleOp module, LinkFn link, HeaderFn header,
       llvm::WithColor::error() << "--emit=obj needs -o <file>\n";
       return 1;
     }
-    if (!sparsec::emitMachineCode(*ir, outputFilename,
-                                  emitStage == Stage::Asm, bopts, error)) {
+    if (!sparsec::emitMachineCode(*ir, outputFilename, emitStage == Stage::Asm,
+                                  bopts, error)) {
       llvm::WithColor::error() << error << '\n';
       return 1;
     }
     return 0;
   }
-  std::string output =
-      outputFilename == "-" ? defaultOutput(".so") : std::string(outputFilename);
+  std::string output = outputFilename == "-" ? defaultOutput(".so")
+                                             : std::string(outputFilename);
   llvm::StringRef outDir = llvm::sys::path::parent_path(output);
   if (!outDir.empty())
     if (std::error_code ec = llvm::sys::fs::create_directories(outDir)) {
@@ -364,9 +366,9 @@ static int runBackend(mlir::ModuleOp module, LinkFn link, HeaderFn header,
     llvm::WithColor::error() << "cannot create a temporary object file\n";
     return 1;
   }
-  bool ok = sparsec::emitMachineCode(*ir, std::string(obj), false, bopts,
-                                     error) &&
-            link(std::string(obj), rt, output, error);
+  bool ok =
+      sparsec::emitMachineCode(*ir, std::string(obj), false, bopts, error) &&
+      link(std::string(obj), rt, output, error);
   llvm::sys::fs::remove(obj);
   if (!ok) {
     llvm::WithColor::error() << error << '\n';
@@ -635,14 +637,14 @@ static int runPipeline(const char *argv0) {
       [&](const std::string &obj, const sparsec::RuntimeLocation &rt,
           const std::string &output, std::string &error) {
         if (!hasFns)
-          return sparsec::linkModelLibrary(*abi, obj, rt, output,
-                                           linkerDriver, verboseLink, error);
+          return sparsec::linkModelLibrary(*abi, obj, rt, output, linkerDriver,
+                                           verboseLink, error);
         std::string glue;
         llvm::raw_string_ostream glueOS(glue);
         sparsec::emitGlue(*abi, glueOS);
         sparsec::emitFnGlue(*module, prefix, glueOS);
-        return sparsec::linkLibrary(glue, versionScript(abi->name, prefix),
-                                    obj, rt, output, linkerDriver, verboseLink,
+        return sparsec::linkLibrary(glue, versionScript(abi->name, prefix), obj,
+                                    rt, output, linkerDriver, verboseLink,
                                     error);
       },
       [&](llvm::StringRef path) {
@@ -657,7 +659,8 @@ static int runPipeline(const char *argv0) {
 int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
   if (argc > 1 && llvm::StringRef(argv[1]) == "inspect")
-    return sparsec::runInspect(llvm::ArrayRef<const char *>(argv + 2, argc - 2));
+    return sparsec::runInspect(
+        llvm::ArrayRef<const char *>(argv + 2, argc - 2));
   // Passes are registered so that --mlir-print-ir-after=<pass> and friends
   // accept their names.
   mlir::registerAllPasses();
