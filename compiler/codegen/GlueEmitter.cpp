@@ -308,12 +308,20 @@ void emitEntryPoints(const ModelAbi &abi, bool define, llvm::raw_ostream &os) {
        << body << "\n}\n";
   };
   std::string h = "(sparsec_model *)m", ch = "(const sparsec_model *)m";
-  fn("Creates an instance with parameters initialised from `seed`.",
-     "int " + M + "_create(uint64_t seed, " + M + " **out)",
-     "return sparsec_create(&" + M + "_desc, seed, (sparsec_model **)out);");
+  if (abi.cudaDefault)
+    fn("Creates an instance with parameters initialised from `seed`, on the "
+       "GPU (built with --target=cuda: the same as " +
+           M + "_create_on(seed, \"cuda\", out)).",
+       "int " + M + "_create(uint64_t seed, " + M + " **out)",
+       "return sparsec_create_on(&" + M + "_desc, &" + M +
+           "_cuda, seed, \"cuda\", (sparsec_model **)out);");
+  else
+    fn("Creates an instance with parameters initialised from `seed`.",
+       "int " + M + "_create(uint64_t seed, " + M + " **out)",
+       "return sparsec_create(&" + M + "_desc, seed, (sparsec_model **)out);");
   fn("Creates an instance on `device`: \"cpu\", or \"cuda\" (parameters, "
      "gradients and optimizer state on the GPU; needs a library built with "
-     "--target=cpu,cuda).",
+     "--target=cpu,cuda or cuda).",
      "int " + M + "_create_on(uint64_t seed, const char *device, " + M +
          " **out)",
      "return sparsec_create_on(&" + M + "_desc, " +

@@ -81,6 +81,9 @@ struct ModelAbi {
   /// (--cuda-emulate); the glue hands them to sparsec_create_on.
   bool cuda = false;
   bool cudaEmulated = false;
+  /// --target=cuda (without cpu): <name>_create puts the model on the GPU
+  /// (the CPU kernels are built in all the same).
+  bool cudaDefault = false;
 };
 
 /// Reads the ABI from a module after sdl-expand-training. Emits an error

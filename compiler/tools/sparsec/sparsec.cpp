@@ -592,6 +592,7 @@ static int runPipeline(const char *argv0) {
     return 1;
   abi->cuda = targets.cuda;
   abi->cudaEmulated = targets.cuda && cudaEmulate;
+  abi->cudaDefault = targets.cuda && !targets.cpu;
   if (emitStage == Stage::Header) {
     std::string text;
     llvm::raw_string_ostream os(text);
@@ -601,16 +602,10 @@ static int runPipeline(const char *argv0) {
   if (emitStage == Stage::PTX)
     return emitPtx(*ir, timing);
   // The library's API runs on the CPU; CUDA kernels ride along in it
-  // (docs/cuda.md), so a CUDA-only library cannot be built yet.
+  // (docs/cuda.md). A model library always carries the CPU kernels too:
+  // --target=cuda alone makes the GPU <Model>_create's device.
   mlir::OwningOpRef<mlir::ModuleOp> cuda;
   if (targets.cuda && emitStage >= Stage::LLVMDialect) {
-    if (!targets.cpu) {
-      llvm::WithColor::error()
-          << "--target=cuda alone builds no library: a model library always "
-             "carries the CPU kernels and the app picks the device with "
-             "<Model>_create_on; use --target=cpu,cuda (or --emit=ptx)\n";
-      return 1;
-    }
     if (!(cuda = compileCuda(*ir, timing)))
       return 1;
   }
