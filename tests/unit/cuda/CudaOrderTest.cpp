@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -173,13 +174,14 @@ CUresult loadModule(CUmodule *m, const void *image, unsigned, int *, void **) {
   return 0;
 }
 CUresult getFunction(CUfunction *f, CUmodule, const char *name) {
-  *f = new std::string(name); // one per name and process: kept
+  static std::set<std::string> names; // the handles: stable addresses
+  *f = const_cast<std::string *>(&*names.insert(name).first);
   return 0;
 }
 CUresult launch(CUfunction f, unsigned gx, unsigned, unsigned, unsigned bx,
                 unsigned, unsigned, unsigned, CUstream, void **params,
                 void **) {
-  const std::string &name = *static_cast<std::string *>(f);
+  const std::string &name = *static_cast<const std::string *>(f);
   fake.launches.push_back(name);
   fake.grids.push_back(gx);
   EXPECT_EQ(bx, 256u);
