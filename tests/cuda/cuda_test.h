@@ -57,6 +57,20 @@ static inline void cuda_test_check(int ok, const char *what, double value) {
   cuda_test_failures += !ok;
 }
 
+/* 1 when `status` is the clean failure of a CUDA request on a machine
+ * without CUDA (or of a runtime built without nvcc), printed with PASS or
+ * FAIL and `what`. */
+static inline int cuda_test_clean_failure(int status, const char *what) {
+  const char *why = sparsec_last_error();
+  const int clean =
+      status == SPARSEC_ERR_CUDA &&
+      (strstr(why, "no CUDA driver") || strstr(why, "no CUDA device") ||
+       strstr(why, "without the CUDA toolkit"));
+  printf("%s: %s without a GPU -> %d, \"%s\"\n", clean ? "PASS" : "FAIL", what,
+         status, why);
+  return clean;
+}
+
 /* 1 when the embedded PTX `ptx` (`what`: its module) has an entry for
  * each of the `n` kernel names (each printed with PASS or FAIL); 1 with a
  * NOTE for a runtime built without nvcc (empty PTX). */
